@@ -1,0 +1,3 @@
+"""Shared pytest fixtures for pyama-steps."""
+
+from __future__ import annotations
