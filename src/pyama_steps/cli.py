@@ -1,0 +1,86 @@
+"""Command-line interface: ``pyama-steps <command>``.
+
+``generate``
+    Write a synthetic time-lapse with ground truth (demo and test data).
+``status``
+    Show which FOVs of a run are ok, failed (with the error) or pending.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _status(argv: Sequence[str]) -> int:
+    import yaml
+
+    from pyama_steps.paths import MANIFEST
+
+    parser = argparse.ArgumentParser(
+        prog="pyama-steps status", description="Show the status of every FOV of a run."
+    )
+    parser.add_argument("output_dir", type=Path, help="the run's output_dir")
+    args = parser.parse_args(argv)
+    manifest_path = args.output_dir / MANIFEST
+    if not manifest_path.exists():
+        print(
+            f"pyama-steps status: {manifest_path} does not exist; the run has not "
+            "finished or failed yet (run snakemake first).",
+            file=sys.stderr,
+        )
+        return 2
+    manifest = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
+    status = manifest["fov_status"]
+    failed = []
+    for fov, entry in status.items():
+        state = entry["status"]
+        if state == "ok":
+            detail = f"{entry['n_cells']} cells ({entry['n_good']} good)"
+        elif state == "failed":
+            where = args.output_dir / entry["log"]
+            detail = f"step {entry['step']}: {entry['message']} (log: {where})"
+            failed.append(int(fov))
+        else:
+            detail = "not run or interrupted"
+        print(f"FOV {int(fov):>4}  {state:<8} {detail}")
+    counts = {
+        s: sum(1 for e in status.values() if e["status"] == s)
+        for s in ("ok", "failed", "pending")
+    }
+    print(f"{counts['ok']} ok, {counts['failed']} failed, {counts['pending']} pending")
+    if failed:
+        print(
+            "Fix the cause, then rerun the same snakemake command: finished FOVs "
+            "are skipped and only the\nmissing outputs of these FOVs are redone: "
+            f"{', '.join(str(f) for f in failed)}."
+        )
+    return 1 if failed or counts["pending"] else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pyama-steps`` command."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    commands = {"generate", "status"}
+    if not args or args[0] in {"-h", "--help"} or args[0] not in commands:
+        print(
+            "usage: pyama-steps {generate,status} ...\n\n"
+            "  generate OUT_DIR   write a synthetic time-lapse with ground truth\n"
+            "  status OUTPUT_DIR  show ok / failed / pending FOVs of a run",
+            file=sys.stderr if args and args[0] not in {"-h", "--help"} else sys.stdout,
+        )
+        return 0 if args and args[0] in {"-h", "--help"} else 2
+    command, rest = args[0], args[1:]
+    if command == "generate":
+        from pyama_steps.synth_io import main_generate
+
+        return main_generate(rest)
+    return _status(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

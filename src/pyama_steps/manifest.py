@@ -1,0 +1,395 @@
+"""The run manifest ``processing_results.yaml`` and the all-FOV ``traces.csv``.
+
+The manifest is rebuilt from scratch from what is on disk: the configuration,
+``metadata.json`` (or the in-memory run plan when that is missing), each FOV's
+outputs and the job logs (algorithms.md §6). It is written by the
+``aggregate_results`` rule once every FOV is done, and by the Snakefile's
+``onerror`` hook when a job failed, so failed FOVs are listed with the step
+and the error line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+from pyama_steps import __version__
+from pyama_steps.config import ALGORITHM_SECTIONS
+from pyama_steps.io import atomic_output, atomic_write_text
+from pyama_steps.paths import MANIFEST, METADATA, TRACES_ALL, fov_file, stack_file
+
+__all__ = [
+    "RULE_STEPS",
+    "build_manifest",
+    "expected_outputs",
+    "fov_status",
+    "log_path",
+    "summary_line",
+    "write_results",
+]
+
+FEATURES_PC = ["area"]
+FEATURES_FL = ["intensity_total", "intensity_mean", "intensity_raw_mean"]
+
+#: Workflow rule -> step name used in ``fov_status`` (algorithms.md §0.1).
+RULE_STEPS = {
+    "copy_channel": "ingest",
+    "segment_phase": "segment",
+    "correct_background": "background",
+    "track_cells": "track",
+    "extract_traces": "extract",
+}
+
+_SOFTWARE = (
+    "bioio",
+    "bioio-base",
+    "bioio-nd2",
+    "bioio-czi",
+    "bioio-ome-tiff",
+    "numpy",
+    "scipy",
+    "scikit-image",
+    "pandas",
+    "snakemake",
+)
+
+
+def log_path(
+    rule: str, fov: int, *, kind: str | None = None, channel: int | None = None
+) -> str:
+    """Return a job's log path relative to the output directory."""
+    name = f"fov_{fov:03d}"
+    if kind is not None:
+        name += f"_{kind}"
+    if channel is not None:
+        name += f"_c{channel}"
+    return f"logs/{rule}/{name}.log"
+
+
+def expected_outputs(
+    meta: Mapping[str, Any], config: Mapping[str, Any], fov: int
+) -> dict[str, list[tuple[str, str]]]:
+    """List every output of one FOV with the log of the job that writes it.
+
+    Parameters
+    ----------
+    meta : mapping
+        ``metadata.json`` content (``base_name``, ``channels``).
+    config : mapping
+        The validated configuration.
+    fov : int
+        The FOV.
+
+    Returns
+    -------
+    dict
+        Rule name -> list of ``(output path, log path)`` relative to the
+        output directory, in pipeline order.
+    """
+    base = meta["base_name"]
+    pc = int(meta["channels"]["pc"]["channel"])
+    fl = [int(c["channel"]) for c in meta["channels"]["fl"]]
+    bg = config["background"]
+    out: dict[str, list[tuple[str, str]]] = {
+        "copy_channel": [
+            (
+                stack_file(base, fov, "pc", pc),
+                log_path("copy_channel", fov, kind="pc", channel=pc),
+            )
+        ]
+        + [
+            (
+                stack_file(base, fov, "fl", c),
+                log_path("copy_channel", fov, kind="fl", channel=c),
+            )
+            for c in fl
+        ],
+        "segment_phase": [
+            (stack_file(base, fov, "seg", pc), log_path("segment_phase", fov))
+        ],
+        "correct_background": [],
+        "track_cells": [
+            (stack_file(base, fov, "seg_labeled", pc), log_path("track_cells", fov)),
+            (fov_file(base, fov, "lineage"), log_path("track_cells", fov)),
+        ],
+        "extract_traces": [
+            (fov_file(base, fov, "traces"), log_path("extract_traces", fov))
+        ],
+    }
+    for c in fl:
+        lg = log_path("correct_background", fov, channel=c)
+        if bg["write_background"]:
+            out["correct_background"].append(
+                (stack_file(base, fov, "fl_background", c), lg)
+            )
+        if bg["write_corrected"]:
+            out["correct_background"].append(
+                (stack_file(base, fov, "fl_corrected", c), lg)
+            )
+    return out
+
+
+def _last_line(path: Path) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            lines = [ln.rstrip("\n") for ln in fh if ln.strip()]
+    except FileNotFoundError:
+        return None
+    return lines[-1] if lines else None
+
+
+def _log_stats(path: Path) -> dict[str, Any]:
+    from pyama_steps.steps import STATS_PREFIX
+
+    stats: dict[str, Any] = {}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                _, sep, rest = line.partition(STATS_PREFIX)
+                if sep:
+                    stats.update(json.loads(rest))
+    except (FileNotFoundError, json.JSONDecodeError):
+        pass
+    return stats
+
+
+def _count_cells(path: Path) -> tuple[int, int]:
+    """Return ``(cells, good cells)`` of a per-FOV traces CSV."""
+    cells: set[str] = set()
+    good: set[str] = set()
+    with open(path, encoding="utf-8") as fh:
+        header = fh.readline().rstrip("\n").split(",")
+        i_cell, i_good = header.index("cell"), header.index("good")
+        for line in fh:
+            parts = line.rstrip("\n").split(",")
+            cells.add(parts[i_cell])
+            if parts[i_good] == "True":
+                good.add(parts[i_cell])
+    return len(cells), len(good)
+
+
+def fov_status(
+    out_dir: str | Path,
+    meta: Mapping[str, Any],
+    config: Mapping[str, Any],
+    fov: int,
+) -> dict[str, Any]:
+    """Return the ``fov_status`` entry of one FOV (algorithms.md §6.2).
+
+    ``ok`` when every expected output exists; ``failed`` when a job whose
+    output is missing ended its log with ``ERROR ...`` (the step and that line
+    are reported); ``pending`` otherwise.
+    """
+    out = Path(out_dir)
+    expected = expected_outputs(meta, config, fov)
+    missing = [
+        (rule, lg)
+        for rule, items in expected.items()
+        for path, lg in items
+        if not (out / path).exists()
+    ]
+    if not missing:
+        fmeta = meta["fovs"][str(fov)]
+        n_cells, n_good = _count_cells(out / expected["extract_traces"][0][0])
+        fallback = 0
+        clipped: dict[str, int] = {}
+        nan: dict[str, int] = {}
+        for rule in ("correct_background", "extract_traces"):
+            for lg in sorted({lg for _, lg in expected[rule]}):
+                fallback += int(
+                    _log_stats(out / lg).get("background_fallback_frames", 0)
+                )
+        for path, lg in expected["copy_channel"]:
+            stats = _log_stats(out / lg)
+            channel = path.rsplit("_ch_", 1)[1].removesuffix(".npy")
+            if stats.get("clipped_px"):
+                clipped[channel] = clipped.get(channel, 0) + int(stats["clipped_px"])
+            if stats.get("nan_px"):
+                nan[channel] = nan.get(channel, 0) + int(stats["nan_px"])
+        entry: dict[str, Any] = {
+            "status": "ok",
+            "time_source": fmeta["time_source"],
+            "n_cells": n_cells,
+            "n_good": n_good,
+            "background_fallback_frames": fallback,
+        }
+        if config["ingest"]["dtype_policy"] == "scale":
+            entry["clipped_px"] = clipped
+            entry["nan_px"] = nan
+        return entry
+    for rule, lg in missing:
+        line = _last_line(out / lg)
+        if line is not None and line.startswith("ERROR "):
+            return {
+                "status": "failed",
+                "step": RULE_STEPS[rule],
+                "message": line.removeprefix("ERROR "),
+                "log": lg,
+            }
+    return {"status": "pending"}
+
+
+def _versions() -> dict[str, str]:
+    versions = {"pyama-steps": __version__}
+    for name in _SOFTWARE:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _entry(out: Path, ok: bool, channel: int, path: str) -> list[Any] | None:
+    return [channel, path] if ok and (out / path).exists() else None
+
+
+def build_manifest(
+    out_dir: str | Path,
+    meta: Mapping[str, Any],
+    config: Mapping[str, Any],
+    fovs: Sequence[int],
+) -> dict[str, Any]:
+    """Build the manifest dictionary, in the key order of algorithms.md §6.2.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The output directory (where files are looked up).
+    meta : mapping
+        ``metadata.json`` content.
+    config : mapping
+        The validated configuration.
+    fovs : sequence of int
+        The selected FOVs.
+
+    Returns
+    -------
+    dict
+        The manifest, ready for :func:`yaml.safe_dump`.
+    """
+    out = Path(out_dir)
+    base = meta["base_name"]
+    ch = meta["channels"]
+    pc = int(ch["pc"]["channel"])
+    fl = [int(c["channel"]) for c in ch["fl"]]
+    status = {f: fov_status(out, meta, config, f) for f in fovs}
+    results: dict[str, Any] = {}
+    for f in fovs:
+        ok = status[f]["status"] == "ok"
+
+        def many(kind: str, f: int = f, ok: bool = ok) -> list[list[Any]]:
+            items = [_entry(out, ok, c, stack_file(base, f, kind, c)) for c in fl]
+            return [i for i in items if i is not None]
+
+        traces = fov_file(base, f, "traces")
+        lineage = fov_file(base, f, "lineage")
+        results[str(f)] = {
+            "pc": _entry(out, ok, pc, stack_file(base, f, "pc", pc)),
+            "fl": many("fl"),
+            "seg": _entry(out, ok, pc, stack_file(base, f, "seg", pc)),
+            "seg_labeled": _entry(out, ok, pc, stack_file(base, f, "seg_labeled", pc)),
+            "fl_background": many("fl_background"),
+            "fl_corrected": many("fl_corrected"),
+            "traces": traces if ok and (out / traces).exists() else None,
+            "lineage": lineage if ok and (out / lineage).exists() else None,
+        }
+    identity = dict(meta.get("input", {"path": config["input"]}))
+    identity["path"] = str(config["input"])
+    identity["reader"] = meta["reader"]
+    identity["n_scenes"] = meta["n_scenes"]
+    return {
+        "output_dir": str(config["output_dir"]),
+        "channels": {
+            "pc": {
+                "channel": pc,
+                "features": list(FEATURES_PC),
+                "name": ch["pc"]["name"],
+            },
+            "fl": [
+                {
+                    "channel": int(c["channel"]),
+                    "features": list(FEATURES_FL),
+                    "name": c["name"],
+                }
+                for c in ch["fl"]
+            ],
+        },
+        "results": results,
+        "params": {s: dict(config[s]) for s in ALGORITHM_SECTIONS},
+        "time_units": "min",
+        "software": _versions(),
+        "input": identity,
+        "metadata": METADATA,
+        "traces_all": TRACES_ALL,
+        "fov_status": {str(f): status[f] for f in fovs},
+    }
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def write_results(
+    out_dir: str | Path,
+    meta: Mapping[str, Any],
+    config: Mapping[str, Any],
+    fovs: Sequence[int],
+) -> dict[str, Any]:
+    """Write ``traces.csv`` (ok FOVs) and ``processing_results.yaml`` atomically.
+
+    Returns
+    -------
+    dict
+        The manifest that was written.
+    """
+    import yaml
+
+    out = Path(out_dir)
+    manifest = build_manifest(out, meta, config, fovs)
+    with atomic_output(out / TRACES_ALL) as tmp, open(tmp, "wb") as dst:
+        header_written = False
+        for f in fovs:
+            if manifest["fov_status"][str(f)]["status"] != "ok":
+                continue
+            with open(out / manifest["results"][str(f)]["traces"], "rb") as src:
+                header = src.readline()
+                if not header_written:
+                    dst.write(header)
+                    header_written = True
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
+        if not header_written:
+            dst.write(b"")
+    text = yaml.safe_dump(
+        _plain(manifest), sort_keys=False, default_flow_style=None, allow_unicode=False
+    )
+    atomic_write_text(out / MANIFEST, text)
+    return manifest
+
+
+def summary_line(manifest: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
+    """One line: FOVs ok/failed/pending, cells, good cells and frames."""
+    status = manifest["fov_status"]
+    counts = {
+        s: sum(1 for v in status.values() if v["status"] == s)
+        for s in ("ok", "failed", "pending")
+    }
+    cells = sum(v.get("n_cells", 0) for v in status.values())
+    good = sum(v.get("n_good", 0) for v in status.values())
+    frames = sum(
+        meta["fovs"][f]["shape_tczyx"][0]
+        for f, v in status.items()
+        if v["status"] == "ok"
+    )
+    return (
+        f"FOVs: {counts['ok']} ok, {counts['failed']} failed, "
+        f"{counts['pending']} pending; "
+        f"cells: {cells} ({good} good); frames: {frames}"
+    )

@@ -1,0 +1,80 @@
+"""Output file names, relative to the output directory (algorithms.md §0.1).
+
+The Snakefile builds its patterns from these functions and the manifest lists
+the same names, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+__all__ = [
+    "MANIFEST",
+    "METADATA",
+    "TRACES_ALL",
+    "base_name",
+    "fov_dir",
+    "fov_file",
+    "stack_file",
+]
+
+METADATA = "metadata.json"
+MANIFEST = "processing_results.yaml"
+TRACES_ALL = "traces.csv"
+
+_DOUBLE_SUFFIXES = (".ome.tiff", ".ome.tif", ".ome.zarr")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def base_name(input_path: str | Path, override: str | None = None) -> str:
+    """Return ``{base}``: the input file name without its extension, made safe.
+
+    Parameters
+    ----------
+    input_path : str or Path
+        The input file.
+    override : str, optional
+        ``ingest.base_name``; returned unchanged when given.
+
+    Returns
+    -------
+    str
+        The base name; ``.ome.tif``, ``.ome.tiff`` and ``.ome.zarr`` count as
+        one extension and characters outside ``[A-Za-z0-9._-]`` become ``_``.
+    """
+    if override:
+        return override
+    name = Path(str(input_path).rstrip("/")).name
+    lower = name.lower()
+    for suffix in _DOUBLE_SUFFIXES:
+        if lower.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    else:
+        stem = Path(name).stem
+        name = stem if stem else name
+    return _UNSAFE.sub("_", name)
+
+
+def fov_dir(fov: int | str) -> str:
+    """Return ``fov_NNN`` for a FOV index.
+
+    A string that is not a number (a Snakemake wildcard such as ``"{fov}"``) is
+    inserted as is, so the workflow's path patterns come from these functions.
+    """
+    if isinstance(fov, str) and not fov.isdigit():
+        return f"fov_{fov}"
+    return f"fov_{int(fov):03d}"
+
+
+def stack_file(base: str, fov: int | str, kind: str, channel: int | str) -> str:
+    """Return ``fov_NNN/{base}_fov_NNN_{kind}_ch_{c}.npy``."""
+    d = fov_dir(fov)
+    return f"{d}/{base}_{d}_{kind}_ch_{channel}.npy"
+
+
+def fov_file(base: str, fov: int | str, kind: str) -> str:
+    """Return ``fov_NNN/{base}_fov_NNN_{kind}.csv`` (``traces``, ``lineage``)."""
+    d = fov_dir(fov)
+    return f"{d}/{base}_{d}_{kind}.csv"

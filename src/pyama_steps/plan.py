@@ -1,0 +1,316 @@
+"""Inspect the input and resolve the configuration into a run plan.
+
+:func:`plan_run` performs steps 1-5 of algorithms.md §1.3 while the workflow is
+parsed: it opens the file with bioio (metadata only), resolves FOVs and
+channels, checks that every selected FOV agrees, and reads frame times. Every
+problem raises one readable error before any job runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pyama_steps.config import ConfigError, parse_fovs, resolve_channels
+from pyama_steps.io import (
+    InputError,
+    SceneInfo,
+    nominal_interval_min,
+    open_image,
+    reader_name,
+    reader_version,
+    scene_info,
+    scene_timestamps,
+)
+from pyama_steps.paths import base_name
+
+__all__ = ["FovPlan", "RunPlan", "plan_run", "z_mode_for"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FovPlan:
+    """One selected FOV: its scene's metadata and its frame times."""
+
+    fov: int
+    scene: str
+    shape_tczyx: tuple[int, int, int, int, int]
+    samples: int
+    dtype: str
+    pixel_size_um: tuple[float | None, float | None, float | None]
+    time_source: str
+    times_min: tuple[float, ...]
+
+    @property
+    def n_frames(self) -> int:
+        """Number of frames T."""
+        return self.shape_tczyx[0]
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        """``(Y, X)``."""
+        return self.shape_tczyx[3], self.shape_tczyx[4]
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything the workflow needs to know about the input before any job."""
+
+    input: str
+    base: str
+    reader: str
+    reader_version: str | None
+    n_scenes: int
+    channel_names: tuple[str, ...]
+    pc: int
+    fl: tuple[int, ...]
+    fovs: tuple[FovPlan, ...]
+    time_origin: str
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def fov_ids(self) -> list[int]:
+        """Selected FOV indices, ascending."""
+        return [f.fov for f in self.fovs]
+
+    def fov(self, fov: int) -> FovPlan:
+        """Return the plan of FOV ``fov``."""
+        for f in self.fovs:
+            if f.fov == fov:
+                return f
+        raise KeyError(fov)
+
+    def to_metadata(self) -> dict[str, Any]:
+        """Return the JSON-ready content of ``metadata.json`` without input identity."""
+        first = self.fovs[0].pixel_size_um if self.fovs else (None, None, None)
+        return {
+            "reader": self.reader,
+            "reader_version": self.reader_version,
+            "base_name": self.base,
+            "n_scenes": self.n_scenes,
+            "channel_names": list(self.channel_names),
+            "channels": {
+                "pc": {"channel": self.pc, "name": self.channel_names[self.pc]},
+                "fl": [{"channel": c, "name": self.channel_names[c]} for c in self.fl],
+            },
+            "pixel_size_um": {"z": first[0], "y": first[1], "x": first[2]},
+            "time_origin": self.time_origin,
+            "warnings": list(self.warnings),
+            "fovs": {
+                str(f.fov): {
+                    "scene": f.scene,
+                    "shape_tczyx": list(f.shape_tczyx),
+                    "rgb_samples": f.samples,
+                    "dtype": f.dtype,
+                    "pixel_size_um": list(f.pixel_size_um),
+                    "time_source": f.time_source,
+                    "times_min": list(f.times_min),
+                }
+                for f in self.fovs
+            },
+        }
+
+
+def z_mode_for(ingest: Mapping[str, Any], role: str) -> str:
+    """Return the Z mode of a channel role (``pc`` or ``fl``)."""
+    mode = ingest.get("z_mode", "plane")
+    if isinstance(mode, Mapping):
+        return str(mode[role])
+    return str(mode)
+
+
+def _valid_times(values: np.ndarray | None, n_t: int) -> str | None:
+    """Return why ``values`` are not usable timestamps, or None if they are."""
+    if values is None or len(values) != n_t:
+        return "no timestamps"
+    if not np.all(np.isfinite(values)):
+        return f"{int((~np.isfinite(values)).sum())} frame(s) without a timestamp"
+    if n_t > 1 and np.any(np.diff(values) < 0):
+        return "timestamps decrease"
+    if n_t > 1 and not values[-1] > values[0]:
+        return "all timestamps are equal"
+    return None
+
+
+def plan_run(config: Mapping[str, Any]) -> RunPlan:
+    """Inspect the input file and resolve a validated configuration.
+
+    Parameters
+    ----------
+    config : mapping
+        A configuration already passed through
+        :func:`pyama_steps.config.validate_config` (defaults filled).
+
+    Returns
+    -------
+    RunPlan
+        FOVs, channels, shapes, dtypes and frame times.
+
+    Raises
+    ------
+    InputError
+        If the file cannot be opened or its metadata cannot be read.
+    ConfigError
+        If the configuration does not fit the file (channel, FOV, Z plane,
+        RGB, frame interval).
+    """
+    path = str(config["input"])
+    ingest = config["ingest"]
+    img = open_image(path)
+    n_scenes = len(img.scenes)
+    if n_scenes == 0:
+        raise InputError(f"input file {path!r} contains no image (0 scenes).")
+    fov_ids = parse_fovs(config.get("fovs", "all"), n_scenes)
+    scenes: dict[int, SceneInfo] = {}
+    try:
+        for f in range(n_scenes):
+            scenes[f] = scene_info(img, f)
+    except InputError as e:
+        raise InputError(f"{path}: {e}") from e.__cause__
+
+    names = scenes[fov_ids[0]].channel_names
+    differ = [f for f in fov_ids if scenes[f].channel_names != names]
+    if differ:
+        raise InputError(
+            f"{path}: the selected FOVs do not share one channel set; FOV(s) "
+            f"{differ} differ from FOV {fov_ids[0]} ({list(names)}). Select FOVs "
+            "with the same channels using 'fovs'."
+        )
+    channels = config["channels"]
+    pc, fl = resolve_channels(channels["pc"], channels["fl"], names)
+
+    warnings: list[str] = []
+    z_plane = int(ingest["z_plane"])
+    for f in fov_ids:
+        info = scenes[f]
+        n_t, _, n_z, n_y, n_x = info.shape_tczyx
+        if min(n_t, n_y, n_x) < 1:
+            raise InputError(
+                f"{path}: FOV {f} has an empty dimension "
+                f"(T, Y, X = {n_t}, {n_y}, {n_x})."
+            )
+        if info.dtype == "bool":
+            raise InputError(
+                f"{path}: FOV {f} holds boolean pixels (a mask, not a microscope "
+                "channel); pyama-steps needs intensity images."
+            )
+        if info.samples > 1 and ingest["rgb"] == "error":
+            raise ConfigError(
+                f"{path}: FOV {f} is RGB ({info.samples} samples per pixel); set "
+                "ingest.rgb: mean to average the samples, or export a grayscale file."
+            )
+        uses_plane = "plane" in {z_mode_for(ingest, "pc"), z_mode_for(ingest, "fl")}
+        if n_z > 1 and uses_plane and not -n_z <= z_plane < n_z:
+            raise ConfigError(
+                f"config key 'ingest.z_plane' = {z_plane} is outside the Z-stack of "
+                f"FOV {f} ({n_z} planes; valid {-n_z}..{n_z - 1})."
+            )
+    z_sizes = sorted({scenes[f].shape_tczyx[2] for f in fov_ids})
+    if z_sizes[-1] > 1:
+        modes = {role: z_mode_for(ingest, role) for role in ("pc", "fl")}
+        used = ", ".join(
+            f"{role}: " + (f"plane {z_plane}" if m == "plane" else f"{m} projection")
+            for role, m in modes.items()
+        )
+        warnings.append(
+            f"the input has Z-stacks ({z_sizes[-1]} planes): using {used}; set "
+            "ingest.z_mode / ingest.z_plane to choose another"
+        )
+    dtypes = sorted({scenes[f].dtype for f in fov_ids})
+    odd = [d for d in dtypes if d not in {"uint8", "uint16"}]
+    if odd and ingest["dtype_policy"] == "strict":
+        warnings.append(
+            f"pixel dtype {', '.join(odd)} is not uint8/uint16: every frame is checked "
+            "and the copy fails on values uint16 cannot hold (ingest.dtype_policy)"
+        )
+
+    times, time_source, why = _frame_times(img, path, scenes, fov_ids, pc, ingest)
+    if why:
+        warnings.append(why)
+    for w in warnings:
+        log.warning("%s", w)
+
+    fovs = tuple(
+        FovPlan(
+            fov=f,
+            scene=scenes[f].name,
+            shape_tczyx=scenes[f].shape_tczyx,
+            samples=scenes[f].samples,
+            dtype=scenes[f].dtype,
+            pixel_size_um=scenes[f].pixel_size_um,
+            time_source=time_source,
+            times_min=tuple(float(v) for v in times[f]),
+        )
+        for f in fov_ids
+    )
+    return RunPlan(
+        input=path,
+        base=base_name(path, ingest.get("base_name")),
+        reader=reader_name(img),
+        reader_version=reader_version(img),
+        n_scenes=n_scenes,
+        channel_names=tuple(names),
+        pc=pc,
+        fl=tuple(fl),
+        fovs=fovs,
+        time_origin=str(ingest["time_origin"]),
+        warnings=tuple(warnings),
+    )
+
+
+def _frame_times(
+    img: Any,
+    path: str,
+    scenes: dict[int, SceneInfo],
+    fov_ids: list[int],
+    pc: int,
+    ingest: Mapping[str, Any],
+) -> tuple[dict[int, np.ndarray], str, str | None]:
+    """Return per-FOV times in minutes, the time source and a warning (§1.4)."""
+    z_mode = z_mode_for(ingest, "pc")
+    z_plane = int(ingest["z_plane"])
+    why: str | None = None
+    if ingest["time_source"] == "auto":
+        stamps = scene_timestamps(
+            img, path, list(scenes.values()), pc=pc, z_mode=z_mode, z_plane=z_plane
+        )
+        problems = {
+            f: _valid_times(stamps.get(f), scenes[f].shape_tczyx[0]) for f in fov_ids
+        }
+        bad = {f: p for f, p in problems.items() if p is not None}
+        if not bad:
+            if ingest["time_origin"] == "experiment":
+                finite = [v[np.isfinite(v)] for v in stamps.values()]
+                origin = min(float(v.min()) for v in finite if v.size)
+                times = {f: stamps[f] - origin for f in fov_ids}
+            else:
+                times = {f: stamps[f] - stamps[f][0] for f in fov_ids}
+            return times, "timestamps", None
+        f0, reason = next(iter(bad.items()))
+        all_missing = all(p == "no timestamps" for p in bad.values())
+        if not (all_missing and not stamps):
+            why = (
+                f"frame timestamps are not usable (FOV {f0}: {reason}); every FOV "
+                "uses time = frame x interval"
+            )
+    interval = ingest.get("frame_interval_min") or nominal_interval_min(img)
+    times = {}
+    for f in fov_ids:
+        n_t = scenes[f].shape_tczyx[0]
+        if n_t == 1:
+            times[f] = np.zeros(1)
+            continue
+        if interval is None:
+            raise ConfigError(
+                f"{path}: FOV {f} has no frame timestamps and no interval: set "
+                "ingest.frame_interval_min (minutes between frames)."
+            )
+        times[f] = np.arange(n_t, dtype=np.float64) * float(interval)
+    if why is None and ingest["time_source"] == "auto":
+        why = "the file has no frame timestamps; time = frame x interval"
+    return times, "interval", why

@@ -1,0 +1,481 @@
+"""Step runners: the file-level side of each workflow rule.
+
+Each function opens its inputs frame by frame, calls the pure algorithms, and
+writes its outputs atomically. ``workflow/scripts/*.py`` are thin adapters
+that pass ``snakemake.input/output/params`` to these functions through
+:func:`run_logged`, which sends logging to the job's log file and ends a failed
+job's log with ``ERROR <ExceptionType>: <message>`` (algorithms.md §6.2).
+
+Heavy imports (bioio, pandas, scikit-image) happen inside the functions that
+need them, so a job only pays for what it uses.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from pyama_steps.io import NpyFrameReader, NpyFrameWriter, atomic_write_text
+
+__all__ = [
+    "copy_channel",
+    "correct_background",
+    "extract_traces",
+    "run_logged",
+    "segment_phase",
+    "track_cells",
+    "write_metadata",
+]
+
+log = logging.getLogger("pyama_steps")
+
+T = TypeVar("T")
+
+#: Prefix of the machine-readable statistics line a step writes to its log.
+STATS_PREFIX = "STATS "
+
+
+def run_logged(log_path: str | Path, func: Callable[..., T], /, **kwargs: Any) -> T:
+    """Run one step with logging sent to ``log_path``.
+
+    Parameters
+    ----------
+    log_path : str or Path
+        The job's log file (``snakemake.log[0]``); it is overwritten.
+    func : callable
+        The step function.
+    **kwargs
+        Its keyword arguments.
+
+    Returns
+    -------
+    object
+        What ``func`` returns.
+
+    Notes
+    -----
+    On an exception the last log line is ``ERROR <ExceptionType>: <message>``
+    (first line of the message), which the manifest quotes in ``fov_status``;
+    the exception is then re-raised so that Snakemake marks the job failed and
+    removes its outputs.
+    """
+    path = Path(log_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
+    )
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        return func(**kwargs)
+    except BaseException as e:
+        message = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        handler.stream.write(f"ERROR {type(e).__name__}: {message}\n")
+        handler.flush()
+        raise
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+class _Progress:
+    """Log ``frames done / T`` and elapsed time about ten times per job."""
+
+    def __init__(self, label: str, n_frames: int) -> None:
+        self.label = label
+        self.n = n_frames
+        self.start = time.perf_counter()
+        self.every = max(1, n_frames // 10)
+
+    def __call__(self, t: int) -> None:
+        done = t + 1
+        if done % self.every == 0 or done == self.n:
+            log.info(
+                "%s: %d/%d frames, %.1f s",
+                self.label,
+                done,
+                self.n,
+                time.perf_counter() - self.start,
+            )
+
+
+def _stats(**values: Any) -> None:
+    log.info("%s%s", STATS_PREFIX, json.dumps(values, sort_keys=True))
+
+
+# --------------------------------------------------------------------------
+# ingest
+# --------------------------------------------------------------------------
+
+
+def write_metadata(
+    *, input_path: str, output: str, metadata: Mapping[str, Any], checksum: str
+) -> None:
+    """Write ``metadata.json``: the run plan plus the input's identity (§1.3)."""
+    from pyama_steps.io import file_identity
+
+    log.info("identifying %s (%s)", input_path, checksum)
+    identity = {"path": input_path, **file_identity(input_path, method=checksum)}
+    content = {"input": identity, **metadata}
+    atomic_write_text(output, json.dumps(content, indent=1, ensure_ascii=True) + "\n")
+
+
+def copy_channel(
+    *,
+    input_path: str,
+    output: str,
+    fov: int,
+    channel: int,
+    z_mode: str,
+    z_plane: int,
+    rgb: str,
+    dtype_policy: str,
+    scale_factor: float | None,
+    scale_offset: float,
+) -> dict[str, int]:
+    """Copy one FOV x channel to a uint16 (T, Y, X) ``.npy`` stack (§1.6).
+
+    Returns
+    -------
+    dict
+        ``{'clipped_px': n, 'nan_px': n}`` summed over frames.
+    """
+    from pyama_steps.ingest import ZAccumulator, rgb_to_gray, to_uint16
+    from pyama_steps.io import PlaneReader, open_image
+
+    img = open_image(input_path)
+    reader = PlaneReader(img, fov, channel)
+    n_t, n_z = reader.n_t, reader.n_z
+    z_index = z_plane % n_z if z_mode == "plane" else None
+    if z_mode == "plane" and not -n_z <= z_plane < n_z:
+        raise ValueError(f"ingest.z_plane = {z_plane} is outside [-{n_z}, {n_z})")
+    clipped = nan = 0
+    writer: NpyFrameWriter | None = None
+    progress = _Progress(f"copy fov {fov} channel {channel}", n_t)
+    try:
+        for t in range(n_t):
+            acc = ZAccumulator("plane" if z_index is not None else z_mode)
+            for z in [z_index] if z_index is not None else range(n_z):
+                plane = reader.plane(t, z)
+                if reader.has_samples:
+                    plane = (
+                        plane[..., 0] if plane.shape[-1] == 1 else rgb_to_gray(plane)
+                    )
+                acc.add(plane)
+            try:
+                converted = to_uint16(
+                    acc.result(),
+                    policy=dtype_policy,
+                    scale_factor=scale_factor,
+                    scale_offset=scale_offset,
+                )
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"FOV {fov}, channel {channel}, frame {t}: {e}") from e
+            if writer is None:
+                writer = NpyFrameWriter(
+                    output, (n_t, *converted.pixels.shape), np.uint16
+                )
+            writer.write(t, converted.pixels)
+            clipped += converted.clipped
+            nan += converted.nan
+            progress(t)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    if writer is None:  # T = 0 is rejected at inspect; keep the invariant anyway
+        raise ValueError(f"FOV {fov} has no frames")
+    writer.close()
+    if clipped or nan:
+        log.warning("clipped %d pixel(s), %d NaN pixel(s) set to 0", clipped, nan)
+    _stats(clipped_px=clipped, nan_px=nan)
+    return {"clipped_px": clipped, "nan_px": nan}
+
+
+# --------------------------------------------------------------------------
+# segment
+# --------------------------------------------------------------------------
+
+
+def segment_phase(*, pc: str, output: str, params: Mapping[str, Any]) -> None:
+    """Segment a phase-contrast stack frame by frame with log-STD (§2)."""
+    from pyama_steps.segmentation import segment_log_std
+
+    options = {k: v for k, v in params.items() if k != "method"}
+    with (
+        NpyFrameReader(pc) as reader,
+        NpyFrameWriter(output, reader.shape, np.bool_) as out,
+    ):
+        progress = _Progress(f"segment {Path(pc).name}", len(reader))
+        for t in range(len(reader)):
+            result = segment_log_std(reader.read(t), **options)
+            out.write(t, result.mask)
+            log.info(
+                "frame %d lo=%.6g hi=%.6g mode=%.6g sigma=%.6g threshold=%.6g fg=%.6f",
+                t,
+                result.lo,
+                result.hi,
+                result.mode,
+                result.sigma,
+                result.threshold,
+                result.foreground_fraction,
+            )
+            progress(t)
+
+
+# --------------------------------------------------------------------------
+# background
+# --------------------------------------------------------------------------
+
+_BG_KEYS = (
+    "mask_dilation_px",
+    "tile_size",
+    "tile_overlap",
+    "min_background_px",
+    "spline_degree",
+    "exclude_zero",
+    "fallback_percentile",
+)
+
+
+def _check_shapes(**readers: NpyFrameReader) -> None:
+    shapes = {name: r.shape for name, r in readers.items()}
+    if len(set(shapes.values())) > 1:
+        listing = ", ".join(f"{readers[n].path.name} {s}" for n, s in shapes.items())
+        raise ValueError(f"stacks differ in (T, Y, X): {listing}")
+
+
+class _BackgroundStream:
+    """Background estimates of one channel, frame after frame (§3.4)."""
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        from pyama_steps import background
+
+        self._bg = background
+        self.options = {k: params[k] for k in _BG_KEYS}
+        self.weight = float(params["weight"])
+        self.previous: np.ndarray | None = None
+        self.fallback_frames = 0
+
+    def frame(self, raw: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(background, corrected)`` of one frame."""
+        result = self._bg.estimate_background(
+            raw, mask, previous_values=self.previous, **self.options
+        )
+        if result.fallback:
+            self.fallback_frames += 1
+        else:
+            # Only a frame with a valid tile may be reused by a later frame
+            # (rule 4.2 of algorithms.md §3.4).
+            self.previous = result.tile_values
+        corrected = self._bg.correct_frame(raw, result.background, weight=self.weight)
+        return result.background, corrected
+
+
+def correct_background(
+    *,
+    fl: str,
+    seg: str,
+    corrected: str | None,
+    background: str | None,
+    params: Mapping[str, Any],
+) -> int:
+    """Estimate and subtract the background of one fluorescence stack (§3).
+
+    Returns
+    -------
+    int
+        Frames that used a fallback rule (§3.4 step 4).
+    """
+    stream = _BackgroundStream(params)
+    with NpyFrameReader(fl) as raw, NpyFrameReader(seg) as masks:
+        _check_shapes(fl=raw, seg=masks)
+        writers = {
+            name: NpyFrameWriter(path, raw.shape, np.float32)
+            for name, path in (("background", background), ("corrected", corrected))
+            if path
+        }
+        try:
+            progress = _Progress(f"background {Path(fl).name}", len(raw))
+            for t in range(len(raw)):
+                bg, corr = stream.frame(raw.read(t), masks.read(t))
+                if "background" in writers:
+                    writers["background"].write(t, bg)
+                if "corrected" in writers:
+                    writers["corrected"].write(t, corr)
+                progress(t)
+        except BaseException:
+            for w in writers.values():
+                w.abort()
+            raise
+        for w in writers.values():
+            w.close()
+    if stream.fallback_frames:
+        log.warning("%d frame(s) used a background fallback", stream.fallback_frames)
+    _stats(background_fallback_frames=stream.fallback_frames)
+    return stream.fallback_frames
+
+
+# --------------------------------------------------------------------------
+# track
+# --------------------------------------------------------------------------
+
+
+def track_cells(
+    *, seg: str, labeled: str, lineage: str, fov: int, params: Mapping[str, Any]
+) -> None:
+    """Track cells through a mask stack and write labels and lineage (§4)."""
+    from pyama_steps.io import atomic_output
+    from pyama_steps.tracking import (
+        LineageTracker,
+        lineage_table,
+        relabel_frame,
+        write_lineage_csv,
+    )
+
+    tracker = LineageTracker(**params)
+    with NpyFrameReader(seg) as masks:
+        progress = _Progress(f"track fov {fov} (pass 1)", len(masks))
+        for t in range(len(masks)):
+            tracker.push(masks.read(t))
+            progress(t)
+        result = tracker.finish()
+        log.info("%d track(s), max id %d", len(result.tracks), result.max_id)
+        with NpyFrameWriter(labeled, masks.shape, result.label_dtype) as out:
+            for t in range(len(masks)):
+                out.write(
+                    t,
+                    relabel_frame(
+                        masks.read(t),
+                        result.luts[t],
+                        connectivity=params["connectivity"],
+                        dtype=result.label_dtype,
+                    ),
+                )
+    table = lineage_table(result, fov=fov)
+    with (
+        atomic_output(lineage) as tmp,
+        open(tmp, "w", encoding="utf-8", newline="\n") as fh,
+    ):
+        write_lineage_csv(table, fh)
+
+
+# --------------------------------------------------------------------------
+# extract
+# --------------------------------------------------------------------------
+
+
+def extract_traces(
+    *,
+    labeled: str,
+    lineage: str,
+    output: str,
+    fov: int,
+    pc_channel: int,
+    fl_channels: Sequence[int],
+    fl: Sequence[str],
+    corrected: Sequence[str] | None,
+    background: Sequence[str] | None,
+    seg: str | None,
+    times_min: Sequence[float],
+    params: Mapping[str, Any],
+    background_params: Mapping[str, Any] | None = None,
+) -> int:
+    """Extract per-cell, per-frame features of one FOV to its traces CSV (§5).
+
+    The corrected fluorescence comes from ``corrected`` stacks when written,
+    else from ``background`` stacks, else it is recomputed from the raw stack
+    and the mask with the §3 function, so traces are identical in all cases.
+
+    Returns
+    -------
+    int
+        Number of cells (tracks) with at least one row.
+    """
+    import pandas as pd
+
+    from pyama_steps.io import atomic_output
+    from pyama_steps.traces import build_traces, frame_features, write_traces_csv
+
+    weight = float((background_params or {}).get("weight", 1.0))
+    readers: dict[str, NpyFrameReader] = {"labels": NpyFrameReader(labeled)}
+    try:
+        for i, path in enumerate(fl):
+            readers[f"fl{i}"] = NpyFrameReader(path)
+            if corrected:
+                readers[f"corr{i}"] = NpyFrameReader(corrected[i])
+            elif background:
+                readers[f"bg{i}"] = NpyFrameReader(background[i])
+        streams: list[_BackgroundStream] = []
+        if fl and not corrected and not background:
+            if seg is None or background_params is None:
+                raise ValueError("recomputing the background needs seg and its params")
+            readers["seg"] = NpyFrameReader(seg)
+            streams = [_BackgroundStream(background_params) for _ in fl]
+        _check_shapes(**readers)
+        n_t = readers["labels"].shape[0]
+        if len(times_min) != n_t:
+            raise ValueError(
+                f"{len(times_min)} frame times for a stack of {n_t} frames"
+            )
+        from pyama_steps.background import correct_frame
+
+        features = []
+        progress = _Progress(f"extract fov {fov}", n_t)
+        for t in range(n_t):
+            raw = [readers[f"fl{i}"].read(t) for i in range(len(fl))]
+            if corrected:
+                corr = [readers[f"corr{i}"].read(t) for i in range(len(fl))]
+            elif background:
+                corr = [
+                    correct_frame(raw[i], readers[f"bg{i}"].read(t), weight=weight)
+                    for i in range(len(fl))
+                ]
+            else:
+                mask = readers["seg"].read(t)
+                corr = [s.frame(raw[i], mask)[1] for i, s in enumerate(streams)]
+            features.append(
+                frame_features(
+                    readers["labels"].read(t),
+                    fl_raw=raw,
+                    fl_corrected=corr,
+                    erosion_px=int(params["erosion_px"]),
+                )
+            )
+            progress(t)
+        shape = readers["labels"].shape
+    finally:
+        for r in readers.values():
+            r.close()
+    table = pd.read_csv(lineage)
+    df = build_traces(
+        features,
+        fov=fov,
+        frames=list(range(n_t)),
+        times_min=list(times_min),
+        lineage=table,
+        shape=shape,
+        pc_channel=pc_channel,
+        fl_channels=list(fl_channels),
+        min_frames=int(params["min_frames"]),
+        border_px=int(params["border_px"]),
+        exclude_merged=bool(params["exclude_merged"]),
+    )
+    with (
+        atomic_output(output) as tmp,
+        open(tmp, "w", encoding="utf-8", newline="\n") as fh,
+    ):
+        write_traces_csv(df, fh)
+    n_cells = int(df["cell"].nunique()) if len(df) else 0
+    n_good = int(df.loc[df["good"], "cell"].nunique()) if len(df) else 0
+    log.info("fov %d: %d cell(s), %d good, %d row(s)", fov, n_cells, n_good, len(df))
+    _stats(n_cells=n_cells, n_good=n_good)
+    return n_cells
