@@ -40,7 +40,7 @@ TRACES_ALL = f"{OUT}/{P.TRACES_ALL}"
 
 
 wildcard_constraints:
-    fov=r"\d{3,}",
+    fov=r"\d\d\d+",
     channel=r"\d+",
     kind="pc|fl",
 

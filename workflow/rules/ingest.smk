@@ -28,7 +28,7 @@ rule copy_channel:
     input:
         raw=config["input"],
     output:
-        f"{OUT}/fov_{{fov}}/{BASE}_fov_{{fov}}_{{kind}}_ch_{{channel}}.npy",
+        stack("{kind}", "{channel}"),
     params:
         fov=lambda wc: int(wc.fov),
         channel=lambda wc: int(wc.channel),

@@ -1,8 +1,8 @@
 """Adapter of rule aggregate_results: manifest and all-FOV traces (§6)."""
 
-import json
+# `snakemake` (input, output, params, log) is injected by the script: directive.
 
-from snakemake.script import snakemake
+import json
 
 from pyama_steps.manifest import write_results
 from pyama_steps.steps import run_logged

@@ -1,6 +1,6 @@
 """Adapter of rule copy_channel: one FOV x channel to a uint16 .npy (§1.6)."""
 
-from snakemake.script import snakemake
+# `snakemake` (input, output, params, log) is injected by the script: directive.
 
 from pyama_steps.steps import copy_channel, run_logged
 

@@ -1,6 +1,6 @@
 """Adapter of rule correct_background: one FOV x fluorescence channel (§3)."""
 
-from snakemake.script import snakemake
+# `snakemake` (input, output, params, log) is injected by the script: directive.
 
 from pyama_steps.steps import correct_background, run_logged
 

@@ -1,6 +1,6 @@
 """Adapter of rule extract_traces: the traces CSV of one FOV (§5)."""
 
-from snakemake.script import snakemake
+# `snakemake` (input, output, params, log) is injected by the script: directive.
 
 from pyama_steps.steps import extract_traces, run_logged
 

@@ -1,6 +1,6 @@
 """Adapter of rule inspect_input: write metadata.json (algorithms.md §1.3)."""
 
-from snakemake.script import snakemake
+# `snakemake` (input, output, params, log) is injected by the script: directive.
 
 from pyama_steps.steps import run_logged, write_metadata
 

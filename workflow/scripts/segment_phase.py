@@ -1,6 +1,6 @@
 """Adapter of rule segment_phase: log-STD masks of one FOV (§2)."""
 
-from snakemake.script import snakemake
+# `snakemake` (input, output, params, log) is injected by the script: directive.
 
 from pyama_steps.steps import run_logged, segment_phase
 

@@ -1,6 +1,6 @@
 """Adapter of rule track_cells: labels and lineage of one FOV (§4)."""
 
-from snakemake.script import snakemake
+# `snakemake` (input, output, params, log) is injected by the script: directive.
 
 from pyama_steps.steps import run_logged, track_cells
 
