@@ -339,8 +339,8 @@ def _czi_times(
 ) -> dict[int, npt.NDArray[np.float64]]:
     import aicspylibczi
 
-    czi = aicspylibczi.CziFile(path)
-    blocks = czi.read_subblock_metadata(unified_xml=False)
+    with open(path, "rb") as fh:  # CziFile(path) would leave its handle open
+        blocks = aicspylibczi.CziFile(fh).read_subblock_metadata(unified_xml=False)
     scene_values = sorted({int(d.get("S", 0)) for d, _ in blocks})
     stamps: dict[tuple[int, int, int], int] = {}
     for dims, xml in blocks:
