@@ -4,6 +4,8 @@
     Write a synthetic time-lapse with ground truth (demo and test data).
 ``status``
     Show which FOVs of a run are ok, failed (with the error) or pending.
+``evaluate``
+    Score a run against the generator's ground truth (algorithms.md §8).
 """
 
 from __future__ import annotations
@@ -65,12 +67,13 @@ def _status(argv: Sequence[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pyama-steps`` command."""
     args = list(sys.argv[1:] if argv is None else argv)
-    commands = {"generate", "status"}
+    commands = {"generate", "status", "evaluate"}
     if not args or args[0] in {"-h", "--help"} or args[0] not in commands:
         print(
-            "usage: pyama-steps {generate,status} ...\n\n"
-            "  generate OUT_DIR   write a synthetic time-lapse with ground truth\n"
-            "  status OUTPUT_DIR  show ok / failed / pending FOVs of a run",
+            "usage: pyama-steps {generate,status,evaluate} ...\n\n"
+            "  generate OUT_DIR              write a synthetic time-lapse with truth\n"
+            "  status OUTPUT_DIR             show ok / failed / pending FOVs of a run\n"
+            "  evaluate TRUTH_DIR OUTPUT_DIR score a run against ground truth",
             file=sys.stderr if args and args[0] not in {"-h", "--help"} else sys.stdout,
         )
         return 0 if args and args[0] in {"-h", "--help"} else 2
@@ -79,6 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pyama_steps.synth_io import main_generate
 
         return main_generate(rest)
+    if command == "evaluate":
+        from pyama_steps.evaluate import main_evaluate
+
+        return main_evaluate(rest)
     return _status(rest)
 
 
