@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import tifffile
 from scipy import ndimage
 from skimage.measure import regionprops
 
@@ -73,6 +74,15 @@ def test_preset_names_and_defaults():
     assert std.frame_sizes == ((512, 512),)
     sizes = [synth.fov_shape(demo, f) for f in range(demo.n_fov)]
     assert min(max(s) for s in sizes) <= 512 < max(max(s) for s in sizes)
+
+
+def test_preset_background_truth_off_for_big_data():
+    assert synth.preset("demo").write_background
+    assert synth.preset("standard").write_background
+    big = synth.preset("demo", n_fov=4, n_frames=30, frame_sizes=((1024, 1024),))
+    assert not big.write_background
+    forced = synth.preset("demo", frame_sizes=((1024, 1024),), write_background=True)
+    assert forced.write_background
 
 
 def test_preset_dropped_frames_follow_overrides():
@@ -147,6 +157,13 @@ def test_bytes_reproducible(tmp_path, easy_params):
         assert (a.parent / rel).read_bytes() == (b.parent / rel).read_bytes(), rel
     # No temporary files are left behind.
     assert not list(a.parent.rglob("*.tmp-*"))
+    # Nothing time-dependent in the TIFF: no DateTime tag, a content-derived UUID.
+    with tifffile.TiffFile(a) as tif:
+        assert all(306 not in page.tags for page in tif.pages)
+        assert len(tif.series) == easy_params.n_fov
+        xml = tif.pages[0].description
+    assert 'Creator="pyama-steps' in xml
+    assert "UUID=" in xml
 
 
 def test_seed_changes_content(easy_params):
@@ -291,6 +308,38 @@ def test_no_pixel_in_two_cells_by_construction():
         for a, b in ((lab[:, :-1], lab[:, 1:]), (lab[:-1], lab[1:])):
             touching += int(np.sum((a > 0) & (b > 0) & (a != b)))
     assert touching > 0  # the crowded preset does produce touching cells
+
+
+def test_overcrowded_field_stays_valid(monkeypatch):
+    # Fast growth at 60 % coverage: pushing cells apart is not always enough and
+    # the contact-inhibition fallback (keep the previous state) must step in.
+    calls = []
+    revert = synth.FovSimulation._revert
+
+    def counting(self, *args):
+        calls.append(1)
+        return revert(self, *args)
+
+    monkeypatch.setattr(synth.FovSimulation, "_revert", counting)
+    params = synth.preset(
+        "easy",
+        n_fov=1,
+        n_frames=12,
+        frame_sizes=((128, 128),),
+        coverage=0.6,
+        cluster_fraction=1.0,
+        doubling_time_h=1.5,
+        motility_px=2.0,
+        dropped_frames=(),
+    )
+    sim = synth.simulate_fov(params, 0)
+    assert calls
+    for t in range(params.n_frames):
+        count = np.zeros(sim.shape, dtype=np.int64)
+        for _, win, mask in sim.cell_masks(t):
+            count[win] += mask
+        assert count.max() <= 1
+    assert (sim.render(params.n_frames - 1).labels > 0).mean() > 0.5
 
 
 def test_dropped_frame_is_empty(demo_sim0):
