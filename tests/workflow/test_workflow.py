@@ -1,0 +1,216 @@
+"""The real workflow (snakemake) on generated data: DAG, resume, determinism, errors."""
+
+from __future__ import annotations
+
+import filecmp
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from pyama_steps import synth
+from pyama_steps.synth_io import write_dataset
+from tests.conftest import jobs_run, run_snakemake
+
+pytestmark = pytest.mark.workflow
+
+
+@pytest.fixture(scope="module")
+def easy_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two FOVs (128x160, 144x128) x 8 frames, phase + 1 fluorescence channel."""
+    out = tmp_path_factory.mktemp("easy")
+    return write_dataset(out, synth.preset("easy", seed=3), name="easy")
+
+
+def _config(image: Path, **extra: Any) -> dict[str, Any]:
+    return {"input": str(image), "output_dir": "out", **extra}
+
+
+def _count(jobs: list[str]) -> dict[str, int]:
+    return {name: jobs.count(name) for name in sorted(set(jobs))}
+
+
+def test_dry_run_plans_one_job_per_step(easy_file: Path, tmp_path: Path) -> None:
+    proc = run_snakemake(tmp_path, _config(easy_file), "-n")
+    assert _count(jobs_run(proc.stdout)) == {
+        "aggregate_results": 1,
+        "all": 1,
+        "copy_channel": 4,  # 2 FOVs x (phase + fluorescence)
+        "correct_background": 2,
+        "extract_traces": 2,
+        "inspect_input": 1,
+        "segment_phase": 2,
+        "track_cells": 2,
+    }
+    assert not (tmp_path / "out").exists()
+
+
+def test_full_run_resume_and_rerun_of_one_fov(easy_file: Path, tmp_path: Path) -> None:
+    config = _config(easy_file)
+    run_snakemake(tmp_path, config)
+    out = tmp_path / "out"
+    manifest = yaml.safe_load((out / "processing_results.yaml").read_text())
+    assert [s["status"] for s in manifest["fov_status"].values()] == ["ok", "ok"]
+    assert manifest["time_units"] == "min"
+    assert manifest["channels"]["pc"] == {
+        "channel": 0,
+        "features": ["area"],
+        "name": "Phase",
+    }
+    assert list(manifest) == [
+        "output_dir",
+        "channels",
+        "results",
+        "params",
+        "time_units",
+        "software",
+        "input",
+        "metadata",
+        "traces_all",
+        "fov_status",
+    ]
+    for entry in manifest["results"].values():
+        for c, path in entry["fl_corrected"]:
+            assert c == 1
+            stack = np.load(out / path, mmap_mode="r")
+            assert stack.dtype == np.float32 and stack.ndim == 3
+        labels = np.load(out / entry["seg_labeled"][1], mmap_mode="r")
+        seg = np.load(out / entry["seg"][1], mmap_mode="r")
+        assert np.array_equal(labels > 0, seg)  # lineage-mode invariant (§4.6)
+    # the aggregate is the per-FOV CSVs concatenated under one header
+    per_fov = [
+        (out / e["traces"]).read_text().splitlines() for e in manifest["results"].values()
+    ]
+    combined = (out / "traces.csv").read_text().splitlines()
+    assert combined == per_fov[0] + per_fov[1][1:]
+
+    # a second run does nothing
+    again = run_snakemake(tmp_path, config)
+    assert "Nothing to be done" in again.stdout
+
+    # delete one FOV's mask: only that FOV's downstream jobs (and the aggregate) rerun
+    seg_file = out / manifest["results"]["1"]["seg"][1]
+    before = {p: p.stat().st_mtime_ns for p in (out / "fov_000").iterdir()}
+    seg_file.unlink()
+    plan = run_snakemake(tmp_path, config, "-n")
+    assert _count(jobs_run(plan.stdout)) == {
+        "aggregate_results": 1,
+        "all": 1,
+        "correct_background": 1,
+        "extract_traces": 1,
+        "segment_phase": 1,
+        "track_cells": 1,
+    }
+    assert "fov=001" in plan.stdout and "fov=000" not in plan.stdout
+    run_snakemake(tmp_path, config)
+    assert seg_file.exists()
+    assert {p: p.stat().st_mtime_ns for p in (out / "fov_000").iterdir()} == before
+
+
+def _tree(root: Path) -> list[Path]:
+    skip = {"logs", "benchmarks"}
+    return sorted(
+        p.relative_to(root)
+        for p in root.rglob("*")
+        if p.is_file() and not skip.intersection(p.relative_to(root).parts)
+    )
+
+
+def test_outputs_are_byte_identical_across_runs(easy_file: Path, tmp_path: Path) -> None:
+    """Same input and config from two working directories: identical bytes (§7.1)."""
+    local = tmp_path / "copy" / easy_file.name
+    local.parent.mkdir()
+    shutil.copy(easy_file, local)
+    run_snakemake(tmp_path / "a", _config(easy_file))
+    run_snakemake(tmp_path / "b", _config(easy_file))
+    a, b = tmp_path / "a" / "out", tmp_path / "b" / "out"
+    files = _tree(a)
+    assert files == _tree(b)
+    assert len(files) > 10
+    mismatch = [str(f) for f in files if not filecmp.cmp(a / f, b / f, shallow=False)]
+    assert mismatch == []
+
+
+# --------------------------------------------------------------------------
+# bad input: one readable message, before any job runs
+# --------------------------------------------------------------------------
+
+
+def _fails(tmp_path: Path, config: dict[str, Any], *expected: str) -> None:
+    proc = run_snakemake(tmp_path, config, check=False)
+    assert proc.returncode != 0
+    for text in expected:
+        assert text in proc.stdout, proc.stdout[-3000:]
+    assert jobs_run(proc.stdout) == []
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_input_file(tmp_path: Path) -> None:
+    _fails(
+        tmp_path,
+        _config(tmp_path / "nope.nd2"),
+        "nope.nd2' does not exist; check the 'input' key",
+    )
+
+
+def test_unsupported_format(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not an image\n")
+    _fails(tmp_path, _config(bad), "cannot read", "notes.txt")
+
+
+def test_known_extension_with_other_content(tmp_path: Path) -> None:
+    bad = tmp_path / "fake.nd2"
+    bad.write_bytes(b"this is not an ND2 file" * 100)
+    _fails(tmp_path, _config(bad), "cannot read", "fake.nd2", "bioio-nd2")
+
+
+@pytest.mark.parametrize(
+    ("channels", "message"),
+    [
+        ({"pc": 5}, "config key 'channels.pc' = 5 is not a channel of the file; valid channels are 0: 'Phase', 1: 'GFP'"),
+        ({"pc": 0, "fl": ["mCherry"]}, "config key 'channels.fl' = 'mCherry' matches no channel; the file's channels are 0: 'Phase', 1: 'GFP'"),
+        ({"pc": "phase"}, None),  # a single case-insensitive match is accepted
+    ],
+)
+def test_channel_errors_list_the_valid_channels(
+    easy_file: Path, tmp_path: Path, channels: dict[str, Any], message: str | None
+) -> None:
+    config = _config(easy_file, channels=channels)
+    if message is None:
+        proc = run_snakemake(tmp_path, config, "-n")
+        assert "copy_channel" in jobs_run(proc.stdout)
+    else:
+        _fails(tmp_path, config, message)
+
+
+def test_fov_out_of_range(easy_file: Path, tmp_path: Path) -> None:
+    _fails(
+        tmp_path,
+        _config(easy_file, fovs="1-4"),
+        "config key 'fovs' selects FOV 4 but the file has 2 FOV(s) (scenes); valid indices are 0-1.",
+    )
+
+
+def test_unknown_config_key(easy_file: Path, tmp_path: Path) -> None:
+    _fails(
+        tmp_path,
+        _config(easy_file, segmentation={"windw": 5}),
+        "unknown config key(s) 'windw' in section 'segmentation'; valid keys are:",
+    )
+
+
+def test_wrong_type(easy_file: Path, tmp_path: Path) -> None:
+    _fails(
+        tmp_path,
+        _config(easy_file, background={"weight": 2}),
+        "config key 'background.weight' = 2",
+    )
+
+
+def test_fov_selection_processes_only_those(easy_file: Path, tmp_path: Path) -> None:
+    proc = run_snakemake(tmp_path, _config(easy_file, fovs=[1]), "-n")
+    assert "fov=001" in proc.stdout and "fov=000" not in proc.stdout
