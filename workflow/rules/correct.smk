@@ -23,6 +23,10 @@ if _correct_outputs:
             logfile("correct_background", "_c{channel}"),
         benchmark:
             benchfile("correct_background", "_c{channel}")
+        # all jobs of one FOV form one component of group "fov": on a cluster,
+        # --group-components fov=N runs N FOVs through every step in one job
+        group:
+            "fov"
         threads: 1
         resources:
             # ~4 float64 frame-sized work arrays (§7.4)

@@ -34,6 +34,10 @@ rule extract_traces:
         logfile("extract_traces"),
     benchmark:
         benchfile("extract_traces")
+    # all jobs of one FOV form one component of group "fov": on a cluster,
+    # --group-components fov=N runs N FOVs through every step in one job
+    group:
+        "fov"
     threads: 1
     resources:
         # one label frame, 2 frames per channel, plus the table (cells x frames)

@@ -42,6 +42,10 @@ rule copy_channel:
         logfile("copy_channel", "_{kind}_c{channel}"),
     benchmark:
         benchfile("copy_channel", "_{kind}_c{channel}")
+    # all jobs of one FOV form one component of group "fov": on a cluster,
+    # --group-components fov=N runs N FOVs through every step in one job
+    group:
+        "fov"
     threads: 1
     resources:
         # bioio and its readers' imports (~150 MB) + a few native planes

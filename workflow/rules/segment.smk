@@ -13,6 +13,10 @@ rule segment_phase:
         logfile("segment_phase"),
     benchmark:
         benchfile("segment_phase")
+    # all jobs of one FOV form one component of group "fov": on a cluster,
+    # --group-components fov=N runs N FOVs through every step in one job
+    group:
+        "fov"
     threads: 1
     resources:
         # ~6 float64 frame-sized work arrays (§7.4)

@@ -15,6 +15,10 @@ rule track_cells:
         logfile("track_cells"),
     benchmark:
         benchfile("track_cells")
+    # all jobs of one FOV form one component of group "fov": on a cluster,
+    # --group-components fov=N runs N FOVs through every step in one job
+    group:
+        "fov"
     threads: 1
     resources:
         # max_gap + 2 int32 label frames plus per-frame lookup tables
