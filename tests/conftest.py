@@ -40,8 +40,9 @@ def run_snakemake(
     """Run the real workflow in ``workdir`` with ``config`` written to a file.
 
     The command is ``python -m snakemake -s workflow/Snakefile -d workdir
-    --configfile workdir/config.yaml --cores 2`` plus ``args``; stdout and
-    stderr are merged into ``.stdout``.
+    --configfile workdir/config.yaml --cores 2`` with the repository's default
+    workflow profile (as when snakemake runs in the repository) plus ``args``;
+    stdout and stderr are merged into ``.stdout``.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     cfg = workdir / "config.yaml"
@@ -58,6 +59,8 @@ def run_snakemake(
         str(cfg),
         "--cores",
         "2",
+        "--workflow-profile",
+        str(REPO / "profiles" / "default"),
         *args,
     ]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}

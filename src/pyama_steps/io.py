@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
@@ -523,7 +524,18 @@ class PlaneReader:
 
 
 def _tmp_name(path: Path) -> Path:
-    return path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    """Return this process's temporary name for ``path``, removing stale ones.
+
+    A killed job leaves ``<name>.tmp-<pid>`` behind; Snakemake runs at most one
+    job per output at a time, so any other temporary file of the same output
+    is such a leftover and is removed when the output is written again.
+    """
+    own = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    for stale in path.parent.glob(f"{glob_escape(path.name)}.tmp-*"):
+        if stale != own:
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+    return own
 
 
 @contextlib.contextmanager
