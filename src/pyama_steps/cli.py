@@ -6,6 +6,10 @@
     Show which FOVs of a run are ok, failed (with the error) or pending.
 ``evaluate``
     Score a run against the generator's ground truth (algorithms.md §8).
+``inspect``
+    Show the scenes, sizes, channels, pixel size and frame times of a file.
+``init``
+    Write a commented configuration for a file, with the channels guessed.
 """
 
 from __future__ import annotations
@@ -64,13 +68,70 @@ def _status(argv: Sequence[str]) -> int:
     return 1 if failed or counts["pending"] else 0
 
 
+def _inspect(argv: Sequence[str]) -> int:
+    import json
+
+    from pyama_steps.describe import describe_file, format_description
+    from pyama_steps.io import InputError
+
+    parser = argparse.ArgumentParser(
+        prog="pyama-steps inspect",
+        description="Show what a microscopy file holds (metadata only, fast).",
+    )
+    parser.add_argument("file", help="ND2, CZI, OME-TIFF or any file bioio reads")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    args = parser.parse_args(argv)
+    try:
+        desc = describe_file(args.file)
+    except InputError as e:
+        print(f"pyama-steps inspect: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(desc, indent=1) if args.json else format_description(desc))
+    return 0
+
+
+def _init(argv: Sequence[str]) -> int:
+    from pyama_steps.describe import describe_file, render_config
+    from pyama_steps.io import InputError
+
+    parser = argparse.ArgumentParser(
+        prog="pyama-steps init",
+        description="Write a commented configuration for a microscopy file.",
+    )
+    parser.add_argument("file", help="ND2, CZI, OME-TIFF or any file bioio reads")
+    parser.add_argument(
+        "-o", "--output", type=Path, required=True, help="YAML to write"
+    )
+    parser.add_argument("--output-dir", default="results", help="output_dir to set")
+    parser.add_argument("--force", action="store_true", help="overwrite --output")
+    args = parser.parse_args(argv)
+    if args.output.exists() and not args.force:
+        print(
+            f"pyama-steps init: {args.output} exists; use --force to overwrite it",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        desc = describe_file(args.file)
+    except InputError as e:
+        print(f"pyama-steps init: {e}", file=sys.stderr)
+        return 2
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(render_config(desc, output_dir=args.output_dir))
+    print(f"wrote {args.output}; check the lines marked CHECK, then run:")
+    print(f"  snakemake --cores 8 --configfile {args.output}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pyama-steps`` command."""
     args = list(sys.argv[1:] if argv is None else argv)
-    commands = {"generate", "status", "evaluate"}
+    commands = {"generate", "status", "evaluate", "inspect", "init"}
     if not args or args[0] in {"-h", "--help"} or args[0] not in commands:
         print(
-            "usage: pyama-steps {generate,status,evaluate} ...\n\n"
+            "usage: pyama-steps {inspect,init,generate,status,evaluate} ...\n\n"
+            "  inspect FILE [--json]         scenes, sizes, channels, frame times\n"
+            "  init FILE -o CONFIG.yaml      write a commented config for FILE\n"
             "  generate OUT_DIR              write a synthetic time-lapse with truth\n"
             "  status OUTPUT_DIR             show ok / failed / pending FOVs of a run\n"
             "  evaluate TRUTH_DIR OUTPUT_DIR score a run against ground truth",
@@ -82,6 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pyama_steps.synth_io import main_generate
 
         return main_generate(rest)
+    if command == "inspect":
+        return _inspect(rest)
+    if command == "init":
+        return _init(rest)
     if command == "evaluate":
         from pyama_steps.evaluate import main_evaluate
 

@@ -1,0 +1,219 @@
+"""What is in a microscopy file, and a starting configuration for it.
+
+``pyama-steps inspect FILE`` prints :func:`describe_file`; ``pyama-steps init
+FILE -o config/my.yaml`` writes :func:`render_config`. Both read metadata only,
+never pixels.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["describe_file", "format_description", "guess_channels", "render_config"]
+
+#: Channel names that usually mean a transmitted-light (phase) channel.
+_PHASE_NAME = re.compile(
+    r"(^|[^a-z])(phase|ph[123]?|pc|bf|brightfield|bright field|dic|trans|tl|"
+    r"transmitted|mono|t pmt)([^a-z]|$)",
+    re.IGNORECASE,
+)
+
+
+def guess_channels(names: Sequence[str]) -> tuple[int, list[int], str]:
+    """Guess the phase-contrast channel from channel names.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Channel names in C order.
+
+    Returns
+    -------
+    pc : int
+        The first channel whose name looks like transmitted light (phase, PC,
+        BF, DIC, Trans, ...), else 0.
+    fl : list of int
+        Every other channel.
+    reason : str
+        Why ``pc`` was chosen, for the comment in the generated config.
+    """
+    for i, name in enumerate(names):
+        if _PHASE_NAME.search(name or ""):
+            return i, [c for c in range(len(names)) if c != i], f"name {name!r}"
+    return 0, list(range(1, len(names))), "no phase-like name: channel 0"
+
+
+def describe_file(path: str | Path) -> dict[str, Any]:
+    """Describe a file's scenes without reading pixels.
+
+    Parameters
+    ----------
+    path : str or Path
+        A file bioio can open.
+
+    Returns
+    -------
+    dict
+        ``reader``, ``n_scenes`` and per scene its name, ``T, C, Z, Y, X``,
+        RGB samples, dtype, channel names, pixel size (µm), the frame interval
+        (min) and whether real per-plane timestamps exist.
+
+    Raises
+    ------
+    pyama_steps.io.InputError
+        If the file cannot be opened or its metadata read.
+    """
+    from pyama_steps.io import (
+        InputError,
+        nominal_interval_min,
+        open_image,
+        reader_name,
+        reader_version,
+        scene_info,
+        scene_timestamps,
+    )
+
+    img = open_image(path)
+    scenes = []
+    try:
+        infos = [scene_info(img, f) for f in range(len(img.scenes))]
+    except InputError as e:
+        raise InputError(f"{path}: {e}") from e.__cause__
+    names = infos[0].channel_names if infos else ()
+    pc, _, _ = guess_channels(names)
+    stamps = scene_timestamps(img, path, infos, pc=pc, z_mode="plane", z_plane=0)
+    interval = nominal_interval_min(img)
+    for info in infos:
+        t = info.shape_tczyx[0]
+        times = stamps.get(info.index)
+        real = (
+            times is not None
+            and len(times) == t
+            and bool(np.all(np.isfinite(times)))
+            and (t == 1 or bool(times[-1] > times[0]))
+        )
+        step = float(np.median(np.diff(times))) if real and t > 1 else None
+        scenes.append(
+            {
+                "fov": info.index,
+                "scene": info.name,
+                "T": t,
+                "C": info.shape_tczyx[1],
+                "Z": info.shape_tczyx[2],
+                "Y": info.shape_tczyx[3],
+                "X": info.shape_tczyx[4],
+                "rgb_samples": info.samples,
+                "dtype": info.dtype,
+                "channel_names": list(info.channel_names),
+                "pixel_size_um": list(info.pixel_size_um),
+                "timestamps": real,
+                "frame_interval_min": step if step is not None else interval,
+            }
+        )
+    return {
+        "path": str(path),
+        "reader": reader_name(img),
+        "reader_version": reader_version(img),
+        "n_scenes": len(infos),
+        "scenes": scenes,
+    }
+
+
+def format_description(desc: dict[str, Any]) -> str:
+    """Render :func:`describe_file`'s result as a readable table."""
+    lines = [
+        f"{desc['path']}: {desc['n_scenes']} scene(s) (FOVs), read by "
+        f"{desc['reader']} {desc['reader_version'] or ''}".rstrip()
+    ]
+    names = desc["scenes"][0]["channel_names"] if desc["scenes"] else []
+    pc, _, reason = guess_channels(names)
+    lines.append(
+        "channels: "
+        + ", ".join(f"{i}: {n!r}" for i, n in enumerate(names))
+        + f"   (phase guess: {pc}, {reason})"
+    )
+    lines.append(
+        f"{'FOV':>4} {'scene':<16} {'T':>5} {'C':>2} {'Z':>3} {'Y':>6} {'X':>6} "
+        f"{'S':>2} {'dtype':<8} {'px (µm)':>8} {'interval':>10} timestamps"
+    )
+    for s in desc["scenes"]:
+        px = s["pixel_size_um"][2]
+        iv = s["frame_interval_min"]
+        stamps = "yes" if s["timestamps"] else "no"
+        lines.append(
+            f"{s['fov']:>4} {s['scene'][:16]:<16} {s['T']:>5} {s['C']:>2} {s['Z']:>3} "
+            f"{s['Y']:>6} {s['X']:>6} {s['rgb_samples']:>2} {s['dtype']:<8} "
+            f"{(f'{px:.4g}' if px else '-'):>8} "
+            f"{(f'{iv:.4g} min' if iv else '-'):>10} {stamps}"
+        )
+    return "\n".join(lines)
+
+
+def render_config(desc: dict[str, Any], *, output_dir: str = "results") -> str:
+    """Write a commented starting configuration for a described file.
+
+    Every guess is marked ``# CHECK:`` so that the user can confirm it. Keys
+    not written keep their defaults (``config/config.yaml``).
+    """
+    scenes = desc["scenes"]
+    names = scenes[0]["channel_names"] if scenes else []
+    pc, fl, reason = guess_channels(names)
+    listing = ", ".join(f"{i}: {n!r}" for i, n in enumerate(names))
+
+    def name_or_index(c: int) -> Any:
+        n = names[c]
+        return n if n and names.count(n) == 1 else c
+
+    lines = [
+        f"# pyama-steps configuration for {Path(desc['path']).name}",
+        (
+            f"# written by `pyama-steps init`; {desc['n_scenes']} FOV(s), "
+            f"channels {listing}."
+        ),
+        "# Keys not listed keep their defaults (see config/config.yaml).",
+        "# Run: snakemake --cores 8 --configfile <this file>",
+        "",
+        f"input: {json.dumps(desc['path'])}",
+        f"output_dir: {json.dumps(output_dir)}",
+        "fovs: all",
+        "",
+        "channels:",
+        f"  # CHECK: phase-contrast channel guessed from {reason}",
+        f"  pc: {json.dumps(name_or_index(pc))}",
+        "  # CHECK: fluorescence channels = every other channel",
+        f"  fl: {json.dumps([name_or_index(c) for c in fl])}",
+    ]
+    ingest: list[str] = []
+    if any(s["Z"] > 1 for s in scenes):
+        ingest += [
+            "  # CHECK: the file has Z-stacks; plane 0 is used. Other choices:",
+            "  # z_mode: max / mean (projection) or z_plane: <index>",
+            "  z_mode: plane",
+            "  z_plane: 0",
+        ]
+    if any(s["rgb_samples"] > 1 for s in scenes):
+        ingest += ["  # CHECK: RGB data; the samples are averaged", "  rgb: mean"]
+    if any(s["T"] > 1 and not s["timestamps"] for s in scenes):
+        iv = next(
+            (s["frame_interval_min"] for s in scenes if s["frame_interval_min"]), None
+        )
+        value = iv if iv else "null  # SET: minutes between frames"
+        ingest += [
+            "  # CHECK: no per-frame timestamps in the file; time = frame x interval",
+            f"  frame_interval_min: {value}",
+        ]
+    if any(s["dtype"] not in {"uint8", "uint16"} for s in scenes):
+        ingest += [
+            "  # CHECK: pixels are not uint8/uint16; values that uint16 cannot",
+            "  # hold fail the copy. Use dtype_policy: scale with scale_factor.",
+            "  dtype_policy: strict",
+        ]
+    if ingest:
+        lines += ["", "ingest:", *ingest]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,84 @@
+"""`pyama-steps inspect` and `pyama-steps init` on real files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pyama_steps.config import load_schema, validate_config
+from pyama_steps.describe import guess_channels
+from pyama_steps.plan import plan_run
+from tests.conftest import REPO, real_data_dir
+
+
+@pytest.mark.parametrize(
+    ("names", "pc"),
+    [
+        (["GFP", "Phase"], 1),
+        (["DIC", "FITC BP"], 0),
+        (["mCherry", "BF", "GFP"], 1),
+        (["Ch1", "T PMT"], 1),
+        (["Trans", "GFP"], 0),
+        (["DAPI", "EGFP"], 0),  # no phase-like name: channel 0
+        (["PhotoConversion", "GFP"], 0),  # 'ph' inside a word does not count
+        ([""], 0),
+    ],
+)
+def test_guess_phase_channel(names: list[str], pc: int) -> None:
+    guessed, fl, _ = guess_channels(names)
+    assert guessed == pc
+    assert fl == [c for c in range(len(names)) if c != pc]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pyama_steps.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_inspect_json_lists_every_scene() -> None:
+    proc = _cli("inspect", str(real_data_dir() / "S3_1Pos_2Mosaic_T2Z3_CH2_sm.czi"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    desc = json.loads(proc.stdout)
+    assert desc["n_scenes"] == 3
+    assert [(s["Y"], s["X"]) for s in desc["scenes"]] == [(122, 295), (64, 64), (237, 352)]
+    assert all(s["timestamps"] for s in desc["scenes"])
+    assert desc["scenes"][0]["frame_interval_min"] == pytest.approx(33.41 / 60, abs=2e-3)
+
+
+def test_inspect_table_and_error() -> None:
+    proc = _cli("inspect", str(real_data_dir() / "example-cerevisiae.nd2"))
+    assert proc.returncode == 0
+    assert "0: 'DIC', 1: 'FITC BP'" in proc.stdout
+    assert "phase guess: 0, name 'DIC'" in proc.stdout
+    bad = _cli("inspect", str(real_data_dir() / "DAPI_GFP.czi"))
+    assert bad.returncode == 2
+    assert "DAPI_GFP.czi" in bad.stderr and "cannot read the metadata" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    "name", ["tiles_time_z.czi", "example-cerevisiae.nd2", "GA3_Children_node_example.nd2"]
+)
+def test_init_writes_a_valid_commented_config(name: str, tmp_path: Path) -> None:
+    out = tmp_path / "cfg" / "my.yaml"
+    proc = _cli("init", str(real_data_dir() / name), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    assert "# CHECK: phase-contrast channel guessed" in text
+    config = yaml.safe_load(text)
+    schema = load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
+    if config.get("ingest", {}).get("frame_interval_min", 0) is None:
+        assert "# SET: minutes between frames" in text
+        config["ingest"]["frame_interval_min"] = 1.0
+    plan = plan_run(validate_config(config, schema))  # the guess fits the file
+    assert plan.n_scenes >= 1
+    again = _cli("init", str(real_data_dir() / name), "-o", str(out))
+    assert again.returncode == 2 and "--force" in again.stderr
