@@ -87,6 +87,59 @@ def _fill_defaults(
             _fill_defaults(value, sub, root)
 
 
+def _types(schema: Mapping[str, Any], root: Mapping[str, Any]) -> set[str]:
+    schema = _resolve_ref(schema, root)
+    kinds = schema.get("type", [])
+    found = {kinds} if isinstance(kinds, str) else set(kinds)
+    for key in ("oneOf", "anyOf"):
+        for sub in schema.get(key, []):
+            found |= _types(sub, root)
+    return found
+
+
+def _scalar(text: str, kinds: set[str]) -> Any:
+    """Parse a string from ``--config`` into the scalar type the schema wants."""
+    lowered = text.strip().lower()
+    if "null" in kinds and lowered in {"null", "none", "~"}:
+        return None
+    if "boolean" in kinds and lowered in {"true", "false"}:
+        return lowered == "true"
+    if "integer" in kinds and re.fullmatch(r"[+-]?\d+", text.strip()):
+        return int(text)
+    if "number" in kinds:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+    return text
+
+
+def _coerce(value: Any, schema: Mapping[str, Any], root: Mapping[str, Any]) -> Any:
+    """Convert strings where the schema wants numbers, booleans or null.
+
+    Snakemake's ``--config`` reads nested values (``--config
+    'ingest={frame_interval_min: 2.5}'``) as strings; this makes them mean what
+    they say before validation.
+    """
+    schema = _resolve_ref(schema, root)
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        return {
+            k: _coerce(v, props[k], root) if k in props else v for k, v in value.items()
+        }
+    if isinstance(value, list):
+        items = schema.get("items")
+        if items is None:
+            for sub in schema.get("oneOf", []):
+                items = _resolve_ref(sub, root).get("items", items)
+        return [_coerce(v, items, root) if items else v for v in value]
+    if isinstance(value, str):
+        kinds = _types(schema, root)
+        if kinds and "string" not in kinds:
+            return _scalar(value, kinds)
+    return value
+
+
 def _path(error: Any) -> str:
     parts = [str(p) for p in error.absolute_path]
     return ".".join(parts) if parts else "<top level>"
@@ -155,7 +208,7 @@ def validate_config(
     """
     import jsonschema
 
-    instance = copy.deepcopy(dict(config))
+    instance = _coerce(copy.deepcopy(dict(config)), schema, schema)
     _fill_defaults(instance, schema, schema)
     validator = jsonschema.Draft7Validator(schema)
     errors = sorted(
@@ -292,6 +345,9 @@ def resolve_channel(spec: int | str, names: Sequence[str], *, key: str) -> int:
         if len(folded) == 1:
             return folded[0]
         exact = folded
+    if not exact and spec.strip().isdigit():
+        # `--config channels='{pc: 1}'` arrives as the string "1"
+        return resolve_channel(int(spec), names, key=key)
     reason = "matches several channels" if exact else "matches no channel"
     raise ConfigError(
         f"config key {key!r} = {spec!r} {reason}; the file's channels are "

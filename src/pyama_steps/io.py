@@ -29,6 +29,7 @@ __all__ = [
     "NpyFrameWriter",
     "PlaneReader",
     "SceneInfo",
+    "TimestampError",
     "atomic_output",
     "atomic_write_text",
     "file_identity",
@@ -64,6 +65,10 @@ _NOISY_LOGGERS = ("bioio", "bioio_base", "bioio_czi", "bioio_nd2", "bioio_ome_ti
 
 class InputError(ValueError):
     """The input file cannot be used; the message names it and the fix."""
+
+
+class TimestampError(InputError):
+    """The file's per-plane timestamps exist but cannot be read."""
 
 
 def _suffix(path: Path) -> str:
@@ -449,13 +454,12 @@ def scene_timestamps(
         if reader == "bioio_czi":
             return _czi_times(p, scenes, pc, z_mode, z_plane)
         return _ome_times(img, scenes, pc, z_mode, z_plane)
-    except Exception as e:  # timestamps are optional: the fallback is recorded
-        log.warning(
-            "could not read frame timestamps (%s: %s); using the interval fallback",
-            type(e).__name__,
-            e,
-        )
-        return {}
+    except Exception as e:
+        # Timestamps are optional (the caller falls back to an interval), but a
+        # failure here often means a damaged file: keep the reason.
+        raise TimestampError(
+            f"the frame timestamps could not be read ({type(e).__name__}: {e})"
+        ) from e
 
 
 def nominal_interval_min(img: Any) -> float | None:

@@ -19,6 +19,7 @@ from pyama_steps.config import ConfigError, parse_fovs, resolve_channels
 from pyama_steps.io import (
     InputError,
     SceneInfo,
+    TimestampError,
     nominal_interval_min,
     open_image,
     reader_name,
@@ -275,10 +276,14 @@ def _frame_times(
     z_mode = z_mode_for(ingest, "pc")
     z_plane = int(ingest["z_plane"])
     why: str | None = None
+    unreadable: str | None = None
     if ingest["time_source"] == "auto":
-        stamps = scene_timestamps(
-            img, path, list(scenes.values()), pc=pc, z_mode=z_mode, z_plane=z_plane
-        )
+        try:
+            stamps = scene_timestamps(
+                img, path, list(scenes.values()), pc=pc, z_mode=z_mode, z_plane=z_plane
+            )
+        except TimestampError as e:
+            stamps, unreadable = {}, str(e)
         problems = {
             f: _valid_times(stamps.get(f), scenes[f].shape_tczyx[0]) for f in fov_ids
         }
@@ -306,11 +311,18 @@ def _frame_times(
             times[f] = np.zeros(1)
             continue
         if interval is None:
+            damaged = (
+                f" ({unreadable}; the file may be truncated or corrupt)"
+                if unreadable
+                else ""
+            )
             raise ConfigError(
-                f"{path}: FOV {f} has no frame timestamps and no interval: set "
-                "ingest.frame_interval_min (minutes between frames)."
+                f"{path}: FOV {f} has no frame timestamps{damaged} and no interval: "
+                "set ingest.frame_interval_min (minutes between frames)."
             )
         times[f] = np.arange(n_t, dtype=np.float64) * float(interval)
-    if why is None and ingest["time_source"] == "auto":
+    if unreadable:
+        why = f"{unreadable}; time = frame x interval"
+    elif why is None and ingest["time_source"] == "auto":
         why = "the file has no frame timestamps; time = frame x interval"
     return times, "interval", why

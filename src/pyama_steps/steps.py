@@ -164,7 +164,15 @@ def copy_channel(
         for t in range(n_t):
             acc = ZAccumulator("plane" if z_index is not None else z_mode)
             for z in [z_index] if z_index is not None else range(n_z):
-                plane = reader.plane(t, z)
+                try:
+                    plane = reader.plane(t, z)
+                except Exception as e:
+                    raise OSError(
+                        f"cannot read FOV {fov}, channel {channel}, frame {t} of "
+                        f"{input_path}: {type(e).__name__}: {str(e).rstrip('.')}. "
+                        "The file is "
+                        "probably truncated or corrupt at this plane."
+                    ) from e
                 if reader.has_samples:
                     plane = (
                         plane[..., 0] if plane.shape[-1] == 1 else rgb_to_gray(plane)

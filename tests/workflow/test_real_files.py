@@ -221,3 +221,58 @@ def test_unreadable_czi_stops_before_any_job(tmp_path: Path) -> None:
     assert "DAPI_GFP.czi: cannot read the metadata of FOV 0" in proc.stdout
     assert jobs_run(proc.stdout) == []
     assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------
+# damaged real files
+# --------------------------------------------------------------------------
+
+
+def _truncated(name: str, tmp_path: Path, fraction: float = 0.5) -> Path:
+    data = (real_data_dir() / name).read_bytes()
+    out = tmp_path / f"cut_{name}"
+    out.write_bytes(data[: int(len(data) * fraction)])
+    return out
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        # nd2 fails at open with "Invalid ChunkMap signature"
+        ("example-timelapse.nd2", "the reader failed with \"ValueError: Invalid ChunkMap"),
+        # bioio-czi says "does not support the image": translated
+        (
+            "S3_1Pos_2Mosaic_T2Z3_CH2_sm.czi",
+            "files ending in '.czi' are read by bioio-czi, which is installed but "
+            "rejected this file: it is probably truncated, corrupt",
+        ),
+    ],
+)
+def test_truncated_file_fails_before_any_job(
+    name: str, message: str, tmp_path: Path
+) -> None:
+    bad = _truncated(name, tmp_path)
+    proc = run_snakemake(tmp_path, {"input": str(bad), "output_dir": "out"}, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stdout and bad.name in proc.stdout
+    assert jobs_run(proc.stdout) == []
+
+
+@pytest.mark.workflow
+def test_truncated_czi_that_opens_fails_in_copy_with_the_plane(tmp_path: Path) -> None:
+    bad = _truncated("CellDivision_T3_Z5_CH2_X240_Y170.czi", tmp_path)
+    config = {"input": str(bad), "output_dir": "out"}
+    plan = run_snakemake(tmp_path, config, check=False)
+    assert "the frame timestamps could not be read" in plan.stdout
+    assert "the file may be truncated or corrupt" in plan.stdout
+    # with an interval given (as --config would pass it), the copy fails alone
+    config["ingest"] = {"frame_interval_min": "1.0"}
+    proc = run_snakemake(tmp_path, config, check=False)
+    assert proc.returncode != 0
+    assert "FOV 0 failed in step ingest: OSError: cannot read FOV 0, channel 0" in proc.stdout
+    assert "The file is probably truncated or corrupt at this plane." in proc.stdout
+    out = tmp_path / "out"
+    assert not list(out.glob("fov_000/*.npy"))  # nothing that looks complete
+    manifest = yaml.safe_load((out / "processing_results.yaml").read_text())
+    assert manifest["fov_status"]["0"]["status"] == "failed"

@@ -1,0 +1,425 @@
+"""The workflow on a real (single-node) SLURM cluster through profiles/slurm.
+
+The module fixture starts the cluster with scripts/slurm/local_slurm.sh
+(slurmctld, slurmd, slurmdbd with MariaDB, munged) and stops it afterwards.
+What ran is checked with SLURM's own accounting (``sacct``), not with
+Snakemake's output: job states, the job steps, the partition and account, and
+the SLURM log of each batch job, which names the FOVs whose steps ran in it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pyama_steps import synth
+from pyama_steps.synth_io import write_dataset
+from tests.conftest import REPO, SNAKEFILE
+
+pytestmark = pytest.mark.workflow
+
+SCRIPT = REPO / "scripts" / "slurm" / "local_slurm.sh"
+PROFILE = REPO / "profiles" / "slurm"
+TEST_PROFILE = REPO / "profiles" / "slurm-test"
+# what local_slurm.sh creates and profiles/slurm-test names
+PARTITION = "local"
+ACCOUNT = "pyama"
+# seconds: one run of the workflow (~1 min here), the cluster's start (which
+# may first install the Debian packages) and stop
+RUN_TIMEOUT = 300
+START_TIMEOUT = 900
+STOP_TIMEOUT = 120
+
+
+def _unavailable(reason: str) -> None:
+    """Skip outside CI; under CI the SLURM test must run, so fail instead."""
+    if os.environ.get("CI"):
+        pytest.fail(f"CI is set but the SLURM test cannot run: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def slurm_env() -> Iterator[dict[str, str]]:
+    """Start the local SLURM cluster; yield the environment that reaches it.
+
+    A cluster that is already fully running (same state directory) is used and
+    left running; otherwise the daemons this fixture started are stopped at
+    teardown, also when the start or a test failed.
+    """
+    if os.geteuid() != 0:
+        _unavailable("the local SLURM cluster runs its daemons as root")
+    if shutil.which("bash") is None or shutil.which("timeout") is None:
+        _unavailable("bash and coreutils' timeout are needed")
+    try:
+        import snakemake_executor_plugin_slurm  # noqa: F401
+    except ImportError:
+        _unavailable("snakemake-executor-plugin-slurm is not installed (extra 'test')")
+
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    status = subprocess.run(
+        ["bash", str(SCRIPT), "status"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    already_running = status.returncode == 0
+    try:
+        start = subprocess.run(
+            ["bash", str(SCRIPT), "start"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=START_TIMEOUT,
+            check=False,
+        )
+        if start.returncode != 0:
+            pytest.fail(f"local_slurm.sh start failed:\n{start.stdout[-4000:]}")
+        exports = subprocess.run(
+            ["bash", str(SCRIPT), "env"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        match = re.search(r"export SLURM_CONF=(\S+)", exports)
+        assert match, exports
+        env["SLURM_CONF"] = match.group(1)
+        yield env
+    finally:
+        if not already_running:
+            stop = subprocess.run(
+                ["bash", str(SCRIPT), "stop"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                timeout=STOP_TIMEOUT,
+                check=False,
+            )
+            assert stop.returncode == 0, stop.stdout
+
+
+@pytest.fixture(scope="module")
+def easy_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two FOVs (128x160, 144x128) x 8 frames, phase + 1 fluorescence channel."""
+    out = tmp_path_factory.mktemp("easy")
+    return write_dataset(out, synth.preset("easy", seed=3), name="easy")
+
+
+# --------------------------------------------------------------------------
+# running the workflow and reading SLURM's accounting
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class SlurmJob:
+    """One SLURM job of a run, as sacct and the plugin's log file show it."""
+
+    job_id: str
+    state: str
+    exit_code: str
+    comment: str
+    partition: str
+    account: str
+    work_dir: str
+    steps: dict[str, str]  # step id (batch, 0, 1, ...) -> state
+    # (rule, fov or None) of every Snakemake job that ran inside it
+    rules: list[tuple[str, str | None]]
+
+    @property
+    def fovs(self) -> set[str]:
+        return {fov for _, fov in self.rules if fov is not None}
+
+
+@dataclass
+class SlurmRun:
+    returncode: int
+    stdout: str
+    run_id: str
+    jobs: list[SlurmJob]
+
+    def by_comment(self, prefix: str) -> list[SlurmJob]:
+        return [j for j in self.jobs if j.comment.startswith(prefix)]
+
+
+def _sacct(env: dict[str, str], *args: str) -> list[list[str]]:
+    out = subprocess.run(
+        ["sacct", "-n", "-P", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    return [line.split("|") for line in out.splitlines() if line]
+
+
+def _rules_in_log(log: Path) -> list[tuple[str, str | None]]:
+    """The ``(rule, fov)`` of each job that Snakemake ran inside a SLURM job."""
+    rules: list[tuple[str, str | None]] = []
+    current: str | None = None
+    for line in log.read_text(errors="replace").splitlines():
+        started = re.match(r"(?:local)?rule (\w+):$", line)
+        if started:
+            current = started.group(1)
+            rules.append((current, None))
+        elif current is not None and line.strip().startswith("wildcards:"):
+            fov = re.search(r"\bfov=(\d+)", line)
+            rules[-1] = (current, fov.group(1) if fov else None)
+            current = None
+    return rules
+
+
+def run_on_slurm(
+    workdir: Path,
+    config: dict[str, Any],
+    env: dict[str, str],
+    *args: str,
+) -> SlurmRun:
+    """Run the workflow through profiles/slurm (+ profiles/slurm-test) in ``workdir``.
+
+    Returns the exit code, the output and every SLURM job the run submitted,
+    found in the accounting database by the run's job name (the plugin names
+    all jobs of one run by the run's id).
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    cfg = workdir / "config.yaml"
+    cfg.write_text(yaml.safe_dump(config, sort_keys=False))
+    started = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 60))
+    cmd = [
+        # the whole process group is killed, Snakemake and its sbatch calls
+        "timeout",
+        "-k",
+        "10",
+        str(RUN_TIMEOUT),
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(SNAKEFILE),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(cfg),
+        "--profile",
+        str(PROFILE),
+        # replaces profiles/default; its keys override profiles/slurm's
+        "--workflow-profile",
+        str(TEST_PROFILE),
+        *args,
+    ]
+    proc = subprocess.run(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        check=False,
+    )
+    (workdir / f"snakemake-{time.monotonic_ns()}.out").write_text(proc.stdout)
+    assert proc.returncode != 124, f"snakemake timed out:\n{proc.stdout[-6000:]}"
+    match = re.search(r"SLURM run ID: (\S+)", proc.stdout)
+    assert match, f"not a SLURM run:\n{proc.stdout[-6000:]}"
+    run_id = match.group(1)
+    logs = {
+        m.group(1): Path(m.group(2))
+        for m in re.finditer(r"submitted with SLURM jobid (\d+) \(log: (.+?)\)", proc.stdout)
+    }
+
+    fields = "JobIDRaw,JobName,State,ExitCode,Comment,Partition,Account,WorkDir"
+    jobs = []
+    for job_id, _, state, exit_code, comment, partition, account, work_dir in _sacct(
+        env, "-X", "--name", run_id, "--starttime", started, "-o", fields
+    ):
+        steps = {
+            step_id.split(".", 1)[1]: step_state
+            for step_id, step_state in _sacct(env, "-j", job_id, "-o", "JobID,State")
+            if "." in step_id
+        }
+        log = logs.get(job_id)
+        jobs.append(
+            SlurmJob(
+                job_id=job_id,
+                state=state,
+                exit_code=exit_code,
+                comment=comment,
+                partition=partition,
+                account=account,
+                work_dir=work_dir,
+                steps=steps,
+                rules=_rules_in_log(log) if log and log.exists() else [],
+            )
+        )
+    return SlurmRun(proc.returncode, proc.stdout, run_id, jobs)
+
+
+def _describe(run: SlurmRun) -> str:
+    rows = [
+        f"{j.job_id} {j.state} {j.exit_code} {j.comment} fovs={sorted(j.fovs)}"
+        for j in run.jobs
+    ]
+    return "\n".join(rows) + "\n" + run.stdout[-4000:]
+
+
+def _assert_ran_as_slurm_job(job: SlurmJob, workdir: Path) -> None:
+    """Submitted to the test partition and account, run in the workflow's
+    directory, its batch script and Snakemake's srun step(s) completed."""
+    assert job.partition == PARTITION
+    assert job.account == ACCOUNT
+    assert Path(job.work_dir) == workdir
+    assert job.steps.get("batch") == "COMPLETED", job.steps
+    assert "0" in job.steps, job.steps  # the plugin runs each job through srun
+
+
+def _manifest(workdir: Path) -> dict[str, Any]:
+    return yaml.safe_load((workdir / "out" / "processing_results.yaml").read_text())
+
+
+# per-FOV rules, all in job group "fov" (one batch job per group component)
+FOV_RULES = {
+    "copy_channel",
+    "segment_phase",
+    "correct_background",
+    "track_cells",
+    "extract_traces",
+}
+
+
+@pytest.fixture(scope="module")
+def grouped_run(
+    slurm_env: dict[str, str],
+    easy_file: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, SlurmRun]:
+    workdir = tmp_path_factory.mktemp("slurm_grouped")
+    run = run_on_slurm(
+        workdir, {"input": str(easy_file), "output_dir": "out"}, slurm_env
+    )
+    return workdir, run
+
+
+# --------------------------------------------------------------------------
+# the tests
+# --------------------------------------------------------------------------
+
+
+def test_profiles_leave_partition_and_account_to_the_user() -> None:
+    profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
+    assert profile["executor"] == "slurm"
+    assert profile["keep-going"] is True
+    assert profile["rerun-incomplete"] is True
+    assert any(g.startswith("fov=") for g in profile["group-components"])
+    # placeholders only, as comments
+    assert "slurm_partition" not in profile["default-resources"]
+    assert "slurm_account" not in profile["default-resources"]
+    text = (PROFILE / "config.yaml").read_text()
+    assert "# slurm_partition:" in text and "# slurm_account:" in text
+    # never in the rules
+    for smk in (REPO / "workflow" / "rules").glob("*.smk"):
+        assert "slurm_" not in smk.read_text(), smk
+    # the test profile only overrides keys that profiles/slurm has
+    test_profile = yaml.safe_load((TEST_PROFILE / "config.yaml").read_text())
+    unknown = set(test_profile) - set(profile) - {"seconds-between-status-checks"}
+    assert unknown == set()
+
+
+@pytest.mark.slow
+def test_fovs_run_in_one_grouped_slurm_job(
+    grouped_run: tuple[Path, SlurmRun],
+) -> None:
+    workdir, run = grouped_run
+    assert run.returncode == 0, _describe(run)
+    # inspect_input, one batch job with both FOVs, aggregate_results
+    assert sorted(j.comment for j in run.jobs if not j.comment.startswith("rule_fov")) == [
+        "rule_aggregate_results",
+        "rule_inspect_input",
+    ], _describe(run)
+    batches = run.by_comment("rule_fov")
+    assert len(batches) == 1, _describe(run)
+    assert len(run.jobs) == 3, _describe(run)
+    for job in run.jobs:
+        assert (job.state, job.exit_code) == ("COMPLETED", "0:0"), _describe(run)
+        _assert_ran_as_slurm_job(job, workdir)
+    (batch,) = batches
+    # every step of both FOVs ran inside that one SLURM job
+    assert batch.fovs == {"000", "001"}, batch.rules
+    assert {rule for rule, _ in batch.rules} == FOV_RULES
+    assert len(batch.rules) == 2 * (len(FOV_RULES) + 1)  # + the 2nd copy_channel
+
+    manifest = _manifest(workdir)
+    assert [s["status"] for s in manifest["fov_status"].values()] == ["ok", "ok"]
+    assert (workdir / "out" / "traces.csv").exists()
+
+
+@pytest.mark.slow
+def test_failed_fov_is_rerun_alone_through_slurm(
+    slurm_env: dict[str, str],
+    easy_file: Path,
+    grouped_run: tuple[Path, SlurmRun],
+    tmp_path: Path,
+) -> None:
+    # A real fault in one FOV: its phase-contrast stack is on disk but cut
+    # short (as after a crash on a file system without atomic renames). It is
+    # newer than the input, so Snakemake keeps it, and segmentation fails on it.
+    done, _ = grouped_run
+    name = "easy_fov_001_pc_ch_0.npy"
+    good = (done / "out" / "fov_001" / name).read_bytes()
+    truncated = tmp_path / "out" / "fov_001" / name
+    truncated.parent.mkdir(parents=True)
+    truncated.write_bytes(good[: len(good) // 50])
+    config = {"input": str(easy_file), "output_dir": "out"}
+
+    # one FOV per batch job, so that the failing FOV fails only its own batch
+    # (a batch job stops at its first failed step, docs/cluster.md)
+    failed = run_on_slurm(tmp_path, config, slurm_env, "--group-components", "fov=1")
+    assert failed.returncode != 0, _describe(failed)
+    batches = {frozenset(j.fovs): j for j in failed.by_comment("rule_fov")}
+    assert set(batches) == {frozenset({"000"}), frozenset({"001"})}, _describe(failed)
+    assert batches[frozenset({"001"})].state == "FAILED", _describe(failed)
+    assert batches[frozenset({"000"})].state == "COMPLETED", _describe(failed)
+    (inspect,) = failed.by_comment("rule_inspect_input")
+    assert inspect.state == "COMPLETED"
+    assert failed.by_comment("rule_aggregate_results") == []  # needs every FOV
+    _assert_ran_as_slurm_job(batches[frozenset({"000"})], tmp_path)
+
+    manifest = _manifest(tmp_path)
+    status = manifest["fov_status"]
+    assert status["0"]["status"] == "ok"
+    assert status["1"]["status"] == "failed"
+    assert status["1"]["step"] == "segment"
+    assert name in status["1"]["message"]
+    # the other FOV's outputs are kept
+    fov0 = tmp_path / "out" / "fov_000"
+    kept = {p.name: p.stat().st_mtime_ns for p in fov0.iterdir()}
+    assert len(kept) == 7, sorted(kept)
+
+    # fix the fault (remove the bad file) and rerun the same command: only the
+    # failed FOV's batch and the aggregate are submitted
+    truncated.unlink()
+    rerun = run_on_slurm(tmp_path, config, slurm_env, "--group-components", "fov=1")
+    assert rerun.returncode == 0, _describe(rerun)
+    assert len(rerun.jobs) == 2, _describe(rerun)
+    (batch,) = rerun.by_comment("rule_fov")
+    (aggregate,) = rerun.by_comment("rule_aggregate_results")
+    for job in (batch, aggregate):
+        assert (job.state, job.exit_code) == ("COMPLETED", "0:0"), _describe(rerun)
+        _assert_ran_as_slurm_job(job, tmp_path)
+    assert batch.fovs == {"001"}, batch.rules
+    assert {rule for rule, _ in batch.rules} == FOV_RULES
+
+    manifest = _manifest(tmp_path)
+    assert [s["status"] for s in manifest["fov_status"].values()] == ["ok", "ok"]
+    assert {p.name: p.stat().st_mtime_ns for p in fov0.iterdir()} == kept
