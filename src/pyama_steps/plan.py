@@ -8,9 +8,15 @@ problem raises one readable error before any job runs.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import hashlib
+import json
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,7 +35,7 @@ from pyama_steps.io import (
 )
 from pyama_steps.paths import base_name
 
-__all__ = ["FovPlan", "RunPlan", "plan_run", "z_mode_for"]
+__all__ = ["FovPlan", "RunPlan", "plan_run", "plan_run_cached", "z_mode_for"]
 
 log = logging.getLogger(__name__)
 
@@ -326,3 +332,106 @@ def _frame_times(
     elif why is None and ingest["time_source"] == "auto":
         why = "the file has no frame timestamps; time = frame x interval"
     return times, "interval", why
+
+
+def _plan_to_json(plan: RunPlan) -> dict[str, Any]:
+    data = dataclasses.asdict(plan)
+    data["fovs"] = [dataclasses.asdict(f) for f in plan.fovs]
+    return data
+
+
+def _plan_from_json(data: Mapping[str, Any]) -> RunPlan:
+    fovs = tuple(
+        FovPlan(
+            fov=int(f["fov"]),
+            scene=str(f["scene"]),
+            shape_tczyx=tuple(f["shape_tczyx"]),  # type: ignore[arg-type]
+            samples=int(f["samples"]),
+            dtype=str(f["dtype"]),
+            pixel_size_um=tuple(f["pixel_size_um"]),  # type: ignore[arg-type]
+            time_source=str(f["time_source"]),
+            times_min=tuple(float(v) for v in f["times_min"]),
+        )
+        for f in data["fovs"]
+    )
+    return RunPlan(
+        input=str(data["input"]),
+        base=str(data["base"]),
+        reader=str(data["reader"]),
+        reader_version=data["reader_version"],
+        n_scenes=int(data["n_scenes"]),
+        channel_names=tuple(data["channel_names"]),
+        pc=int(data["pc"]),
+        fl=tuple(int(c) for c in data["fl"]),
+        fovs=fovs,
+        time_origin=str(data["time_origin"]),
+        warnings=tuple(data["warnings"]),
+    )
+
+
+def _cache_key(config: Mapping[str, Any]) -> str | None:
+    from importlib import metadata
+
+    try:
+        st = os.stat(config["input"])
+    except OSError:
+        return None
+    versions = []
+    for name in ("pyama-steps", "bioio", "bioio-nd2", "bioio-czi", "bioio-ome-tiff"):
+        try:
+            versions.append(metadata.version(name))
+        except metadata.PackageNotFoundError:
+            versions.append(None)
+    key = {
+        "input": str(config["input"]),
+        "abs": os.path.abspath(config["input"]),
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "fovs": config.get("fovs"),
+        "channels": config["channels"],
+        "ingest": config["ingest"],
+        "versions": versions,
+    }
+    text = json.dumps(key, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def plan_run_cached(config: Mapping[str, Any], cache_dir: str | Path) -> RunPlan:
+    """:func:`plan_run`, reusing a plan cached for the same input and settings.
+
+    The key is the input's path, size and modification time, the FOV, channel
+    and ingest settings and the reader versions, so any change re-inspects the
+    file. Every Snakemake invocation parses the workflow (cluster jobs too);
+    the cache spares each of them opening the file with bioio.
+
+    Parameters
+    ----------
+    config : mapping
+        Validated configuration.
+    cache_dir : str or Path
+        Folder of the cache files (created when needed).
+
+    Returns
+    -------
+    RunPlan
+        The plan.
+    """
+    key = _cache_key(config)
+    path = Path(cache_dir) / f"plan-{key}.json" if key else None
+    if path is not None and path.is_file():
+        try:
+            plan = _plan_from_json(json.loads(path.read_text(encoding="utf-8")))
+        except (ValueError, KeyError, TypeError):
+            plan = None
+        if plan is not None:
+            for w in plan.warnings:
+                log.warning("%s", w)
+            return plan
+    plan = plan_run(config)
+    if path is not None:
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+            tmp.write_text(json.dumps(_plan_to_json(plan)), encoding="utf-8")
+            os.replace(tmp, path)
+    return plan

@@ -13,13 +13,15 @@ from pyama_steps import paths as P
 from pyama_steps.config import ConfigError, load_schema, validate_config
 from pyama_steps.io import InputError
 from pyama_steps.manifest import log_path, summary_line, write_results
-from pyama_steps.plan import plan_run, z_mode_for
+from pyama_steps.plan import plan_run_cached, z_mode_for
 
 try:
     _validated = validate_config(
         config, load_schema(Path(workflow.basedir) / "schemas/config.schema.yaml")
     )
-    PLAN = plan_run(_validated)
+    # cached in .snakemake/ so that reruns and cluster jobs, which all parse
+    # the workflow, do not reopen the input with bioio
+    PLAN = plan_run_cached(_validated, Path(".snakemake") / "pyama-steps")
 except (ConfigError, InputError) as e:
     raise WorkflowError(f"pyama-steps: {e}") from None
 config.clear()
