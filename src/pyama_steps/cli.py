@@ -6,6 +6,8 @@
     Show which FOVs of a run are ok, failed (with the error) or pending.
 ``evaluate``
     Score a run against the generator's ground truth (algorithms.md §8).
+``export-ctc``
+    Write a run's tracks as Cell Tracking Challenge result folders.
 ``inspect``
     Show the scenes, sizes, channels, pixel size and frame times of a file.
 ``init``
@@ -126,15 +128,18 @@ def _init(argv: Sequence[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pyama-steps`` command."""
     args = list(sys.argv[1:] if argv is None else argv)
-    commands = {"generate", "status", "evaluate", "inspect", "init"}
+    commands = {"generate", "status", "evaluate", "export-ctc", "inspect", "init"}
     if not args or args[0] in {"-h", "--help"} or args[0] not in commands:
         print(
-            "usage: pyama-steps {inspect,init,generate,status,evaluate} ...\n\n"
+            "usage: pyama-steps {inspect,init,generate,status,evaluate,export-ctc} "
+            "...\n\n"
             "  inspect FILE [--json]         scenes, sizes, channels, frame times\n"
             "  init FILE -o CONFIG.yaml      write a commented config for FILE\n"
             "  generate OUT_DIR              write a synthetic time-lapse with truth\n"
             "  status OUTPUT_DIR             show ok / failed / pending FOVs of a run\n"
-            "  evaluate TRUTH_DIR OUTPUT_DIR score a run against ground truth",
+            "  evaluate TRUTH_DIR OUTPUT_DIR score a run against ground truth\n"
+            "  export-ctc OUTPUT_DIR DEST    write tracks as Cell Tracking Challenge "
+            "folders",
             file=sys.stderr if args and args[0] not in {"-h", "--help"} else sys.stdout,
         )
         return 0 if args and args[0] in {"-h", "--help"} else 2
@@ -151,6 +156,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pyama_steps.evaluate import main_evaluate
 
         return main_evaluate(rest)
+    if command == "export-ctc":
+        from pyama_steps.ctc import main_export_ctc
+
+        return main_export_ctc(rest)
     return _status(rest)
 
 

@@ -56,6 +56,16 @@ object a track id present in a frame of ``seg_labeled``.
   with ``w = params.background.weight > 0``.
 * ``time_max_abs_err_min``: the largest ``|time - times_min[frame]|`` over the
   predicted trace rows.
+* ``ctc_det``, ``ctc_tra``, ``ctc_ct``, ``ctc_tf``, ``ctc_bc``, ``ctc_chota``:
+  the Cell Tracking Challenge measures DET, TRA, CT, TF, BC(2) and CHOTA,
+  computed by py-ctcmetrics (docs/ctc.md) on CTC exports of the run and of
+  the truth (:mod:`pyama_steps.ctc`); only with ``ctc=True`` and the library
+  installed. ``overall`` holds the mean over FOVs weighted by each FOV's
+  number of true cell-frames (for DET this is the value of the pooled
+  graphs), except BC, the F1 of the pooled division counts. A FOV without
+  true cells has NaN and weight 0; a FOV without predicted cells scores DET,
+  TRA, CT and CHOTA 0 (their CTC definitions; the library rejects an empty
+  result) and TF NaN.
 
 Ratios with a zero denominator are NaN, never 0 or 1.
 """
@@ -68,6 +78,8 @@ import math
 import numbers
 import re
 import sys
+import tempfile
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,11 +90,19 @@ import numpy.typing as npt
 import pandas as pd
 
 from pyama_steps._typing import LabelArray
+from pyama_steps.ctc import write_ctc_result, write_ctc_truth
 from pyama_steps.io import NpyFrameReader, atomic_write_text
 from pyama_steps.paths import MANIFEST
 from pyama_steps.tracking import assign, overlap_pairs
 
-__all__ = ["Evaluation", "evaluate_run", "format_table", "main_evaluate"]
+__all__ = [
+    "CTC_BC_TOLERANCE",
+    "CTC_INSTALL_HINT",
+    "Evaluation",
+    "evaluate_run",
+    "format_table",
+    "main_evaluate",
+]
 
 Int64Array = npt.NDArray[np.int64]
 Float64Array = npt.NDArray[np.float64]
@@ -1085,6 +1105,247 @@ def _evaluate_fov(
 
 
 # --------------------------------------------------------------------------
+# Cell Tracking Challenge measures (py-ctcmetrics, docs/ctc.md)
+# --------------------------------------------------------------------------
+
+#: (py-ctcmetrics name, metric key) of the CTC measures, in table order.
+_CTC_MEASURES: Final = (
+    ("DET", "ctc_det"),
+    ("TRA", "ctc_tra"),
+    ("CT", "ctc_ct"),
+    ("TF", "ctc_tf"),
+    ("BC", "ctc_bc"),
+    ("CHOTA", "ctc_chota"),
+)
+#: Frame tolerance ``i`` of BC(i); the example of the CTC's Java measures uses BC(2).
+CTC_BC_TOLERANCE: Final = 2
+CTC_INSTALL_HINT: Final = (
+    "py-ctcmetrics is not installed; install it with "
+    "pip install 'pyama-steps[eval]' (or: pip install py-ctcmetrics)"
+)
+
+
+class _CtcExportError(ValueError):
+    """py-ctcmetrics rejects an export of :mod:`pyama_steps.ctc` (a bug here)."""
+
+
+#: What py-ctcmetrics 1.3.3 raises when it trips over input it should accept
+#: (an empty frame or result, a zero-size reduction, its own asserts).
+_CTC_LIBRARY_ERRORS: Final = (AssertionError, IndexError, KeyError, ValueError)
+
+
+@dataclass(frozen=True)
+class _CtcFov:
+    """The CTC measures of one FOV and what the overall values pool.
+
+    Attributes
+    ----------
+    values : dict of str to float
+        Metric key (``ctc_det``, ...) -> value, NaN where undefined.
+    n_ref : int
+        True cell-frames (reference detections): the weight of the FOV.
+    divisions : tuple of int
+        True positive, false positive and false negative divisions of BC(i).
+    """
+
+    values: dict[str, float]
+    n_ref: int
+    divisions: tuple[int, int, int]
+
+
+def _ctc_library() -> str | None:
+    """Return ``py-ctcmetrics <version>`` if the library imports, else None."""
+    from importlib import metadata
+
+    try:
+        import ctc_metrics  # noqa: F401
+    except ImportError:
+        return None
+    try:
+        version = metadata.version("py-ctcmetrics")
+    except metadata.PackageNotFoundError:  # pragma: no cover - a source tree
+        version = "(version unknown)"
+    return f"py-ctcmetrics {version}"
+
+
+def _nan_if_none(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _int_frames(frames: Sequence[Any]) -> list[Any]:
+    """Give empty per-frame label lists an integer dtype for py-ctcmetrics."""
+    # py-ctcmetrics 1.3.3 turns an empty frame's label list into a float64
+    # array and indexes with it in track_confusion_matrix (CHOTA), which
+    # raises IndexError as soon as the reference has an empty frame, as the
+    # generator's dropped frames are. An empty int64 array is the same list.
+    return [x if len(x) else np.zeros(0, dtype=np.int64) for x in frames]
+
+
+def _ctc_score_fov(gt_dir: Path, res_dir: Path) -> _CtcFov:
+    """Score one exported FOV (``<gt_dir>/TRA``, ``<res_dir>``) with py-ctcmetrics."""
+    from ctc_metrics.metrics import bc, chota, valid
+    from ctc_metrics.metrics.biological.bc import get_ids_that_ends_with_split
+    from ctc_metrics.scripts.evaluate import (
+        calculate_metrics,
+        match_computed_to_reference_masks,
+    )
+    from ctc_metrics.utils.filesystem import parse_masks, read_tracking_file
+    from ctc_metrics.utils.representations import merge_tracks
+
+    ref_tracks = read_tracking_file(str(gt_dir / "TRA" / "man_track.txt"))
+    comp_tracks = read_tracking_file(str(res_dir / "res_track.txt"))
+    nan = dict.fromkeys((key for _, key in _CTC_MEASURES), math.nan)
+    if len(ref_tracks) == 0:
+        # No true cell: every measure divides by zero. The FOV's predicted
+        # divisions still count as false ones in the pooled BC.
+        n_comp_div = len(get_ids_that_ends_with_split(comp_tracks))
+        return _CtcFov(nan, 0, (0, n_comp_div, 0))
+    ref_masks = parse_masks(str(gt_dir / "TRA"))
+    comp_masks = parse_masks(str(res_dir))
+    # threads=1: no process pool; FOVs are scored one after another.
+    traj = match_computed_to_reference_masks(ref_masks, comp_masks, threads=1)
+    n_ref = int(sum(len(x) for x in traj["labels_ref"]))
+    if len(comp_tracks) == 0:
+        # The library rejects an empty result; the CTC definitions give 0
+        # (AOGM of an empty result is AOGM_0; no complete track, no match).
+        n_div = len(get_ids_that_ends_with_split(ref_tracks))
+        values = {**nan, "ctc_det": 0.0, "ctc_tra": 0.0, "ctc_ct": 0.0}
+        values["ctc_bc"] = _nan_if_none(bc(0, 0, n_div))
+        values["ctc_chota"] = 0.0
+        return _CtcFov(values, n_ref, (0, 0, n_div))
+    with warnings.catch_warnings(record=True) as caught:
+        # The library reports format errors, and harmless empty frames, as
+        # UserWarning; numpy warns on its means of empty slices (TF without
+        # a matched track, NaN). All are kept here; only a failed check raises.
+        warnings.simplefilter("always")
+        is_valid = valid(comp_masks, comp_tracks, traj["labels_comp"])
+        if not is_valid:
+            problems = "; ".join(
+                str(w.message)
+                for w in caught
+                if not str(w.message).startswith("Empty frame")
+            )
+            raise _CtcExportError(
+                f"the CTC export {str(res_dir)!r} fails py-ctcmetrics' format check "
+                f"({problems}); this is a bug of pyama_steps.ctc, please report it."
+            )
+        raw = calculate_metrics(
+            comp_tracks,
+            ref_tracks,
+            traj,
+            {},
+            [name for name, _ in _CTC_MEASURES if name != "CHOTA"],
+            is_valid,
+        )
+        ref_m, ref_labels, ref_mapped = merge_tracks(
+            ref_tracks, traj["labels_ref"], traj["mapped_ref"]
+        )
+        comp_m, comp_labels, comp_mapped = merge_tracks(
+            comp_tracks, traj["labels_comp"], traj["mapped_comp"]
+        )
+        raw.update(
+            chota(
+                ref_m,
+                comp_m,
+                _int_frames(ref_labels),
+                _int_frames(comp_labels),
+                ref_mapped,
+                comp_mapped,
+            )
+        )
+    i = CTC_BC_TOLERANCE
+    raw["BC"] = raw[f"BC({i})"]
+    values = {key: _nan_if_none(raw[name]) for name, key in _CTC_MEASURES}
+    divisions = (
+        int(raw[f"tp_div({i})"]),
+        int(raw[f"fp_div({i})"]),
+        int(raw[f"fn_div({i})"]),
+    )
+    return _CtcFov(values, n_ref, divisions)
+
+
+def _ctc_overall(scores: Sequence[_CtcFov]) -> dict[str, float]:
+    """Pool per-FOV CTC measures (see the module docstring)."""
+    from ctc_metrics.metrics import bc
+
+    out: dict[str, float] = {}
+    for _, key in _CTC_MEASURES:
+        if key == "ctc_bc":
+            tp, fp, fn = (sum(s.divisions[k] for s in scores) for k in range(3))
+            out[key] = _nan_if_none(bc(tp, fp, fn))
+            continue
+        used = [
+            (s.values[key], s.n_ref)
+            for s in scores
+            if s.n_ref > 0 and not math.isnan(s.values[key])
+        ]
+        weight = sum(n for _, n in used)
+        out[key] = sum(v * n for v, n in used) / weight if weight else math.nan
+    return out
+
+
+def _run_lineage(run: _RunFov) -> pd.DataFrame:
+    """``cell``/``parent`` of a run: its lineage CSV, else its traces CSV."""
+    header = pd.read_csv(run.traces, nrows=0).columns.tolist()
+    cols = ["cell", "parent"] if "parent" in header else ["cell"]
+    traces = _read_csv(run.traces, cols, "traces CSV")
+    lineage = (
+        _read_csv(run.lineage, ["cell", "parent"], "lineage CSV")
+        if run.lineage is not None
+        else None
+    )
+    cells, parents = _pred_parents(traces, lineage)
+    return pd.DataFrame({"cell": cells, "parent": parents})
+
+
+def _ctc_measures(
+    truth_path: Path, runs: Mapping[int, _RunFov]
+) -> tuple[dict[int, dict[str, float]], dict[str, float], str | None]:
+    """Export each FOV's truth and run to CTC folders and score them.
+
+    Returns the per-FOV and overall values, and which FOVs the library
+    failed on (those are NaN with weight 0), or None.
+    """
+    import shutil
+
+    scores: dict[int, _CtcFov] = {}
+    failed: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="pyama-steps-ctc-") as tmp:
+        for f, run in runs.items():
+            truth_fov = truth_path / f"fov_{f:03d}"
+            gt = Path(tmp) / f"fov_{f:03d}_GT"
+            res = Path(tmp) / f"fov_{f:03d}"
+            write_ctc_truth(truth_fov / "labels.npy", truth_fov / "lineage.csv", gt)
+            # uint32 result masks: py-ctcmetrics adds the largest reference
+            # label to the result masks in their own dtype, which wraps around
+            # in uint16 once both label counts together pass 65535. strict=False:
+            # a parent table rebuilt from a traces CSV may miss ids.
+            write_ctc_result(
+                run.labels, _run_lineage(run), res, dtype=np.uint32, strict=False
+            )
+            try:
+                scores[f] = _ctc_score_fov(gt, res)
+            except _CtcExportError:
+                raise
+            except _CTC_LIBRARY_ERRORS as e:
+                # A crash of the optional library must not cost the other
+                # metrics; the table names the FOV and the error.
+                failed.append(f"FOV {f}: {type(e).__name__}: {e}".splitlines()[0])
+                nan = dict.fromkeys((key for _, key in _CTC_MEASURES), math.nan)
+                scores[f] = _CtcFov(nan, 0, (0, 0, 0))
+            # One FOV on disk at a time (two stacks of it).
+            shutil.rmtree(gt)
+            shutil.rmtree(res)
+    per_fov = {f: s.values for f, s in scores.items()}
+    message = (
+        "py-ctcmetrics failed on " + "; ".join(failed) + " (left out, n/a)"
+        if failed
+        else None
+    )
+    return per_fov, _ctc_overall(list(scores.values())), message
+
+
+# --------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------
 
@@ -1108,6 +1369,13 @@ class Evaluation:
         IoU of a match.
     min_signal_fraction : float
         The tiny-signal floor of the trace errors, as a fraction of P95.
+    ctc_library : str or None
+        ``py-ctcmetrics <version>`` when the ``ctc_*`` measures were
+        computed, else None.
+    ctc_message : str or None
+        Why the CTC measures were requested but not computed (the library is
+        missing, and how to install it), or the FOVs the library failed on
+        (their ``ctc_*`` values are NaN); else None.
     """
 
     per_fov: dict[int, dict[str, float]]
@@ -1116,6 +1384,8 @@ class Evaluation:
     background_channels: tuple[int, ...]
     iou_threshold: float
     min_signal_fraction: float
+    ctc_library: str | None = None
+    ctc_message: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dictionary; NaN becomes ``None``."""
@@ -1131,6 +1401,8 @@ class Evaluation:
             "min_signal_fraction": self.min_signal_fraction,
             "fl_channels": list(self.fl_channels),
             "background_channels": list(self.background_channels),
+            "ctc_library": self.ctc_library,
+            "ctc_message": self.ctc_message,
             "per_fov": {str(f): clean(m) for f, m in self.per_fov.items()},
             "overall": clean(self.overall),
         }
@@ -1154,6 +1426,7 @@ def evaluate_run(
     iou_threshold: float = 0.5,
     min_signal_fraction: float = 0.05,
     fovs: Sequence[int] | None = None,
+    ctc: bool = True,
 ) -> Evaluation:
     """Measure a run's accuracy against the generator's ground truth.
 
@@ -1170,6 +1443,10 @@ def evaluate_run(
         FOV's 95th percentile of ``true_total`` are excluded, in [0, 1].
     fovs : sequence of int, optional
         FOVs to evaluate; default every FOV of the truth.
+    ctc : bool, optional
+        Also compute the Cell Tracking Challenge measures (``ctc_*`` keys)
+        with py-ctcmetrics. Without the library they are left out and
+        ``Evaluation.ctc_message`` says how to install it.
 
     Returns
     -------
@@ -1191,8 +1468,10 @@ def evaluate_run(
     -----
     Memory: one true and one predicted frame at a time (one background frame
     and up to two run frames in the background pass), plus the per-(cell,
-    frame) tables of one FOV. The CTC DET/TRA measures of §8.1 come from an
-    external library and are not computed here.
+    frame) tables of one FOV. The CTC measures export one FOV's truth and run
+    at a time to a temporary folder (``tempfile``, so ``TMPDIR`` applies; two
+    FOV stacks as uint16/uint32 TIFFs) and keep py-ctcmetrics' per-frame
+    match lists of that FOV.
     """
     iou_threshold = _check_fraction("iou_threshold", iou_threshold, allow_zero=False)
     min_signal_fraction = _check_fraction(
@@ -1242,6 +1521,13 @@ def evaluate_run(
         f: _metrics(t, fl_channels, bg_channels) for f, t in sorted(tallies.items())
     }
     overall = _metrics(_pool(list(tallies.values())), fl_channels, bg_channels)
+    ctc_library = _ctc_library() if ctc else None
+    ctc_message = CTC_INSTALL_HINT if ctc and ctc_library is None else None
+    if ctc_library is not None:
+        ctc_per_fov, ctc_overall, ctc_message = _ctc_measures(truth_path, runs)
+        for f, values in ctc_per_fov.items():
+            per_fov[f].update(values)
+        overall.update(ctc_overall)
     return Evaluation(
         per_fov=per_fov,
         overall=overall,
@@ -1249,6 +1535,8 @@ def evaluate_run(
         background_channels=bg_channels,
         iou_threshold=iou_threshold,
         min_signal_fraction=min_signal_fraction,
+        ctc_library=ctc_library,
+        ctc_message=ctc_message,
     )
 
 
@@ -1302,6 +1590,15 @@ _MAIN_COLUMNS: Final = (
     ("time err", "time_max_abs_err_min", "sci"),
 )
 
+_CTC_COLUMNS: Final = (
+    ("DET", "ctc_det", "frac"),
+    ("TRA", "ctc_tra", "frac"),
+    ("CT", "ctc_ct", "frac"),
+    ("TF", "ctc_tf", "frac"),
+    (f"BC({CTC_BC_TOLERANCE})", "ctc_bc", "frac"),
+    ("CHOTA", "ctc_chota", "frac"),
+)
+
 _CHANNEL_COLUMNS: Final = (
     ("tot med", "trace_total_rel_err_median", "frac"),
     ("tot p90", "trace_total_rel_err_p90", "frac"),
@@ -1329,8 +1626,9 @@ def format_table(evaluation: Evaluation, *, markdown: bool = False) -> str:
     -------
     str
         A segmentation/tracking table, then a trace-error table with one row
-        per FOV and channel (when fluorescence channels were evaluated).
-        Fractions have 4 decimals, undefined values read ``n/a``.
+        per FOV and channel (when fluorescence channels were evaluated), then
+        the CTC measures (or why they are missing). Fractions have 4
+        decimals, undefined values read ``n/a``.
     """
     named = [(str(f), m) for f, m in evaluation.per_fov.items()]
     named.append(("all", evaluation.overall))
@@ -1351,6 +1649,22 @@ def format_table(evaluation: Evaluation, *, markdown: bool = False) -> str:
         ]
         headers = ["FOV", "ch"] + [h for h, _, _ in _CHANNEL_COLUMNS]
         parts.append(_render(headers, ch_rows, markdown))
+    if evaluation.ctc_library is not None:
+        ctc_rows = [
+            [name] + [_fmt(m.get(key, math.nan), kind) for _, key, kind in _CTC_COLUMNS]
+            for name, m in named
+        ]
+        caption = (
+            f"Cell Tracking Challenge measures ({evaluation.ctc_library}; 'all' "
+            "weights FOVs by true cell-frames, BC pools the divisions):"
+        )
+        table = _render(["FOV"] + [h for h, _, _ in _CTC_COLUMNS], ctc_rows, markdown)
+        note = "" if evaluation.ctc_message is None else f"\n{evaluation.ctc_message}."
+        parts.append(f"{caption}\n{table}{note}")
+    elif evaluation.ctc_message is not None:
+        parts.append(
+            f"Cell Tracking Challenge measures not computed: {evaluation.ctc_message}."
+        )
     return "\n\n".join(parts) + "\n"
 
 
@@ -1370,7 +1684,7 @@ def main_evaluate(argv: Sequence[str] | None = None) -> int:
     ----------
     argv : sequence of str, optional
         ``TRUTH_DIR OUTPUT_DIR [--json PATH] [--markdown] [--fovs 0,1]
-        [--iou-threshold X] [--min-signal-fraction X]`` (default:
+        [--iou-threshold X] [--min-signal-fraction X] [--no-ctc]`` (default:
         ``sys.argv[1:]``).
 
     Returns
@@ -1395,6 +1709,11 @@ def main_evaluate(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--iou-threshold", type=float, default=0.5)
     parser.add_argument("--min-signal-fraction", type=float, default=0.05)
+    parser.add_argument(
+        "--no-ctc",
+        action="store_true",
+        help="skip the Cell Tracking Challenge measures (py-ctcmetrics)",
+    )
     args = parser.parse_args(None if argv is None else list(argv))
     try:
         evaluation = evaluate_run(
@@ -1403,6 +1722,7 @@ def main_evaluate(argv: Sequence[str] | None = None) -> int:
             iou_threshold=args.iou_threshold,
             min_signal_fraction=args.min_signal_fraction,
             fovs=args.fovs,
+            ctc=not args.no_ctc,
         )
     except (FileNotFoundError, ValueError) as e:
         print(f"pyama-steps evaluate: error: {e}", file=sys.stderr)

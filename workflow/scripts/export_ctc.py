@@ -1,0 +1,16 @@
+"""Adapter of rule export_ctc: one FOV's tracks as a CTC result folder."""
+
+# `snakemake` (input, output, log) is injected by the script: directive.
+
+from pathlib import Path
+
+from pyama_steps.ctc import write_ctc_result
+from pyama_steps.steps import run_logged
+
+run_logged(
+    snakemake.log[0],
+    write_ctc_result,
+    labels=snakemake.input.labeled,
+    lineage=snakemake.input.lineage,
+    dest=Path(snakemake.output.tracks).parent,
+)
