@@ -74,8 +74,15 @@ def run_logged(log_path: str | Path, func: Callable[..., T], /, **kwargs: Any) -
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    global _work_start
+    called = time.perf_counter()
+    _work_start = None
     try:
-        return func(**kwargs)
+        result = func(**kwargs)
+        end = time.perf_counter()
+        work = end - (_work_start if _work_start is not None else called)
+        _stats(work_s=round(work, 4), overhead_s=round(_process_age() - work, 4))
+        return result
     except BaseException as e:
         message = str(e).strip().splitlines()[0] if str(e).strip() else ""
         handler.stream.write(f"ERROR {type(e).__name__}: {message}\n")
@@ -84,6 +91,25 @@ def run_logged(log_path: str | Path, func: Callable[..., T], /, **kwargs: Any) -
     finally:
         root.removeHandler(handler)
         handler.close()
+
+
+_work_start: float | None = None
+
+
+def _work_begins() -> None:
+    """Mark the end of a step's imports: what follows counts as its work."""
+    global _work_start
+    _work_start = time.perf_counter()
+
+
+def _process_age() -> float:
+    """Seconds since this process started (interpreter start-up included)."""
+    try:
+        import psutil
+
+        return time.time() - float(psutil.Process().create_time())
+    except Exception:  # psutil missing or /proc unreadable: age unknown
+        return float("nan")
 
 
 class _Progress:
@@ -151,6 +177,9 @@ def copy_channel(
     from pyama_steps.ingest import ZAccumulator, rgb_to_gray, to_uint16
     from pyama_steps.io import PlaneReader, open_image
 
+    import bioio  # noqa: F401  (imported here so that it counts as start-up)
+
+    _work_begins()
     img = open_image(input_path)
     reader = PlaneReader(img, fov, channel)
     n_t, n_z = reader.n_t, reader.n_z
@@ -217,6 +246,7 @@ def segment_phase(*, pc: str, output: str, params: Mapping[str, Any]) -> None:
     """Segment a phase-contrast stack frame by frame with log-STD (§2)."""
     from pyama_steps.segmentation import segment_log_std
 
+    _work_begins()
     options = {k: v for k, v in params.items() if k != "method"}
     with (
         NpyFrameReader(pc) as reader,
@@ -304,6 +334,7 @@ def correct_background(
         Frames that used a fallback rule (§3.4 step 4).
     """
     stream = _BackgroundStream(params)
+    _work_begins()
     with NpyFrameReader(fl) as raw, NpyFrameReader(seg) as masks:
         _check_shapes(fl=raw, seg=masks)
         writers = {
@@ -349,6 +380,7 @@ def track_cells(
         write_lineage_csv,
     )
 
+    _work_begins()
     tracker = LineageTracker(**params)
     with NpyFrameReader(seg) as masks:
         progress = _Progress(f"track fov {fov} (pass 1)", len(masks))
@@ -410,9 +442,11 @@ def extract_traces(
     """
     import pandas as pd
 
+    from pyama_steps.background import correct_frame
     from pyama_steps.io import atomic_output
     from pyama_steps.traces import build_traces, frame_features, write_traces_csv
 
+    _work_begins()
     weight = float((background_params or {}).get("weight", 1.0))
     readers: dict[str, NpyFrameReader] = {"labels": NpyFrameReader(labeled)}
     try:
@@ -434,8 +468,6 @@ def extract_traces(
             raise ValueError(
                 f"{len(times_min)} frame times for a stack of {n_t} frames"
             )
-        from pyama_steps.background import correct_frame
-
         features = []
         progress = _Progress(f"extract fov {fov}", n_t)
         for t in range(n_t):
