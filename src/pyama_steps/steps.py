@@ -174,10 +174,10 @@ def copy_channel(
     dict
         ``{'clipped_px': n, 'nan_px': n}`` summed over frames.
     """
+    import bioio  # noqa: F401  (imported here so that it counts as start-up)
+
     from pyama_steps.ingest import ZAccumulator, rgb_to_gray, to_uint16
     from pyama_steps.io import PlaneReader, open_image
-
-    import bioio  # noqa: F401  (imported here so that it counts as start-up)
 
     _work_begins()
     img = open_image(input_path)
