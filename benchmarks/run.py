@@ -1,0 +1,233 @@
+"""Benchmark the real workflow on generated workloads and print a table.
+
+Usage::
+
+    python benchmarks/run.py                 # every workload, writes benchmarks/results.md
+    python benchmarks/run.py --only ref-czi  # some workloads (comma-separated names)
+
+Each workload is generated once with the project's generator and cached in
+``benchmarks/cache/`` (git-ignored); each run is a fresh output directory in
+``benchmarks/runs/``. The table gives, per workload: wall time of the whole
+``snakemake`` command, frames/s (FOV-frames per second), peak RSS of the
+largest job (Snakemake's ``benchmark:`` files) and of the whole run (sum over
+the process tree, sampled every 50 ms), CPU seconds per rule (``benchmark:``
+files), and the share of wall x cores that is not rule work (work = the time
+each job spends in its step after its imports, logged by the job).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+CACHE = REPO / "benchmarks" / "cache"
+RUNS = REPO / "benchmarks" / "runs"
+RULES = [
+    "copy_channel",
+    "segment_phase",
+    "correct_background",
+    "track_cells",
+    "extract_traces",
+    "inspect_input",
+    "aggregate_results",
+]
+SHORT = {
+    "copy_channel": "copy",
+    "segment_phase": "seg",
+    "correct_background": "bg",
+    "track_cells": "track",
+    "extract_traces": "extract",
+    "inspect_input": "inspect",
+    "aggregate_results": "agg",
+}
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    n_fov: int
+    n_frames: int
+    size: int
+    fmt: str = "czi"
+    cores: int = 2
+
+
+WORKLOADS = [
+    Workload("ref-czi", 4, 30, 1024, "czi"),
+    Workload("ref-ome-tiff", 4, 30, 1024, "ome-tiff"),
+    Workload("ref-czi-1core", 4, 30, 1024, "czi", cores=1),
+    Workload("fov-1", 1, 30, 1024),
+    Workload("fov-16", 16, 30, 1024),
+    Workload("frames-120", 1, 120, 1024),
+    Workload("size-512", 1, 30, 512),
+    Workload("size-2048", 1, 30, 2048),
+]
+# fov-4 = ref-czi and frames-30 = size-1024 = fov-1 (same data and settings).
+
+
+def _data(w: Workload) -> Path:
+    key = f"{w.fmt}-f{w.n_fov}-t{w.n_frames}-s{w.size}"
+    folder = CACHE / key
+    suffix = "czi" if w.fmt == "czi" else "ome.tiff"
+    image = folder / f"bench.{suffix}"
+    if image.exists():
+        return image
+    tmp = CACHE / f"{key}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    cmd = [
+        sys.executable, "-m", "pyama_steps.cli", "generate", str(tmp),
+        "--preset", "demo", "--name", "bench", "--format", w.fmt,
+        "--n-fov", str(w.n_fov), "--n-frames", str(w.n_frames),
+        "--size", str(w.size), "--no-background-truth",
+    ]  # fmt: skip
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return image
+
+
+class _TreeSampler(threading.Thread):
+    """Peak of the summed RSS of a process and its descendants."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.root = psutil.Process(pid)
+        self.peak = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                procs = [self.root, *self.root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                return
+            total = 0
+            for p in procs:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    continue
+            self.peak = max(self.peak, total)
+            time.sleep(0.05)
+
+
+def _run(w: Workload) -> dict[str, object]:
+    image = _data(w)
+    work = RUNS / w.name
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    config = work / "config.yaml"
+    config.write_text(
+        f"input: {json.dumps(str(image))}\noutput_dir: out\n"
+        "ingest:\n  frame_interval_min: 10.0\n  input_checksum: stat\n"
+    )
+    cmd = [
+        sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile"),
+        "-d", str(work), "--configfile", str(config), "--cores", str(w.cores),
+        "--workflow-profile", str(REPO / "profiles" / "default"), "--quiet", "all",
+    ]  # fmt: skip
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    sampler = _TreeSampler(proc.pid)
+    sampler.start()
+    out, _ = proc.communicate()
+    wall = time.perf_counter() - start
+    sampler.stop.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{w.name} failed:\n{out.decode()[-3000:]}")
+    cpu: dict[str, float] = dict.fromkeys(RULES, 0.0)
+    job_rss = 0.0
+    for rule in RULES:
+        for tsv in (work / "out" / "benchmarks" / rule).glob("*.tsv"):
+            with open(tsv) as fh:
+                row = next(csv.DictReader(fh, delimiter="\t"))
+            cpu[rule] += float(row["cpu_time"])
+            job_rss = max(job_rss, float(row["max_rss"]))
+    work_s = 0.0
+    for log in (work / "out" / "logs").rglob("*.log"):
+        for line in log.read_text().splitlines():
+            if "STATS " in line and "work_s" in line:
+                work_s += float(json.loads(line.split("STATS ", 1)[1])["work_s"])
+    frames = w.n_fov * w.n_frames
+    return {
+        "workload": w,
+        "wall": wall,
+        "fps": frames / wall,
+        "job_rss": job_rss,
+        "run_rss": sampler.peak / 2**20,
+        "cpu": cpu,
+        "overhead": 1.0 - work_s / (wall * w.cores),
+    }
+
+
+def _table(rows: list[dict[str, object]]) -> str:
+    head = (
+        "| workload | FOV x T x size | format | cores | wall s | frames/s | "
+        "job RSS MB | run RSS MB | "
+        + " | ".join(f"{SHORT[r]} CPU s" for r in RULES)
+        + " | not rule work |"
+    )
+    sep = "|" + "---|" * (head.count("|") - 1)
+    lines = [head, sep]
+    for r in rows:
+        w = r["workload"]
+        assert isinstance(w, Workload)
+        cpu = r["cpu"]
+        assert isinstance(cpu, dict)
+        lines.append(
+            f"| {w.name} | {w.n_fov} x {w.n_frames} x {w.size}² | {w.fmt} | {w.cores} "
+            f"| {r['wall']:.1f} | {r['fps']:.1f} | {r['job_rss']:.0f} | "
+            f"{r['run_rss']:.0f} | "
+            + " | ".join(f"{cpu[k]:.1f}" for k in RULES)
+            + f" | {100 * float(r['overhead']):.0f} % |"  # type: ignore[arg-type]
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="comma-separated workload names")
+    parser.add_argument(
+        "--no-write", action="store_true", help="do not write benchmarks/results.md"
+    )
+    args = parser.parse_args(argv)
+    chosen = [w for w in WORKLOADS if not args.only or w.name in args.only.split(",")]
+    rows = []
+    t0 = time.perf_counter()
+    for w in chosen:
+        rows.append(_run(w))
+        print(_table(rows[-1:]).splitlines()[-1], flush=True)
+    table = _table(rows)
+    machine = (
+        f"{platform.node() and 'this machine'}: {os.cpu_count()} cores, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB, "
+        f"Python {platform.python_version()}, {platform.machine()}"
+    )
+    text = (
+        f"# Benchmark results\n\n{datetime.date.today().isoformat()}, {machine}; "
+        f"`python benchmarks/run.py` took {time.perf_counter() - t0:.0f} s.\n\n"
+        f"{table}\n"
+    )
+    print("\n" + table)
+    if not args.no_write and not args.only:
+        (REPO / "benchmarks" / "results.md").write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
