@@ -1,0 +1,102 @@
+"""The `zarr` export target: OME-Zarr per FOV, traces.parquet when pyarrow is there."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import zarr
+
+from pyama_steps import synth
+from pyama_steps.export import have_pyarrow
+from pyama_steps.synth_io import write_dataset
+from tests.conftest import jobs_run, run_snakemake
+
+pytestmark = pytest.mark.workflow
+
+
+def _config(image: Path, **extra: Any) -> dict[str, Any]:
+    return {"input": str(image), "output_dir": "out", **extra}
+
+
+@pytest.fixture(scope="module")
+def easy_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two FOVs (128x160, 144x128) x 8 frames, phase + 1 fluorescence channel."""
+    out = tmp_path_factory.mktemp("easy")
+    return write_dataset(out, synth.preset("easy", seed=3), name="easy")
+
+
+@pytest.fixture(scope="module")
+def zarr_run(
+    easy_file: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, str]:
+    work = tmp_path_factory.mktemp("zarr")
+    proc = run_snakemake(work, _config(easy_file), "zarr")
+    return work / "out", proc.stdout
+
+
+def test_zarr_is_a_separate_target(easy_file: Path, tmp_path: Path) -> None:
+    default = jobs_run(run_snakemake(tmp_path, _config(easy_file), "-n").stdout)
+    assert "export_zarr" not in default
+    planned = jobs_run(run_snakemake(tmp_path, _config(easy_file), "zarr", "-n").stdout)
+    assert planned.count("export_zarr") == 2
+    assert planned.count("export_parquet") == (1 if have_pyarrow() else 0)
+
+
+def test_ome_zarr_matches_the_stacks(zarr_run: tuple[Path, str]) -> None:
+    out, _ = zarr_run
+    for fov in ("000", "001"):
+        root = zarr.open_group(str(out / "zarr" / f"fov_{fov}.ome.zarr"), mode="r")
+        pc = np.load(out / f"fov_{fov}" / f"easy_fov_{fov}_pc_ch_0.npy")
+        corr = np.load(out / f"fov_{fov}" / f"easy_fov_{fov}_fl_corrected_ch_1.npy")
+        labels = np.load(out / f"fov_{fov}" / f"easy_fov_{fov}_seg_labeled_ch_0.npy")
+        image = root["s0"][:]
+        assert image.shape == (pc.shape[0], 2, *pc.shape[1:])
+        assert np.array_equal(image[:, 0], pc.astype(np.float32))
+        assert np.array_equal(image[:, 1], corr)
+        assert np.array_equal(root["labels/cells/s0"][:], labels)
+        assert dict(root["labels"].attrs) == {"labels": ["cells"]}
+        attrs = dict(root.attrs)
+        assert [c["label"] for c in attrs["omero"]["channels"]] == [
+            "Phase",
+            "GFP corrected",
+        ]
+        # every track of the traces CSV is a label property
+        traces = pd.read_csv(out / f"fov_{fov}" / f"easy_fov_{fov}_traces.csv")
+        props = root["labels/cells"].attrs["image-label"]["properties"]
+        assert [p["label-value"] for p in props] == sorted(traces["cell"].unique())
+
+
+def test_traces_parquet_or_a_skip_line(zarr_run: tuple[Path, str]) -> None:
+    out, stdout = zarr_run
+    if have_pyarrow():
+        back = pd.read_parquet(out / "traces.parquet")
+        pd.testing.assert_frame_equal(
+            back, pd.read_csv(out / "traces.csv"), check_dtype=False
+        )
+    else:
+        assert not (out / "traces.parquet").exists()
+        assert "traces.parquet skipped: pyarrow is not installed" in stdout
+
+
+def test_zarr_log_and_benchmark(zarr_run: tuple[Path, str]) -> None:
+    out, _ = zarr_run
+    for fov in ("000", "001"):
+        log = (out / "logs" / "export_zarr" / f"fov_{fov}.log").read_text()
+        assert "wrote" in log
+        assert (out / "benchmarks" / "export_zarr" / f"fov_{fov}.tsv").exists()
+    attrs = json.loads((out / "zarr" / "fov_000.ome.zarr" / ".zattrs").read_text())
+    assert attrs["multiscales"][0]["version"] == "0.4"
+
+
+def test_zarr_without_corrected_stacks_is_refused(
+    easy_file: Path, tmp_path: Path
+) -> None:
+    config = _config(easy_file, background={"write_corrected": False})
+    proc = run_snakemake(tmp_path, config, "zarr", "-n", check=False)
+    assert proc.returncode != 0
+    assert "set background.write_corrected: true" in proc.stdout
