@@ -391,6 +391,10 @@ def _lineage_lookup(
                 f"lineage is for fov {fovs.tolist()!r}, but fov={fov!r} was given"
             )
     arrays = [lineage[c].to_numpy().astype(np.int64) for c in needed]
+    if "n_gap_frames" in lineage.columns:
+        # A track's length counts the frames it bridged (at most max_gap in a
+        # row, e.g. a dropped frame): first to last frame, not frames present.
+        arrays[2] = arrays[2] + lineage["n_gap_frames"].to_numpy().astype(np.int64)
     order = np.argsort(arrays[0], kind="stable")
     cell, parent, n_frames, n_merged = (a[order] for a in arrays)
     if np.any(cell[1:] == cell[:-1]):
@@ -436,7 +440,8 @@ def build_traces(
         Fluorescence channels, strictly ascending, in the order of the
         features' intensity rows.
     min_frames : int, optional
-        A good track is present in at least ``min(min_frames, T)`` frames.
+        A good track spans at least ``min(min_frames, T)`` frames, from its
+        first to its last frame (frames bridged by gap closing count).
     border_px : int, optional
         A track whose bbox comes within this distance of the frame edge in
         any frame is not good; 0 turns the rule off.
