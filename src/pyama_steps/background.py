@@ -101,7 +101,7 @@ class BackgroundFrame:
     carry_values: npt.NDArray[np.float64] | None
 
 
-def tile_grid(n: int, *, tile_size: int = 256, tile_overlap: float = 0.5) -> TileGrid:
+def tile_grid(n: int, *, tile_size: int = 128, tile_overlap: float = 0.5) -> TileGrid:
     """Lay out overlapping tiles of equal size along one axis.
 
     Parameters
@@ -170,7 +170,7 @@ def estimate_background(
     mask: BoolArray,
     *,
     mask_dilation_px: int = 10,
-    tile_size: int = 256,
+    tile_size: int = 128,
     tile_overlap: float = 0.5,
     min_background_px: int = 50,
     spline_degree: int = 3,

@@ -224,6 +224,20 @@ def validate_config(
             "config key 'ingest.dtype_policy' is 'scale' but 'ingest.scale_factor' is "
             "not set: give the factor that maps input values to uint16 counts."
         )
+    seg = instance.get("segmentation", {})
+    smooth = seg.get("mode_smooth_bins")
+    if isinstance(smooth, int) and smooth % 2 == 0:
+        raise ConfigError(
+            f"config key 'segmentation.mode_smooth_bins' = {smooth!r} must be odd "
+            "(1, 3, 5, ...)."
+        )
+    low, high = seg.get("threshold_low_k"), seg.get("threshold_k")
+    if isinstance(low, int | float) and isinstance(high, int | float) and low > high:
+        raise ConfigError(
+            f"config key 'segmentation.threshold_low_k' = {low!r} must not exceed "
+            f"'segmentation.threshold_k' = {high!r} (it is the lower hysteresis "
+            "threshold); set it lower or null."
+        )
     window = instance.get("segmentation", {}).get("window")
     if isinstance(window, int) and window % 2 == 0:
         raise ConfigError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -13,9 +14,13 @@ from pyama_steps.background import (
     BackgroundFrame,
     TileGrid,
     correct_frame,
-    estimate_background,
-    tile_grid,
 )
+
+# The worked values in this file use the document's 256-px tiles (the existing
+# implementation's tile size, algorithms.md §3.3); the default is tested in
+# test_default_tile_size.
+tile_grid = functools.partial(bgm.tile_grid, tile_size=256)
+estimate_background = functools.partial(bgm.estimate_background, tile_size=256)
 
 SIZES = [1, 64, 256, 300, 512, 513, 1024]
 DTYPES = [np.uint8, np.uint16, np.float32]
@@ -137,7 +142,7 @@ def scene(
     ],
 )
 def test_tile_grid_by_hand(n: int, starts: list[int]) -> None:
-    grid = tile_grid(n)
+    grid = tile_grid(n, tile_size=256)  # the document's worked values
     size = min(256, n)
     assert grid.size == size
     assert grid.count == len(starts)
@@ -149,11 +154,11 @@ def test_tile_grid_by_hand(n: int, starts: list[int]) -> None:
 
 
 def test_tile_grid_small_by_hand() -> None:
-    assert tile_grid(1).centres.tolist() == [0.0]
-    assert tile_grid(64).centres.tolist() == [31.5]
-    assert tile_grid(300).centres.tolist() == [127.5, 171.5]
+    assert tile_grid(1, tile_size=256).centres.tolist() == [0.0]
+    assert tile_grid(64, tile_size=256).centres.tolist() == [31.5]
+    assert tile_grid(300, tile_size=256).centres.tolist() == [127.5, 171.5]
     # 513 px: (n - s) = 257 over 3 gaps = 85.67 per gap, rounded half up.
-    assert tile_grid(513).centres.tolist() == [127.5, 213.5, 298.5, 384.5]
+    assert tile_grid(513, tile_size=256).centres.tolist() == [127.5, 213.5, 298.5, 384.5]
     # No overlap: tiles side by side where they fit, the last one flush right.
     assert tile_grid(600, tile_size=200, tile_overlap=0.0).starts.tolist() == [
         0,
@@ -762,3 +767,17 @@ def test_tile_grid_is_frozen() -> None:
     assert isinstance(grid, TileGrid)
     with pytest.raises(AttributeError):
         grid.n = 5  # type: ignore[misc]
+
+
+def test_default_tile_size() -> None:
+    """128-px tiles by default: 15 tiles for 1024 px, 7 for 512 (§3.3)."""
+    assert bgm.tile_grid(1024).count == 15
+    assert bgm.tile_grid(512).starts.tolist() == [64 * i for i in range(7)]
+    frame, cells, surface = scene(seed=2, n_cells=40)
+    result = bgm.estimate_background(frame, cells)
+    assert result.tile_values.shape == (7, 9)  # 512 x 640
+    away = ~ndi.binary_dilation(cells, iterations=10)
+    inner = np.zeros(frame.shape, bool)
+    inner[64:448, 64:576] = True
+    error = np.abs(result.background - surface)[away & inner]
+    assert error.mean() < 0.01 * surface.mean()
