@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/accuracy.py            # prints the table, writes benchmarks/accuracy.md
+    python benchmarks/accuracy.py   # prints the table, writes benchmarks/accuracy.md
 
 Generates the ``standard`` data set (4 FOVs x 60 frames x 512², divisions,
 crowding, drift, bleaching, a dropped frame; seed 0) once into

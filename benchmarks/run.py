@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/run.py                 # every workload, writes benchmarks/results.md
+    python benchmarks/run.py                 # every workload -> results.md
     python benchmarks/run.py --only ref-czi  # some workloads (comma-separated names)
 
 Each workload is generated once with the project's generator and cached in

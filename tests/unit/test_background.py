@@ -158,7 +158,12 @@ def test_tile_grid_small_by_hand() -> None:
     assert tile_grid(64, tile_size=256).centres.tolist() == [31.5]
     assert tile_grid(300, tile_size=256).centres.tolist() == [127.5, 171.5]
     # 513 px: (n - s) = 257 over 3 gaps = 85.67 per gap, rounded half up.
-    assert tile_grid(513, tile_size=256).centres.tolist() == [127.5, 213.5, 298.5, 384.5]
+    assert tile_grid(513, tile_size=256).centres.tolist() == [
+        127.5,
+        213.5,
+        298.5,
+        384.5,
+    ]
     # No overlap: tiles side by side where they fit, the last one flush right.
     assert tile_grid(600, tile_size=200, tile_overlap=0.0).starts.tolist() == [
         0,

@@ -701,15 +701,15 @@ def test_good_counts_bridged_gap_frames():
     labels[5:10, 5:10] = 1
     feats = [frame_features(labels, fl_raw=[], fl_corrected=[])]
     table = lineage([1], n_frames=[9])
-    kwargs = dict(
-        fov=0,
-        frames=[0],
-        times_min=np.arange(10, dtype=float),
-        shape=(10, 20, 30),
-        pc_channel=0,
-        fl_channels=[],
-        min_frames=30,
-    )
+    kwargs = {
+        "fov": 0,
+        "frames": [0],
+        "times_min": np.arange(10, dtype=float),
+        "shape": (10, 20, 30),
+        "pc_channel": 0,
+        "fl_channels": [],
+        "min_frames": 30,
+    }
     assert not build_traces(feats, lineage=table, **kwargs)["good"].iloc[0]
     table["n_gap_frames"] = [1]  # present 9 of 10 frames, one bridged gap
     assert build_traces(feats, lineage=table, **kwargs)["good"].iloc[0]

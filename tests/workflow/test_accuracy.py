@@ -8,8 +8,6 @@ a dropped frame and uneven timestamps; ``pyama_steps.evaluate`` scores it.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from pyama_steps import synth

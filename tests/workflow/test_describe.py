@@ -45,13 +45,21 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_inspect_json_lists_every_scene() -> None:
-    proc = _cli("inspect", str(real_data_dir() / "S3_1Pos_2Mosaic_T2Z3_CH2_sm.czi"), "--json")
+    proc = _cli(
+        "inspect", str(real_data_dir() / "S3_1Pos_2Mosaic_T2Z3_CH2_sm.czi"), "--json"
+    )
     assert proc.returncode == 0, proc.stderr
     desc = json.loads(proc.stdout)
     assert desc["n_scenes"] == 3
-    assert [(s["Y"], s["X"]) for s in desc["scenes"]] == [(122, 295), (64, 64), (237, 352)]
+    assert [(s["Y"], s["X"]) for s in desc["scenes"]] == [
+        (122, 295),
+        (64, 64),
+        (237, 352),
+    ]
     assert all(s["timestamps"] for s in desc["scenes"])
-    assert desc["scenes"][0]["frame_interval_min"] == pytest.approx(33.41 / 60, abs=2e-3)
+    assert desc["scenes"][0]["frame_interval_min"] == pytest.approx(
+        33.41 / 60, abs=2e-3
+    )
 
 
 def test_inspect_table_and_error() -> None:
@@ -61,11 +69,13 @@ def test_inspect_table_and_error() -> None:
     assert "phase guess: 0, name 'DIC'" in proc.stdout
     bad = _cli("inspect", str(real_data_dir() / "DAPI_GFP.czi"))
     assert bad.returncode == 2
-    assert "DAPI_GFP.czi" in bad.stderr and "cannot read the metadata" in bad.stderr
+    assert "DAPI_GFP.czi" in bad.stderr
+    assert "cannot read the metadata" in bad.stderr
 
 
 @pytest.mark.parametrize(
-    "name", ["tiles_time_z.czi", "example-cerevisiae.nd2", "GA3_Children_node_example.nd2"]
+    "name",
+    ["tiles_time_z.czi", "example-cerevisiae.nd2", "GA3_Children_node_example.nd2"],
 )
 def test_init_writes_a_valid_commented_config(name: str, tmp_path: Path) -> None:
     out = tmp_path / "cfg" / "my.yaml"
@@ -81,4 +91,5 @@ def test_init_writes_a_valid_commented_config(name: str, tmp_path: Path) -> None
     plan = plan_run(validate_config(config, schema))  # the guess fits the file
     assert plan.n_scenes >= 1
     again = _cli("init", str(real_data_dir() / name), "-o", str(out))
-    assert again.returncode == 2 and "--force" in again.stderr
+    assert again.returncode == 2
+    assert "--force" in again.stderr

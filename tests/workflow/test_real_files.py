@@ -26,7 +26,12 @@ SCHEMA = load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
 
 # file -> (scene shapes (T, C, Z, Y, X), channel names, dtype, needs interval)
 EXPECTED: dict[str, tuple[list[tuple[int, ...]], list[str], str, bool]] = {
-    "cluster.nd2": ([(3, 2, 10, 31, 38)], ["5-FAM/pH 9.0", "FM 4-64/2% CHAPS"], "uint16", False),
+    "cluster.nd2": (
+        [(3, 2, 10, 31, 38)],
+        ["5-FAM/pH 9.0", "FM 4-64/2% CHAPS"],
+        "uint16",
+        False,
+    ),
     "example-timelapse.nd2": ([(53, 1, 1, 64, 64)], ["GFP 488 nm"], "uint16", False),
     "example-multichannel.nd2": (
         [(1, 4, 1, 256, 256)],
@@ -34,7 +39,12 @@ EXPECTED: dict[str, tuple[list[tuple[int, ...]], list[str], str, bool]] = {
         "uint16",
         False,
     ),
-    "example-cerevisiae.nd2": ([(1, 2, 1, 256, 256)], ["DIC", "FITC BP"], "uint16", False),
+    "example-cerevisiae.nd2": (
+        [(1, 2, 1, 256, 256)],
+        ["DIC", "FITC BP"],
+        "uint16",
+        False,
+    ),
     "example-zstack.nd2": ([(1, 1, 11, 128, 128)], ["FITC BP"], "uint16", False),
     "synthetic-objects-timelapse.nd2": ([(2, 1, 1, 548, 752)], ["DAPI"], "uint8", True),
     "GA3_Children_node_example.nd2": ([(1, 1, 1, 548, 752)], [""], "uint8", False),
@@ -71,7 +81,10 @@ INTERVAL_MIN = 0.5
 
 
 def _plan(name: str, **overrides: Any) -> Any:
-    config: dict[str, Any] = {"input": str(real_data_dir() / name), "ingest": {"rgb": "mean"}}
+    config: dict[str, Any] = {
+        "input": str(real_data_dir() / name),
+        "ingest": {"rgb": "mean"},
+    }
     if EXPECTED[name][3]:
         config["ingest"]["frame_interval_min"] = INTERVAL_MIN
     config.update(overrides)
@@ -126,24 +139,33 @@ def test_czi_times_from_acquisition_time() -> None:
     )
     multi = _plan("S3_1Pos_2Mosaic_T2Z3_CH2_sm.czi")
     for fov in multi.fovs:  # 33.41 s between frames, one experiment clock
-        assert fov.times_min[1] - fov.times_min[0] == pytest.approx(33.41 / 60, abs=2e-3)
+        assert fov.times_min[1] - fov.times_min[0] == pytest.approx(
+            33.41 / 60, abs=2e-3
+        )
 
 
 def test_simulator_zero_times_need_an_interval() -> None:
     config = {"input": str(real_data_dir() / "synthetic-objects-timelapse.nd2")}
-    with pytest.raises(ConfigError, match=r"no frame timestamps and no interval: set ingest\.frame_interval_min"):
+    with pytest.raises(
+        ConfigError,
+        match=r"no frame timestamps and no interval: set ingest\.frame_interval_min",
+    ):
         plan_run(validate_config(config, SCHEMA))
 
 
 def test_rgb_needs_a_choice() -> None:
     config = {"input": str(real_data_dir() / "GA3_Children_node_example.nd2")}
-    with pytest.raises(ConfigError, match=r"is RGB \(3 samples per pixel\); set ingest\.rgb: mean"):
+    with pytest.raises(
+        ConfigError, match=r"is RGB \(3 samples per pixel\); set ingest\.rgb: mean"
+    ):
         plan_run(validate_config(config, SCHEMA))
 
 
 def test_unreadable_czi_names_the_file() -> None:
     config = {"input": str(real_data_dir() / "DAPI_GFP.czi")}
-    with pytest.raises(InputError, match=r"DAPI_GFP\.czi: cannot read the metadata of FOV 0"):
+    with pytest.raises(
+        InputError, match=r"DAPI_GFP\.czi: cannot read the metadata of FOV 0"
+    ):
         plan_run(validate_config(config, SCHEMA))
 
 
@@ -192,7 +214,10 @@ def test_copy_matches_bioio(name: str, tmp_path: Path) -> None:
     [
         ("example-cerevisiae.nd2", {}),
         ("CellDivision_T3_Z5_CH2_X240_Y170.czi", {"ingest": {"z_mode": "max"}}),
-        ("S3_1Pos_2Mosaic_T2Z3_CH2_sm.czi", {"channels": {"pc": "EGFP", "fl": ["DAPI"]}}),
+        (
+            "S3_1Pos_2Mosaic_T2Z3_CH2_sm.czi",
+            {"channels": {"pc": "EGFP", "fl": ["DAPI"]}},
+        ),
     ],
 )
 def test_real_file_to_traces(name: str, extra: dict[str, Any], tmp_path: Path) -> None:
@@ -240,12 +265,17 @@ def _truncated(name: str, tmp_path: Path, fraction: float = 0.5) -> Path:
     ("name", "message"),
     [
         # nd2 fails at open with "Invalid ChunkMap signature"
-        ("example-timelapse.nd2", "the reader failed with \"ValueError: Invalid ChunkMap"),
+        (
+            "example-timelapse.nd2",
+            'the reader failed with "ValueError: Invalid ChunkMap',
+        ),
         # bioio-czi says "does not support the image": translated
         (
             "S3_1Pos_2Mosaic_T2Z3_CH2_sm.czi",
-            "files ending in '.czi' are read by bioio-czi, which is installed but "
-            "rejected this file: it is probably truncated, corrupt",
+            (
+                "files ending in '.czi' are read by bioio-czi, which is installed but "
+                "rejected this file: it is probably truncated, corrupt"
+            ),
         ),
     ],
 )
@@ -253,9 +283,12 @@ def test_truncated_file_fails_before_any_job(
     name: str, message: str, tmp_path: Path
 ) -> None:
     bad = _truncated(name, tmp_path)
-    proc = run_snakemake(tmp_path, {"input": str(bad), "output_dir": "out"}, check=False)
+    proc = run_snakemake(
+        tmp_path, {"input": str(bad), "output_dir": "out"}, check=False
+    )
     assert proc.returncode != 0
-    assert message in proc.stdout and bad.name in proc.stdout
+    assert message in proc.stdout
+    assert bad.name in proc.stdout
     assert jobs_run(proc.stdout) == []
 
 
@@ -270,7 +303,10 @@ def test_truncated_czi_that_opens_fails_in_copy_with_the_plane(tmp_path: Path) -
     config["ingest"] = {"frame_interval_min": "1.0"}
     proc = run_snakemake(tmp_path, config, check=False)
     assert proc.returncode != 0
-    assert "FOV 0 failed in step ingest: OSError: cannot read FOV 0, channel 0" in proc.stdout
+    assert (
+        "FOV 0 failed in step ingest: OSError: cannot read FOV 0, channel 0"
+        in proc.stdout
+    )
     assert "The file is probably truncated or corrupt at this plane." in proc.stdout
     out = tmp_path / "out"
     assert not list(out.glob("fov_000/*.npy"))  # nothing that looks complete

@@ -118,7 +118,8 @@ def test_kill_during_a_step_then_resume(
     # After a kill, Snakemake's lock on the directory is left behind: the
     # documented recovery is `snakemake --unlock`, then the same command.
     blocked = run_snakemake(tmp_path, config, check=False)
-    assert blocked.returncode != 0 and "--unlock" in blocked.stdout
+    assert blocked.returncode != 0
+    assert "--unlock" in blocked.stdout
     run_snakemake(tmp_path, config, "--unlock")
     run_snakemake(tmp_path, config)
     assert _outputs(out) == _outputs(clean_run)
@@ -172,7 +173,8 @@ def test_failed_fov_is_reported_and_rerun_alone(data: Path, tmp_path: Path) -> N
     assert manifest["results"]["1"]["traces"] is None
     assert (out / manifest["results"]["0"]["traces"]).is_file()
     traces = (out / "traces.csv").read_text().splitlines()
-    assert len(traces) > 1 and all(line.startswith("0,") for line in traces[1:])
+    assert len(traces) > 1
+    assert all(line.startswith("0,") for line in traces[1:])
     assert "pyama-steps: FOV 1 failed in step ingest" in proc.stdout
 
     status = subprocess.run(
@@ -193,7 +195,8 @@ def test_failed_fov_is_reported_and_rerun_alone(data: Path, tmp_path: Path) -> N
     rerun = run_snakemake(tmp_path, config)
     jobs = jobs_run(rerun.stdout)
     assert "fov=000" not in rerun.stdout
-    assert jobs.count("copy_channel") >= 1 and "inspect_input" not in jobs
+    assert jobs.count("copy_channel") >= 1
+    assert "inspect_input" not in jobs
     manifest = yaml.safe_load((out / "processing_results.yaml").read_text())
     assert [s["status"] for s in manifest["fov_status"].values()] == ["ok", "ok"]
 
@@ -221,7 +224,9 @@ def test_parameter_changes_rerun_only_downstream(data: Path, tmp_path: Path) -> 
     jobs = jobs_run(run_snakemake(tmp_path, ext, "-n").stdout)
     assert sorted(set(jobs)) == ["aggregate_results", "all", "extract_traces"]
     run_snakemake(tmp_path, ext)
-    manifest = yaml.safe_load((tmp_path / "out" / "processing_results.yaml").read_text())
+    manifest = yaml.safe_load(
+        (tmp_path / "out" / "processing_results.yaml").read_text()
+    )
     assert manifest["params"]["extraction"]["min_frames"] == 5
     labels = np.load(
         tmp_path / "out" / manifest["results"]["0"]["seg_labeled"][1], mmap_mode="r"

@@ -76,13 +76,15 @@ def test_full_run_resume_and_rerun_of_one_fov(easy_file: Path, tmp_path: Path) -
         for c, path in entry["fl_corrected"]:
             assert c == 1
             stack = np.load(out / path, mmap_mode="r")
-            assert stack.dtype == np.float32 and stack.ndim == 3
+            assert stack.dtype == np.float32
+            assert stack.ndim == 3
         labels = np.load(out / entry["seg_labeled"][1], mmap_mode="r")
         seg = np.load(out / entry["seg"][1], mmap_mode="r")
         assert np.array_equal(labels > 0, seg)  # lineage-mode invariant (§4.6)
     # the aggregate is the per-FOV CSVs concatenated under one header
     per_fov = [
-        (out / e["traces"]).read_text().splitlines() for e in manifest["results"].values()
+        (out / e["traces"]).read_text().splitlines()
+        for e in manifest["results"].values()
     ]
     combined = (out / "traces.csv").read_text().splitlines()
     assert combined == per_fov[0] + per_fov[1][1:]
@@ -104,7 +106,8 @@ def test_full_run_resume_and_rerun_of_one_fov(easy_file: Path, tmp_path: Path) -
         "segment_phase": 1,
         "track_cells": 1,
     }
-    assert "fov=001" in plan.stdout and "fov=000" not in plan.stdout
+    assert "fov=001" in plan.stdout
+    assert "fov=000" not in plan.stdout
     run_snakemake(tmp_path, config)
     assert seg_file.exists()
     assert {p: p.stat().st_mtime_ns for p in (out / "fov_000").iterdir()} == before
@@ -119,7 +122,9 @@ def _tree(root: Path) -> list[Path]:
     )
 
 
-def test_outputs_are_byte_identical_across_runs(easy_file: Path, tmp_path: Path) -> None:
+def test_outputs_are_byte_identical_across_runs(
+    easy_file: Path, tmp_path: Path
+) -> None:
     """Same input and config from two working directories: identical bytes (§7.1)."""
     local = tmp_path / "copy" / easy_file.name
     local.parent.mkdir()
@@ -171,8 +176,20 @@ def test_known_extension_with_other_content(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("channels", "message"),
     [
-        ({"pc": 5}, "config key 'channels.pc' = 5 is not a channel of the file; valid channels are 0: 'Phase', 1: 'GFP'"),
-        ({"pc": 0, "fl": ["mCherry"]}, "config key 'channels.fl' = 'mCherry' matches no channel; the file's channels are 0: 'Phase', 1: 'GFP'"),
+        (
+            {"pc": 5},
+            (
+                "config key 'channels.pc' = 5 is not a channel of the file; valid "
+                "channels are 0: 'Phase', 1: 'GFP'"
+            ),
+        ),
+        (
+            {"pc": 0, "fl": ["mCherry"]},
+            (
+                "config key 'channels.fl' = 'mCherry' matches no channel; the file's "
+                "channels are 0: 'Phase', 1: 'GFP'"
+            ),
+        ),
         ({"pc": "phase"}, None),  # a single case-insensitive match is accepted
     ],
 )
@@ -191,7 +208,8 @@ def test_fov_out_of_range(easy_file: Path, tmp_path: Path) -> None:
     _fails(
         tmp_path,
         _config(easy_file, fovs="1-4"),
-        "config key 'fovs' selects FOV 4 but the file has 2 FOV(s) (scenes); valid indices are 0-1.",
+        "config key 'fovs' selects FOV 4 but the file has 2 FOV(s) (scenes); "
+        "valid indices are 0-1.",
     )
 
 
@@ -213,4 +231,5 @@ def test_wrong_type(easy_file: Path, tmp_path: Path) -> None:
 
 def test_fov_selection_processes_only_those(easy_file: Path, tmp_path: Path) -> None:
     proc = run_snakemake(tmp_path, _config(easy_file, fovs=[1]), "-n")
-    assert "fov=001" in proc.stdout and "fov=000" not in proc.stdout
+    assert "fov=001" in proc.stdout
+    assert "fov=000" not in proc.stdout
