@@ -216,4 +216,14 @@ def render_config(desc: dict[str, Any], *, output_dir: str = "results") -> str:
         ]
     if ingest:
         lines += ["", "ingest:", *ingest]
+    if names and re.search(r"dic|bright|(^|[^a-z])bf([^a-z]|$)", names[pc] or "", re.I):
+        # DIC and bright-field show no dark body with a bright phase halo
+        lines += [
+            "",
+            "segmentation:",
+            f"  # CHECK: {names[pc]!r} looks like DIC / bright field, not phase",
+            "  # contrast: no halo to trim, so the window's spread is eroded instead",
+            "  halo_trim: false",
+            "  shrink_px: 1",
+        ]
     return "\n".join(lines) + "\n"

@@ -88,6 +88,10 @@ def test_init_writes_a_valid_commented_config(name: str, tmp_path: Path) -> None
     if config.get("ingest", {}).get("frame_interval_min", 0) is None:
         assert "# SET: minutes between frames" in text
         config["ingest"]["frame_interval_min"] = 1.0
+    if name == "example-cerevisiae.nd2":  # DIC: no phase halo to trim
+        assert config["segmentation"] == {"halo_trim": False, "shrink_px": 1}
+    else:
+        assert "segmentation" not in config
     plan = plan_run(validate_config(config, schema))  # the guess fits the file
     assert plan.n_scenes >= 1
     again = _cli("init", str(real_data_dir() / name), "-o", str(out))
