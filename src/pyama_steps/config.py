@@ -244,7 +244,7 @@ def validate_config(
             f"config key 'segmentation.window' = {window!r} must be odd "
             "(3, 5, ..., 37)."
         )
-    if not instance.get("input"):
+    if not instance.get("input") and not instance.get("samples"):
         raise ConfigError(
             "config key 'input' is not set: give the microscopy file, e.g. "
             "snakemake --cores 2 --config input=path/to/file.nd2"

@@ -479,9 +479,11 @@ def extract_traces(
                     correct_frame(raw[i], readers[f"bg{i}"].read(t), weight=weight)
                     for i in range(len(fl))
                 ]
-            else:
+            elif streams:
                 mask = readers["seg"].read(t)
                 corr = [s.frame(raw[i], mask)[1] for i, s in enumerate(streams)]
+            else:  # no fluorescence channel
+                corr = []
             features.append(
                 frame_features(
                     readers["labels"].read(t),

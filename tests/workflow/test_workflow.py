@@ -233,3 +233,62 @@ def test_fov_selection_processes_only_those(easy_file: Path, tmp_path: Path) -> 
     proc = run_snakemake(tmp_path, _config(easy_file, fovs=[1]), "-n")
     assert "fov=001" in proc.stdout
     assert "fov=000" not in proc.stdout
+
+
+# --------------------------------------------------------------------------
+# several input files: the sample sheet
+# --------------------------------------------------------------------------
+
+
+def test_sample_sheet_runs_each_file_into_its_folder(
+    easy_file: Path, tmp_path: Path
+) -> None:
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text(
+        "sample\tpath\tpc\tfl\tfovs\n"
+        f"all\t{easy_file}\t\t\t\n"
+        f"fov1_phase_only\t{easy_file}\tPhase\t-\t1\n"
+    )
+    config = {"samples": str(sheet), "output_dir": "out"}
+    proc = run_snakemake(tmp_path, config)
+    out = tmp_path / "out"
+    summary = (out / "samples_summary.tsv").read_text().splitlines()
+    assert summary[0].split("\t")[:6] == [
+        "sample",
+        "input",
+        "fovs",
+        "ok",
+        "failed",
+        "pending",
+    ]
+    assert summary[1].split("\t")[:6] == ["all", str(easy_file), "2", "2", "0", "0"]
+    assert summary[2].split("\t")[:6] == [
+        "fov1_phase_only",
+        str(easy_file),
+        "1",
+        "1",
+        "0",
+        "0",
+    ]
+    one = yaml.safe_load(
+        (out / "fov1_phase_only" / "processing_results.yaml").read_text()
+    )
+    assert list(one["results"]) == ["1"]
+    assert one["channels"]["fl"] == []
+    both = yaml.safe_load((out / "all" / "processing_results.yaml").read_text())
+    assert list(both["results"]) == ["0", "1"]
+    header = (out / "fov1_phase_only" / "traces.csv").read_text().splitlines()[0]
+    assert header.endswith("area_ch_0")  # no fluorescence columns
+    assert "pyama-steps: [all] FOVs: 2 ok" in proc.stdout
+    again = run_snakemake(tmp_path, config)
+    assert "Nothing to be done" in again.stdout
+
+
+def test_sample_sheet_errors_name_the_sample(easy_file: Path, tmp_path: Path) -> None:
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text(f"sample\tpath\tpc\nok\t{easy_file}\t\nbad\t{easy_file}\t7\n")
+    _fails(
+        tmp_path,
+        {"samples": str(sheet), "output_dir": "out"},
+        "sample 'bad': config key 'channels.pc' = 7 is not a channel of the file",
+    )

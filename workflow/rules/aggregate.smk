@@ -1,39 +1,54 @@
 # Aggregate (algorithms.md §6): the manifest processing_results.yaml and the
-# all-FOV traces.csv, once every selected FOV is done. After a failed job the
-# Snakefile's onerror hook writes the same manifest with the failed FOVs'
-# status, step and error line.
+# all-FOV traces.csv of each run, once every selected FOV is done. After a
+# failed job the Snakefile's onerror hook writes the same manifest with the
+# failed FOVs' status, step and error line. With a sample sheet, also the
+# run-level OUT/samples_summary.tsv.
+
+for run in RUNS:
+
+    rule:
+        name:
+            run.name("aggregate_results")
+        input:
+            run.all_outputs(),
+        output:
+            manifest=run.manifest,
+            traces=run.traces_all,
+        params:
+            out_dir=run.out,
+            metadata=run.metadata,
+            fovs=run.fovs,
+            config=run.config,
+        log:
+            f"{run.out}/logs/aggregate_results/aggregate_results.log",
+        benchmark:
+            f"{run.out}/benchmarks/aggregate_results/aggregate_results.tsv"
+        threads: 1
+        resources:
+            mem_mb=200,
+            runtime=5 + len(run.fovs) // 50,
+        script:
+            "../scripts/aggregate_results.py"
 
 
-def get_aggregate_results_input(wildcards):
-    files = [METADATA]
-    for fov in FOV_IDS:
-        files += [stack("pc", PC, fov), stack("seg", PC, fov), stack("seg_labeled", PC, fov)]
-        files += [stack("fl", c, fov) for c in FL]
-        for key, kind in (("corrected", "fl_corrected"), ("background", "fl_background")):
-            if key in _correct_outputs:
-                files += [stack(kind, c, fov) for c in FL]
-        files += [fov_csv("lineage", fov), fov_csv("traces", fov)]
-    return files
+if config.get("samples"):
 
+    rule summarize_samples:
+        input:
+            [run.manifest for run in RUNS],
+        output:
+            SAMPLES_SUMMARY,
+        params:
+            samples=[(run.sample, run.config["input"]) for run in RUNS],
+        log:
+            f"{OUT}/logs/summarize_samples.log",
+        localrule: True
+        run:
+            import yaml
 
-rule aggregate_results:
-    input:
-        get_aggregate_results_input,
-    output:
-        manifest=MANIFEST,
-        traces=TRACES_ALL,
-    params:
-        out_dir=OUT,
-        metadata=METADATA,
-        fovs=FOVS,
-        config={k: config[k] for k in config},
-    log:
-        f"{OUT}/logs/aggregate_results/aggregate_results.log",
-    benchmark:
-        f"{OUT}/benchmarks/aggregate_results/aggregate_results.tsv"
-    threads: 1
-    resources:
-        mem_mb=200,
-        runtime=lambda wildcards: 5 + len(FOVS) // 50,
-    script:
-        "../scripts/aggregate_results.py"
+            rows = [
+                (s, p, yaml.safe_load(open(m, encoding="utf-8")))
+                for (s, p), m in zip(params.samples, input)
+            ]
+            Path(output[0]).write_text(summary_table(rows))
+            Path(log[0]).write_text(f"{len(rows)} samples\n")

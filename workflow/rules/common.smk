@@ -1,10 +1,18 @@
-# Configuration validation, the run plan, wildcard constraints and input
-# functions. Everything that can be checked before a job runs is checked here:
-# the schema (unknown keys, types, ranges), then the input file's metadata
-# (FOVs, channels, Z, RGB, frame times). A problem stops the workflow with one
-# message naming the key or file and the fix.
+# Configuration validation, the run plan(s), wildcard constraints and the
+# per-run path helpers. Everything that can be checked before a job runs is
+# checked here: the schema (unknown keys, types, ranges), the sample sheet,
+# then each input file's metadata (FOVs, channels, Z, RGB, frame times). A
+# problem stops the workflow with one message naming the key or file and the
+# fix.
+#
+# One input file is one *run* (an object of class Run below) with its own
+# output folder, plan and configuration. Without a sample sheet there is one
+# run, whose rules have the plain names (segment_phase, ...); with
+# `samples: sheet.tsv` there is one run per sample, whose rules are named
+# <rule>__<sample> and write to <output_dir>/<sample>/.
 
 import json
+import re
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -12,33 +20,150 @@ from snakemake.exceptions import WorkflowError
 from pyama_steps import paths as P
 from pyama_steps.config import ConfigError, load_schema, validate_config
 from pyama_steps.io import InputError
-from pyama_steps.manifest import log_path, summary_line, write_results
+from pyama_steps.manifest import summary_line, write_results
 from pyama_steps.plan import plan_run_cached, z_mode_for
+from pyama_steps.samples import read_sample_sheet, sample_config, summary_table
+
+SCHEMA = load_schema(Path(workflow.basedir) / "schemas/config.schema.yaml")
+# plans are cached in .snakemake/ so that reruns and cluster jobs, which all
+# parse the workflow, do not reopen the inputs with bioio
+PLAN_CACHE = Path(".snakemake") / "pyama-steps"
+
+
+class Run:
+    """One input file: its configuration, plan, output folder and path patterns."""
+
+    def __init__(self, sample, cfg, plan):
+        self.sample = sample
+        self.suffix = "" if sample is None else "__" + re.sub(r"\W", "_", sample)
+        self.config = cfg
+        self.plan = plan
+        # literal parts of every path; both are sanitised, so they hold no braces
+        self.out = str(cfg["output_dir"]).rstrip("/") or "."
+        self.base = plan.base
+        self.pc = plan.pc
+        self.fl = list(plan.fl)
+        self.fovs = plan.fov_ids
+        self.fov_ids = [f"{f:03d}" for f in self.fovs]
+        self.bg = cfg["background"]
+        self.metadata = f"{self.out}/{P.METADATA}"
+        self.manifest = f"{self.out}/{P.MANIFEST}"
+        self.traces_all = f"{self.out}/{P.TRACES_ALL}"
+
+    def name(self, rule):
+        """Rule name of this run."""
+        return rule + self.suffix
+
+    def stack(self, kind, channel, fov="{fov}"):
+        """Path (pattern) of one per-FOV stack."""
+        return f"{self.out}/{P.stack_file(self.base, fov, kind, channel)}"
+
+    def fov_csv(self, kind, fov="{fov}"):
+        """Path (pattern) of one per-FOV CSV (traces, lineage)."""
+        return f"{self.out}/{P.fov_file(self.base, fov, kind)}"
+
+    def log(self, rule, suffix=""):
+        return f"{self.out}/logs/{rule}/fov_{{fov}}{suffix}.log"
+
+    def bench(self, rule, suffix=""):
+        return f"{self.out}/benchmarks/{rule}/fov_{{fov}}{suffix}.tsv"
+
+    def frame_pixels(self, wildcards):
+        """Pixels per frame (Y * X) of the FOV of a job."""
+        y, x = self.plan.fov(int(wildcards.fov)).frame_shape
+        return y * x
+
+    def n_frames(self, wildcards):
+        return self.plan.fov(int(wildcards.fov)).n_frames
+
+    def times(self, wildcards):
+        return list(self.plan.fov(int(wildcards.fov)).times_min)
+
+    def mem_mb(self, bytes_per_pixel, base_mb=150):
+        """Memory of a job: a base plus frame-sized work arrays (O(P), not O(T))."""
+        return lambda wc: int(base_mb + bytes_per_pixel * self.frame_pixels(wc) / 2**20)
+
+    def runtime_min(self, ms_per_megapixel_frame):
+        """Wall-time limit in minutes, generous: 10x the kernel cost + 5 min."""
+
+        def estimate(wc):
+            megapixels = self.n_frames(wc) * self.frame_pixels(wc) / 1e6
+            return int(5 + 10 * megapixels * ms_per_megapixel_frame / 1e3 / 60)
+
+        return estimate
+
+    def background_written(self):
+        return self.bg["write_corrected"] or self.bg["write_background"]
+
+    def channel_names(self):
+        return {c: self.plan.channel_names[c] for c in [self.pc, *self.fl]}
+
+    def all_outputs(self):
+        """Every per-FOV output and metadata.json: the aggregate's inputs."""
+        files = [self.metadata]
+        for fov in self.fov_ids:
+            files += [
+                self.stack("pc", self.pc, fov),
+                self.stack("seg", self.pc, fov),
+                self.stack("seg_labeled", self.pc, fov),
+            ]
+            files += [self.stack("fl", c, fov) for c in self.fl]
+            if self.bg["write_corrected"]:
+                files += [self.stack("fl_corrected", c, fov) for c in self.fl]
+            if self.bg["write_background"]:
+                files += [self.stack("fl_background", c, fov) for c in self.fl]
+            files += [self.fov_csv("lineage", fov), self.fov_csv("traces", fov)]
+        return files
+
+    def report(self, failed):
+        """Print the manifest's path and summary; after a failure, first rebuild
+        the manifest so that it lists which FOVs failed and why."""
+        import yaml
+
+        if not failed and not Path(self.manifest).exists():
+            return None
+        meta_path = Path(self.metadata)
+        meta = (
+            json.loads(meta_path.read_text())
+            if meta_path.exists()
+            else self.plan.to_metadata()
+        )
+        if failed:
+            manifest = write_results(self.out, meta, self.config, self.fovs)
+        else:
+            manifest = yaml.safe_load(Path(self.manifest).read_text())
+        label = "" if self.sample is None else f"[{self.sample}] "
+        print(f"pyama-steps: {label}{self.manifest}")
+        print(f"pyama-steps: {label}{summary_line(manifest, meta)}")
+        for f, s in manifest["fov_status"].items():
+            if s["status"] == "failed":
+                print(
+                    f"pyama-steps: {label}FOV {f} failed in step {s['step']}: "
+                    f"{s['message']} (log: {self.out}/{s['log']})"
+                )
+        return manifest
+
 
 try:
-    _validated = validate_config(
-        config, load_schema(Path(workflow.basedir) / "schemas/config.schema.yaml")
-    )
-    # cached in .snakemake/ so that reruns and cluster jobs, which all parse
-    # the workflow, do not reopen the input with bioio
-    PLAN = plan_run_cached(_validated, Path(".snakemake") / "pyama-steps")
+    _validated = validate_config(config, SCHEMA)
+    if _validated.get("samples"):
+        RUNS = []
+        for _row in read_sample_sheet(_validated["samples"]):
+            _cfg = validate_config(sample_config(_validated, _row), SCHEMA)
+            try:
+                _plan = plan_run_cached(_cfg, PLAN_CACHE)
+            except (ConfigError, InputError) as e:
+                raise type(e)(f"sample {_row.sample!r}: {e}") from None
+            RUNS.append(Run(_row.sample, _cfg, _plan))
+    else:
+        RUNS = [Run(None, _validated, plan_run_cached(_validated, PLAN_CACHE))]
 except (ConfigError, InputError) as e:
     raise WorkflowError(f"pyama-steps: {e}") from None
 config.clear()
 config.update(_validated)
 
-# Literal parts of every path; both are sanitised, so they hold no braces.
 OUT = str(config["output_dir"]).rstrip("/") or "."
-BASE = PLAN.base
-PC = PLAN.pc
-FL = list(PLAN.fl)
-FOVS = PLAN.fov_ids
-FOV_IDS = [f"{f:03d}" for f in FOVS]
-BG = config["background"]
-
-METADATA = f"{OUT}/{P.METADATA}"
-MANIFEST = f"{OUT}/{P.MANIFEST}"
-TRACES_ALL = f"{OUT}/{P.TRACES_ALL}"
+SAMPLES_SUMMARY = f"{OUT}/samples_summary.tsv"
 
 
 wildcard_constraints:
@@ -47,77 +172,13 @@ wildcard_constraints:
     kind="pc|fl",
 
 
-def stack(kind, channel, fov="{fov}"):
-    """Path pattern of one per-FOV stack."""
-    return f"{OUT}/{P.stack_file(BASE, fov, kind, channel)}"
-
-
-def fov_csv(kind, fov="{fov}"):
-    """Path pattern of one per-FOV CSV (traces, lineage)."""
-    return f"{OUT}/{P.fov_file(BASE, fov, kind)}"
-
-
-def logfile(rule, suffix=""):
-    return f"{OUT}/logs/{rule}/fov_{{fov}}{suffix}.log"
-
-
-def benchfile(rule, suffix=""):
-    return f"{OUT}/benchmarks/{rule}/fov_{{fov}}{suffix}.tsv"
-
-
-def frame_pixels(wildcards):
-    """Pixels per frame (Y * X) of the FOV of a job."""
-    y, x = PLAN.fov(int(wildcards.fov)).frame_shape
-    return y * x
-
-
-def n_frames(wildcards):
-    return PLAN.fov(int(wildcards.fov)).n_frames
-
-
-def mem_mb(bytes_per_pixel, base_mb=150):
-    """Memory of a job: a fixed base plus frame-sized work arrays (O(P), not O(T))."""
-
-    def estimate(wildcards):
-        return int(base_mb + bytes_per_pixel * frame_pixels(wildcards) / 2**20)
-
-    return estimate
-
-
-def runtime_min(ms_per_megapixel_frame):
-    """Wall-time limit in minutes, generous: 10x the measured kernel cost + 5 min."""
-
-    def estimate(wildcards):
-        seconds = n_frames(wildcards) * frame_pixels(wildcards) / 1e6 * ms_per_megapixel_frame / 1e3
-        return int(5 + 10 * seconds / 60)
-
-    return estimate
-
-
-def background_written():
-    return BG["write_corrected"] or BG["write_background"]
-
-
-def report_results(failed):
-    """Print where the manifest is and a one-line summary; after a failure, first
-    rebuild the manifest so that it lists which FOVs failed and why."""
-    import yaml
-
-    meta_path = Path(METADATA)
-    if not failed and not Path(MANIFEST).exists():
+def report_all(failed):
+    manifests = [(run, run.report(failed)) for run in RUNS]
+    if not config.get("samples"):
         return
-    meta = (
-        json.loads(meta_path.read_text()) if meta_path.exists() else PLAN.to_metadata()
-    )
-    if failed:
-        manifest = write_results(OUT, meta, config, FOVS)
-    else:
-        manifest = yaml.safe_load(Path(MANIFEST).read_text())
-    print(f"pyama-steps: {MANIFEST}")
-    print(f"pyama-steps: {summary_line(manifest, meta)}")
-    for f, s in manifest["fov_status"].items():
-        if s["status"] == "failed":
-            print(
-                f"pyama-steps: FOV {f} failed in step {s['step']}: {s['message']} "
-                f"(log: {OUT}/{s['log']})"
-            )
+    if failed:  # the summarize_samples rule could not run: write it here
+        rows = [(r.sample, r.config["input"], m) for r, m in manifests]
+        Path(SAMPLES_SUMMARY).parent.mkdir(parents=True, exist_ok=True)
+        Path(SAMPLES_SUMMARY).write_text(summary_table(rows))
+    if Path(SAMPLES_SUMMARY).exists():
+        print(f"pyama-steps: {SAMPLES_SUMMARY}")

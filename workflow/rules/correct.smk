@@ -3,34 +3,35 @@
 # background.write_corrected and background.write_background off, the rule is
 # not needed: extraction recomputes the background with the same function.
 
-_correct_outputs = {}
-if BG["write_corrected"]:
-    _correct_outputs["corrected"] = stack("fl_corrected", "{channel}")
-if BG["write_background"]:
-    _correct_outputs["background"] = stack("fl_background", "{channel}")
+for run in RUNS:
+    _outputs = {}
+    if run.bg["write_corrected"]:
+        _outputs["corrected"] = run.stack("fl_corrected", "{channel}")
+    if run.bg["write_background"]:
+        _outputs["background"] = run.stack("fl_background", "{channel}")
+    if not _outputs:
+        continue
 
-if _correct_outputs:
-
-    rule correct_background:
+    rule:
+        name:
+            run.name("correct_background")
         input:
-            fl=stack("fl", "{channel}"),
-            seg=stack("seg", PC),
+            fl=run.stack("fl", "{channel}"),
+            seg=run.stack("seg", run.pc),
         output:
-            **_correct_outputs,
+            **_outputs,
         params:
-            background=BG,
+            background=run.bg,
         log:
-            logfile("correct_background", "_c{channel}"),
+            run.log("correct_background", "_c{channel}"),
         benchmark:
-            benchfile("correct_background", "_c{channel}")
-        # all jobs of one FOV form one component of group "fov": on a cluster,
-        # --group-components fov=N runs N FOVs through every step in one job
+            run.bench("correct_background", "_c{channel}")
         group:
             "fov"
         threads: 1
         resources:
             # ~4 float64 frame-sized work arrays (§7.4)
-            mem_mb=mem_mb(bytes_per_pixel=48),
-            runtime=runtime_min(ms_per_megapixel_frame=60),
+            mem_mb=run.mem_mb(bytes_per_pixel=48),
+            runtime=run.runtime_min(ms_per_megapixel_frame=60),
         script:
             "../scripts/correct_background.py"

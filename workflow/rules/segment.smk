@@ -1,26 +1,27 @@
 # Segment (algorithms.md §2): log-STD thresholding of the phase-contrast stack,
 # one job per FOV, frame by frame.
 
+for run in RUNS:
 
-rule segment_phase:
-    input:
-        pc=stack("pc", PC),
-    output:
-        seg=stack("seg", PC),
-    params:
-        segmentation=config["segmentation"],
-    log:
-        logfile("segment_phase"),
-    benchmark:
-        benchfile("segment_phase")
-    # all jobs of one FOV form one component of group "fov": on a cluster,
-    # --group-components fov=N runs N FOVs through every step in one job
-    group:
-        "fov"
-    threads: 1
-    resources:
-        # ~6 float64 frame-sized work arrays (§7.4)
-        mem_mb=mem_mb(bytes_per_pixel=64),
-        runtime=runtime_min(ms_per_megapixel_frame=100),
-    script:
-        "../scripts/segment_phase.py"
+    rule:
+        name:
+            run.name("segment_phase")
+        input:
+            pc=run.stack("pc", run.pc),
+        output:
+            seg=run.stack("seg", run.pc),
+        params:
+            segmentation=run.config["segmentation"],
+        log:
+            run.log("segment_phase"),
+        benchmark:
+            run.bench("segment_phase")
+        group:
+            "fov"
+        threads: 1
+        resources:
+            # ~6 float64 frame-sized work arrays (§7.4)
+            mem_mb=run.mem_mb(bytes_per_pixel=64),
+            runtime=run.runtime_min(ms_per_megapixel_frame=100),
+        script:
+            "../scripts/segment_phase.py"
