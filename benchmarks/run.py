@@ -33,6 +33,8 @@ from pathlib import Path
 
 import psutil
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / "benchmarks" / "cache"
 RUNS = REPO / "benchmarks" / "runs"
@@ -199,6 +201,41 @@ def _table(rows: list[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
+def _notes(rows: list[dict[str, object]]) -> str:
+    """Derived figures: scaling ratios and the process-per-job cost."""
+    by = {r["workload"].name: r for r in rows}  # type: ignore[union-attr]
+    out = []
+    if {"fov-1", "ref-czi", "fov-16"} <= by.keys():
+        w1, w4, w16 = (float(by[k]["wall"]) for k in ("fov-1", "ref-czi", "fov-16"))  # type: ignore[arg-type]
+        out.append(
+            f"* FOV scaling: 16 FOVs / 4 FOVs = {w16 / w4:.2f} (linear: 4.0); "
+            f"4 / 1 = {w4 / w1:.2f}."
+        )
+    if {"fov-1", "frames-120"} <= by.keys():
+        r30, r120 = by["fov-1"], by["frames-120"]
+        ratio = float(r120["wall"]) / float(r30["wall"])  # type: ignore[arg-type]
+        rss30 = float(r30["job_rss"])  # type: ignore[arg-type]
+        rss120 = float(r120["job_rss"])  # type: ignore[arg-type]
+        out.append(
+            f"* Frames: 120 / 30 frames wall = {ratio:.2f}; largest job RSS "
+            f"{rss30:.0f} MB at 30 frames, {rss120:.0f} MB at 120."
+        )
+    if "ref-czi" in by:
+        try:
+            from inprocess import run as inprocess_run
+
+            ref = next(w for w in WORKLOADS if w.name == "ref-czi")
+            wall = inprocess_run(ref)
+            out.append(
+                f"* The same reference steps in one pool of 2 worker processes that "
+                f"import everything once (`benchmarks/inprocess.py`, no Snakemake "
+                f"job per step): {wall:.1f} s."
+            )
+        except Exception as e:  # the comparison is informative only
+            out.append(f"* in-process comparison failed: {e}")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="comma-separated workload names")
@@ -218,10 +255,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{psutil.virtual_memory().total / 2**30:.0f} GiB, "
         f"Python {platform.python_version()}, {platform.machine()}"
     )
+    notes = _notes(rows)
     text = (
         f"# Benchmark results\n\n{datetime.date.today().isoformat()}, {machine}; "
         f"`python benchmarks/run.py` took {time.perf_counter() - t0:.0f} s.\n\n"
-        f"{table}\n"
+        f"{table}\n\n{notes}\n"
     )
     print("\n" + table)
     if not args.no_write and not args.only:

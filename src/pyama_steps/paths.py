@@ -14,6 +14,7 @@ __all__ = [
     "METADATA",
     "TRACES_ALL",
     "base_name",
+    "check_writable",
     "fov_dir",
     "fov_file",
     "stack_file",
@@ -78,3 +79,33 @@ def fov_file(base: str, fov: int | str, kind: str) -> str:
     """Return ``fov_NNN/{base}_fov_NNN_{kind}.csv`` (``traces``, ``lineage``)."""
     d = fov_dir(fov)
     return f"{d}/{base}_{d}_{kind}.csv"
+
+
+def check_writable(output_dir: str | Path) -> None:
+    """Raise a readable error when ``output_dir`` cannot be written.
+
+    The nearest existing folder of ``output_dir`` must allow creating files
+    (``os.access``, which also reports read-only file systems for root).
+
+    Raises
+    ------
+    PermissionError
+        Naming the folder and the fix.
+    """
+    import os
+
+    target = Path(output_dir).absolute()
+    probe = target
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise NotADirectoryError(
+            f"output_dir {str(output_dir)!r}: {str(probe)!r} is a file, not a "
+            "folder; choose another output_dir."
+        )
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise PermissionError(
+            f"output_dir {str(output_dir)!r} is not writable ({str(probe)!r} is "
+            "read-only or not yours); choose another output_dir or fix its "
+            "permissions."
+        )

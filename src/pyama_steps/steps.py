@@ -12,6 +12,7 @@ need them, so a job only pays for what it uses.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import time
@@ -84,9 +85,19 @@ def run_logged(log_path: str | Path, func: Callable[..., T], /, **kwargs: Any) -
         _stats(work_s=round(work, 4), overhead_s=round(_process_age() - work, 4))
         return result
     except BaseException as e:
+        if isinstance(e, OSError) and e.errno in _FULL:
+            e = OSError(
+                e.errno,
+                f"no space left on the device of {Path(log_path).parent.parent.parent}"
+                f" ({e.strerror}): free space or choose another output_dir, then "
+                "rerun the same command",
+            )
         message = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        handler.stream.write(f"ERROR {type(e).__name__}: {message}\n")
-        handler.flush()
+        try:  # best effort: on a full disk the log line may not fit either
+            handler.stream.write(f"ERROR {type(e).__name__}: {message}\n")
+            handler.flush()
+        except OSError:
+            pass
         raise
     finally:
         root.removeHandler(handler)
@@ -94,6 +105,9 @@ def run_logged(log_path: str | Path, func: Callable[..., T], /, **kwargs: Any) -
 
 
 _work_start: float | None = None
+
+#: "No space left on device" and "disk quota exceeded".
+_FULL = {errno.ENOSPC, errno.EDQUOT}
 
 
 def _work_begins() -> None:

@@ -312,3 +312,16 @@ def test_truncated_czi_that_opens_fails_in_copy_with_the_plane(tmp_path: Path) -
     assert not list(out.glob("fov_000/*.npy"))  # nothing that looks complete
     manifest = yaml.safe_load((out / "processing_results.yaml").read_text())
     assert manifest["fov_status"]["0"]["status"] == "failed"
+
+
+@pytest.mark.workflow
+def test_zstack_warning_names_the_keys(tmp_path: Path) -> None:
+    config = {
+        "input": str(real_data_dir() / "example-zstack.nd2"),
+        "output_dir": "out",
+    }
+    proc = run_snakemake(tmp_path, config, "-n")
+    assert (
+        "the input has Z-stacks (11 planes): using pc: plane 0, fl: plane 0; set "
+        "ingest.z_mode / ingest.z_plane to choose another"
+    ) in proc.stdout

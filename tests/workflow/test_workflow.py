@@ -292,3 +292,13 @@ def test_sample_sheet_errors_name_the_sample(easy_file: Path, tmp_path: Path) ->
         {"samples": str(sheet), "output_dir": "out"},
         "sample 'bad': config key 'channels.pc' = 7 is not a channel of the file",
     )
+
+
+def test_directory_as_input(tmp_path: Path) -> None:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    _fails(
+        tmp_path,
+        _config(folder),
+        "is a directory; 'input' must name one microscopy file",
+    )

@@ -157,7 +157,9 @@ try:
             RUNS.append(Run(_row.sample, _cfg, _plan))
     else:
         RUNS = [Run(None, _validated, plan_run_cached(_validated, PLAN_CACHE))]
-except (ConfigError, InputError) as e:
+    for _run in RUNS:
+        P.check_writable(_run.out)
+except (ConfigError, InputError, OSError) as e:
     raise WorkflowError(f"pyama-steps: {e}") from None
 config.clear()
 config.update(_validated)
