@@ -9,16 +9,20 @@ Each workload is generated once with the project's generator and cached in
 ``benchmarks/cache/`` (git-ignored); each run is a fresh output directory in
 ``benchmarks/runs/``. The table gives, per workload: wall time of the whole
 ``snakemake`` command, frames/s (FOV-frames per second), peak RSS of the
-largest job (Snakemake's ``benchmark:`` files) and of the whole run (sum over
-the process tree, sampled every 50 ms), CPU seconds per rule (``benchmark:``
-files), and the share of wall x cores that is not rule work (work = the time
-each job spends in its step after its imports, logged by the job).
+largest job and of the whole run (sum over the process tree, sampled every
+50 ms), CPU seconds per rule, and the share of wall x cores that is not rule
+work (work = the time each job spends in its step after its imports).
+
+Per-job CPU seconds and peak RSS come from the ``STATS`` line each job writes
+to its log (``pyama_steps.execute``: the worker process's CPU time during the
+job and its peak RSS, reset when the job starts). Snakemake's ``benchmark:``
+files cannot give them here: for ``run:`` jobs executed in threads they
+measure the whole Snakemake process tree.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import json
 import os
@@ -154,17 +158,15 @@ def _run(w: Workload) -> dict[str, object]:
         raise RuntimeError(f"{w.name} failed:\n{out.decode()[-3000:]}")
     cpu: dict[str, float] = dict.fromkeys(RULES, 0.0)
     job_rss = 0.0
-    for rule in RULES:
-        for tsv in (work / "out" / "benchmarks" / rule).glob("*.tsv"):
-            with open(tsv) as fh:
-                row = next(csv.DictReader(fh, delimiter="\t"))
-            cpu[rule] += float(row["cpu_time"])
-            job_rss = max(job_rss, float(row["max_rss"]))
     work_s = 0.0
-    for log in (work / "out" / "logs").rglob("*.log"):
-        for line in log.read_text().splitlines():
-            if "STATS " in line and "work_s" in line:
-                work_s += float(json.loads(line.split("STATS ", 1)[1])["work_s"])
+    for rule in RULES:
+        for log in (work / "out" / "logs" / rule).glob("*.log"):
+            for line in log.read_text().splitlines():
+                if "STATS " in line and "work_s" in line:
+                    stats = json.loads(line.split("STATS ", 1)[1])
+                    work_s += float(stats["work_s"])
+                    cpu[rule] += float(stats["cpu_s"])
+                    job_rss = max(job_rss, float(stats["peak_rss_mb"]))
     frames = w.n_fov * w.n_frames
     return {
         "workload": w,

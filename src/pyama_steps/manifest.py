@@ -374,6 +374,19 @@ def write_results(
     return manifest
 
 
+def write_results_from(
+    *,
+    out_dir: str | Path,
+    metadata: str | Path,
+    config: Mapping[str, Any],
+    fovs: Sequence[int],
+) -> dict[str, Any]:
+    """:func:`write_results` with the metadata read from ``metadata.json``."""
+    with open(metadata, encoding="utf-8") as fh:
+        meta = json.load(fh)
+    return write_results(out_dir, meta, config, fovs)
+
+
 def summary_line(manifest: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
     """One line: FOVs ok/failed/pending, cells, good cells and frames."""
     status = manifest["fov_status"]

@@ -1,9 +1,9 @@
 """Step runners: the file-level side of each workflow rule.
 
 Each function opens its inputs frame by frame, calls the pure algorithms, and
-writes its outputs atomically. ``workflow/scripts/*.py`` are thin adapters
-that pass ``snakemake.input/output/params`` to these functions through
-:func:`run_logged`, which sends logging to the job's log file and ends a failed
+writes its outputs atomically. The rules' ``run:`` blocks pass their inputs,
+outputs and params to these functions through :func:`pyama_steps.execute.run_step`
+and :func:`run_logged`, which sends logging to the job's log file and ends a failed
 job's log with ``ERROR <ExceptionType>: <message>`` (algorithms.md §6.2).
 
 Heavy imports (bioio, pandas, scikit-image) happen inside the functions that
@@ -15,7 +15,9 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import threading
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,7 +44,13 @@ T = TypeVar("T")
 STATS_PREFIX = "STATS "
 
 
-def run_logged(log_path: str | Path, func: Callable[..., T], /, **kwargs: Any) -> T:
+def run_logged(
+    log_path: str | Path,
+    func: Callable[..., T],
+    /,
+    _job_stats: Callable[[], Mapping[str, float]] | None = None,
+    **kwargs: Any,
+) -> T:
     """Run one step with logging sent to ``log_path``.
 
     Parameters
@@ -51,6 +59,9 @@ def run_logged(log_path: str | Path, func: Callable[..., T], /, **kwargs: Any) -
         The job's log file (``snakemake.log[0]``); it is overwritten.
     func : callable
         The step function.
+    _job_stats : callable, optional
+        Returns further numbers for the job's ``STATS`` line (the worker pool
+        of :mod:`pyama_steps.execute` adds CPU seconds and peak RSS).
     **kwargs
         Its keyword arguments.
 
@@ -72,17 +83,20 @@ def run_logged(log_path: str | Path, func: Callable[..., T], /, **kwargs: Any) -
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
     )
+    # Jobs may run in threads of one process (a cluster job running a group):
+    # each log takes only its own thread's records.
+    thread = threading.get_ident()
+    handler.addFilter(lambda record: record.thread == thread)
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
-    global _work_start
     called = time.perf_counter()
-    _work_start = None
+    _work.start = None
     try:
         result = func(**kwargs)
         end = time.perf_counter()
-        work = end - (_work_start if _work_start is not None else called)
-        _stats(work_s=round(work, 4), overhead_s=round(_process_age() - work, 4))
+        work = end - (_work.start if _work.start is not None else called)
+        _stats(work_s=round(work, 4), **(_job_stats() if _job_stats else {}))
         return result
     except BaseException as e:
         if isinstance(e, OSError) and e.errno in _FULL:
@@ -94,6 +108,7 @@ def run_logged(log_path: str | Path, func: Callable[..., T], /, **kwargs: Any) -
             )
         message = str(e).strip().splitlines()[0] if str(e).strip() else ""
         try:  # best effort: on a full disk the log line may not fit either
+            handler.stream.write(traceback.format_exc())
             handler.stream.write(f"ERROR {type(e).__name__}: {message}\n")
             handler.flush()
         except OSError:
@@ -104,7 +119,8 @@ def run_logged(log_path: str | Path, func: Callable[..., T], /, **kwargs: Any) -
         handler.close()
 
 
-_work_start: float | None = None
+#: When the running step's work began (per thread), set by _work_begins.
+_work = threading.local()
 
 #: "No space left on device" and "disk quota exceeded".
 _FULL = {errno.ENOSPC, errno.EDQUOT}
@@ -112,18 +128,7 @@ _FULL = {errno.ENOSPC, errno.EDQUOT}
 
 def _work_begins() -> None:
     """Mark the end of a step's imports: what follows counts as its work."""
-    global _work_start
-    _work_start = time.perf_counter()
-
-
-def _process_age() -> float:
-    """Seconds since this process started (interpreter start-up included)."""
-    try:
-        import psutil
-
-        return time.time() - float(psutil.Process().create_time())
-    except Exception:  # psutil missing or /proc unreadable: age unknown
-        return float("nan")
+    _work.start = time.perf_counter()
 
 
 class _Progress:

@@ -27,8 +27,15 @@ for run in RUNS:
         resources:
             mem_mb=200,
             runtime=5 + len(run.fovs) // 50,
-        script:
-            "../scripts/aggregate_results.py"
+        run:
+            run_step(
+                log[0],
+                "pyama_steps.manifest:write_results_from",
+                out_dir=params.out_dir,
+                metadata=params.metadata,
+                config=params.config,
+                fovs=list(params.fovs),
+            )
 
 
 if config.get("samples"):

@@ -17,12 +17,26 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from pyama_steps import execute
 from pyama_steps import paths as P
 from pyama_steps.config import ConfigError, load_schema, validate_config
+from pyama_steps.execute import run_step
 from pyama_steps.io import InputError
 from pyama_steps.manifest import summary_line, write_results
 from pyama_steps.plan import plan_run_cached, z_mode_for
 from pyama_steps.samples import read_sample_sheet, sample_config, summary_table
+
+# In the local run itself, the step rules' run: blocks hand their work to warm
+# worker processes (pyama_steps.execute, README "Performance"), one per core,
+# instead of starting a Python process per job. That needs Snakemake to run
+# run: blocks in threads of this process (--force-use-threads, which
+# profiles/default sets; without it every such job is a new Snakemake
+# process). A cluster job, or a job in its own process, runs its step inline.
+if workflow.is_main_process:
+    try:
+        execute.configure(workers=workflow.cores)
+    except WorkflowError:  # no --cores (e.g. a dry run): one worker
+        execute.configure(workers=1)
 
 SCHEMA = load_schema(Path(workflow.basedir) / "schemas/config.schema.yaml")
 # plans are cached in .snakemake/ so that reruns and cluster jobs, which all

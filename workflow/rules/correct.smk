@@ -29,9 +29,18 @@ for run in RUNS:
         group:
             "fov"
         threads: 1
+        priority: 2
         resources:
             # ~4 float64 frame-sized work arrays (§7.4)
             mem_mb=run.mem_mb(bytes_per_pixel=48),
             runtime=run.runtime_min(ms_per_megapixel_frame=60),
-        script:
-            "../scripts/correct_background.py"
+        run:
+            run_step(
+                log[0],
+                "pyama_steps.steps:correct_background",
+                fl=input.fl,
+                seg=input.seg,
+                corrected=output.get("corrected"),
+                background=output.get("background"),
+                params=dict(params.background),
+            )

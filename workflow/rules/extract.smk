@@ -45,6 +45,7 @@ for run in RUNS:
         group:
             "fov"
         threads: 1
+        priority: 1
         resources:
             # one label frame, 2 frames per channel, plus the table (cells x frames)
             mem_mb=lambda wc, run=run: int(
@@ -53,5 +54,21 @@ for run in RUNS:
                 + run.n_frames(wc) * 0.05
             ),
             runtime=run.runtime_min(ms_per_megapixel_frame=40),
-        script:
-            "../scripts/extract_traces.py"
+        run:
+            run_step(
+                log[0],
+                "pyama_steps.steps:extract_traces",
+                labeled=input.labeled,
+                lineage=input.lineage,
+                output=output.traces,
+                fov=params.fov,
+                pc_channel=params.pc,
+                fl_channels=list(params.fl),
+                fl=list(input.fl),
+                corrected=list(input.get("corrected", [])) or None,
+                background=list(input.get("background", [])) or None,
+                seg=input.get("seg"),
+                times_min=params.times_min,
+                params=dict(params.extraction),
+                background_params=params.background,
+            )

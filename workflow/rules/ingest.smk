@@ -23,8 +23,15 @@ for run in RUNS:
             mem_mb=200,
             # hashing runs at disk speed: allow ~1 min per 5 GB
             runtime=lambda wildcards, input: 5 + int(input.size_mb / 5000),
-        script:
-            "../scripts/inspect_input.py"
+        run:
+            run_step(
+                log[0],
+                "pyama_steps.steps:write_metadata",
+                input_path=params.input_path,
+                output=output[0],
+                metadata=params.metadata,
+                checksum=params.checksum,
+            )
 
     rule:
         name:
@@ -55,5 +62,18 @@ for run in RUNS:
             # bioio and its readers' imports (~150 MB) + a few native planes
             mem_mb=run.mem_mb(bytes_per_pixel=40, base_mb=300),
             runtime=run.runtime_min(ms_per_megapixel_frame=30),
-        script:
-            "../scripts/copy_channel.py"
+        run:
+            run_step(
+                log[0],
+                "pyama_steps.steps:copy_channel",
+                input_path=input.raw,
+                output=output[0],
+                fov=params.fov,
+                channel=params.channel,
+                z_mode=params.z_mode,
+                z_plane=params.z_plane,
+                rgb=params.rgb,
+                dtype_policy=params.dtype_policy,
+                scale_factor=params.scale_factor,
+                scale_offset=params.scale_offset,
+            )

@@ -19,9 +19,16 @@ for run in RUNS:
         group:
             "fov"
         threads: 1
+        priority: 3
         resources:
             # ~6 float64 frame-sized work arrays (§7.4)
             mem_mb=run.mem_mb(bytes_per_pixel=64),
             runtime=run.runtime_min(ms_per_megapixel_frame=100),
-        script:
-            "../scripts/segment_phase.py"
+        run:
+            run_step(
+                log[0],
+                "pyama_steps.steps:segment_phase",
+                pc=input.pc,
+                output=output.seg,
+                params=dict(params.segmentation),
+            )

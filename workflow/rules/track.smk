@@ -21,9 +21,18 @@ for run in RUNS:
         group:
             "fov"
         threads: 1
+        priority: 2
         resources:
             # max_gap + 2 int32 label frames plus per-frame lookup tables
             mem_mb=run.mem_mb(bytes_per_pixel=4 * (run.config["tracking"]["max_gap"] + 6)),
             runtime=run.runtime_min(ms_per_megapixel_frame=30),
-        script:
-            "../scripts/track_cells.py"
+        run:
+            run_step(
+                log[0],
+                "pyama_steps.steps:track_cells",
+                seg=input.seg,
+                labeled=output.labeled,
+                lineage=output.lineage,
+                fov=params.fov,
+                params=dict(params.tracking),
+            )

@@ -1,0 +1,169 @@
+"""Run the workflow's jobs in warm worker processes.
+
+Every step rule of ``workflow/rules`` ends in a ``run:`` block that calls
+:func:`run_step`. Snakemake runs ``run:`` blocks in threads of its own process
+(``--force-use-threads``, set by ``profiles/default`` and by the Snakefile),
+and :func:`run_step` hands the work to a pool of ``--cores`` worker processes
+that live as long as the Snakemake process. A worker imports numpy, scipy and
+bioio once, not once per job: on the reference benchmark a separate Python
+process per job spent more time starting and importing than computing
+(README, "Performance").
+
+Nothing else changes: one rule per step, file targets, ``log:``, resources and
+job groups are as before; the outputs are written atomically by the step
+functions, so a worker that dies leaves no output that looks complete, and
+Snakemake marks that job failed. A cluster job (SLURM), or a job Snakemake
+started as its own process, runs its step in that process without a pool.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import resource
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+__all__ = ["StepFailed", "configure", "run_step", "shutdown"]
+
+_lock = threading.Lock()
+_pool: ProcessPoolExecutor | None = None
+_workers = 0
+
+
+class StepFailed(RuntimeError):
+    """A step raised in its worker; the message is ``<Type>: <message>``."""
+
+
+def configure(*, workers: int) -> None:
+    """Set the number of worker processes (Snakemake's ``--cores``).
+
+    Parameters
+    ----------
+    workers : int
+        Pool size, started with the first job; 0 runs every job in the
+        calling thread instead (for a process that runs a single job, such as
+        a cluster job).
+    """
+    global _workers
+    _workers = max(0, int(workers))
+
+
+def shutdown() -> None:
+    """Stop the worker processes (called when the workflow ends)."""
+    global _pool
+    with _lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _get_pool() -> ProcessPoolExecutor:
+    global _pool
+    with _lock:
+        if _pool is None:
+            # spawn, not fork: the Snakemake process has threads running
+            context = multiprocessing.get_context("spawn")
+            _pool = ProcessPoolExecutor(_workers, mp_context=context)
+        return _pool
+
+
+def _discard(pool: ProcessPoolExecutor) -> None:
+    global _pool
+    with _lock:
+        if _pool is pool:
+            _pool = None
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def run_step(log_path: str, target: str, /, **kwargs: Any) -> Any:
+    """Run one job's step function in a worker process and wait for it.
+
+    Parameters
+    ----------
+    log_path : str
+        The job's log file (``log[0]`` of the rule).
+    target : str
+        ``"module:function"``, e.g. ``"pyama_steps.steps:segment_phase"``.
+    **kwargs
+        The function's keyword arguments: plain, picklable values.
+
+    Returns
+    -------
+    object
+        What the function returns.
+
+    Raises
+    ------
+    StepFailed
+        When the step raised (its log ends with the ``ERROR`` line) or its
+        worker process died.
+    """
+    if _workers == 0:
+        from pyama_steps.steps import run_logged
+
+        module, _, name = target.partition(":")
+        func = getattr(importlib.import_module(module), name)
+        return run_logged(log_path, func, **kwargs)
+    pool = _get_pool()
+    try:
+        future = pool.submit(_in_worker, log_path, target, kwargs)
+        return future.result()
+    except BrokenProcessPool as e:
+        _discard(pool)
+        raise StepFailed(
+            "the worker process running this job died (killed, or out of "
+            "memory?); rerun the same command to redo the job"
+        ) from e
+
+
+def _peak_rss_reset() -> None:
+    try:  # Linux >= 4.0: "5" resets the peak RSS (VmHWM) of this process
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+
+
+def _peak_rss_mb() -> float:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _in_worker(log_path: str, target: str, kwargs: dict[str, Any]) -> Any:
+    from pyama_steps import steps
+
+    module, _, name = target.partition(":")
+    func = getattr(importlib.import_module(module), name)
+    _peak_rss_reset()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu0 = usage.ru_utime + usage.ru_stime
+    wall0 = time.perf_counter()
+
+    def job_stats() -> dict[str, float]:
+        now = resource.getrusage(resource.RUSAGE_SELF)
+        return {
+            "job_s": round(time.perf_counter() - wall0, 4),
+            "cpu_s": round(now.ru_utime + now.ru_stime - cpu0, 4),
+            "peak_rss_mb": round(_peak_rss_mb(), 1),
+        }
+
+    try:
+        return steps.run_logged(log_path, func, _job_stats=job_stats, **kwargs)
+    except BaseException as e:
+        message = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        failure = f"{type(e).__name__}: {message}"
+    # Raised outside the except block, so that it carries no chained
+    # exception: the readers' exception types do not all survive pickling
+    # (tblib, which a dependency installs, pickles the whole chain), and one
+    # that fails to unpickle would break the pool. The log has the traceback.
+    raise StepFailed(failure)

@@ -1,0 +1,142 @@
+"""The worker pool that runs the workflow's jobs (pyama_steps.execute)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pyama_steps import execute
+from pyama_steps.steps import STATS_PREFIX, _work_begins
+
+HERE = "tests.unit.test_execute"
+
+
+# --- step functions run in the workers (importable by "module:function") ---
+
+
+def _sum_step(*, values: list[int], scale: int) -> int:
+    _work_begins()
+    big = np.ones((1024, 1024, 8))  # 64 MB: visible in the job's peak RSS
+    return int(sum(values) * scale + big.sum() * 0)
+
+
+class _PickyError(Exception):
+    """Like some readers' errors: cannot be rebuilt from its args."""
+
+    def __init__(self, code: int, detail: str) -> None:
+        super().__init__(f"code {code}: {detail}")
+        self.code = code
+
+
+def _failing_step(*, detail: str) -> None:
+    try:
+        raise _PickyError(7, "inner")
+    except _PickyError as e:
+        raise _PickyError(3, detail) from e
+
+
+def _dying_step() -> None:
+    os._exit(9)  # the worker process dies, as when the OOM killer strikes
+
+
+def _pid_step() -> int:
+    return os.getpid()
+
+
+def _chatty_step(*, name: str, barrier_wait: object) -> None:
+    log = logging.getLogger("pyama_steps")
+    log.info("%s says hello", name)
+    barrier_wait()  # type: ignore[operator]  # both jobs are running now
+    log.info("%s says bye", name)
+
+
+@pytest.fixture
+def pool() -> Iterator[None]:
+    execute.configure(workers=2)
+    yield
+    execute.shutdown()
+    execute.configure(workers=0)
+
+
+def _stats(log: Path) -> dict[str, float]:
+    lines = [ln for ln in log.read_text().splitlines() if STATS_PREFIX in ln]
+    return json.loads(lines[-1].split(STATS_PREFIX, 1)[1])
+
+
+def test_result_and_job_stats_come_back(pool: None, tmp_path: Path) -> None:
+    log = tmp_path / "logs" / "job.log"
+    result = execute.run_step(str(log), f"{HERE}:_sum_step", values=[1, 2, 3], scale=10)
+    assert result == 60
+    stats = _stats(log)
+    assert set(stats) == {"work_s", "job_s", "cpu_s", "peak_rss_mb"}
+    assert 0 <= stats["work_s"] <= stats["job_s"]
+    # the 64 MB array is in this job's peak, on top of the worker's imports
+    assert stats["peak_rss_mb"] > 64
+
+
+def test_jobs_run_in_other_processes_and_reuse_them(pool: None, tmp_path: Path) -> None:
+    pids = {
+        execute.run_step(str(tmp_path / f"{i}.log"), f"{HERE}:_pid_step")
+        for i in range(6)
+    }
+    assert os.getpid() not in pids
+    assert 1 <= len(pids) <= 2  # two warm workers, not a process per job
+
+
+def test_unpicklable_error_fails_the_job_not_the_pool(
+    pool: None, tmp_path: Path
+) -> None:
+    log = tmp_path / "bad.log"
+    with pytest.raises(execute.StepFailed, match=r"^_PickyError: code 3: plane 4$"):
+        execute.run_step(str(log), f"{HERE}:_failing_step", detail="plane 4")
+    text = log.read_text()
+    assert text.splitlines()[-1] == "ERROR _PickyError: code 3: plane 4"
+    assert "code 7: inner" in text  # the whole traceback is in the log
+    # the pool still works
+    assert execute.run_step(str(tmp_path / "ok.log"), f"{HERE}:_sum_step",
+                            values=[1], scale=1) == 1  # fmt: skip
+
+
+def test_dead_worker_fails_its_job_and_the_next_job_runs(
+    pool: None, tmp_path: Path
+) -> None:
+    with pytest.raises(execute.StepFailed, match=r"worker process .* died"):
+        execute.run_step(str(tmp_path / "dead.log"), f"{HERE}:_dying_step")
+    assert execute.run_step(str(tmp_path / "ok.log"), f"{HERE}:_sum_step",
+                            values=[2], scale=2) == 4  # fmt: skip
+
+
+def test_inline_mode_runs_in_the_calling_thread(tmp_path: Path) -> None:
+    execute.configure(workers=0)
+    assert execute.run_step(str(tmp_path / "a.log"), f"{HERE}:_pid_step") == os.getpid()
+    with pytest.raises(_PickyError):  # inline: the step's own exception
+        execute.run_step(str(tmp_path / "b.log"), f"{HERE}:_failing_step", detail="x")
+
+
+def test_concurrent_inline_jobs_keep_their_logs_apart(tmp_path: Path) -> None:
+    """Two jobs in threads of one process (a cluster job running a group)."""
+    execute.configure(workers=0)
+    barrier = threading.Barrier(2)
+
+    def job(i: int) -> None:
+        execute.run_step(
+            str(tmp_path / f"{i}.log"), f"{HERE}:_chatty_step",
+            name=f"job{i}", barrier_wait=barrier.wait,
+        )  # fmt: skip
+
+    threads = [threading.Thread(target=job, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(2):
+        text = (tmp_path / f"{i}.log").read_text()
+        assert f"job{i} says" in text
+        assert f"job{1 - i} says" not in text
