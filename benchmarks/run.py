@@ -223,6 +223,32 @@ def _notes(rows: list[dict[str, object]]) -> str:
             f"{rss30:.0f} MB at 30 frames, {rss120:.0f} MB at 120."
         )
     if "ref-czi" in by:
+        ref_row = by["ref-czi"]
+        wall = float(ref_row["wall"])  # type: ignore[arg-type]
+        rss = max(float(r["job_rss"]) for r in rows if r["workload"].size == 1024)  # type: ignore[arg-type,union-attr]
+        share = 100 * float(ref_row["overhead"])  # type: ignore[arg-type]
+
+        def mark(ok: bool) -> str:
+            return "met" if ok else "**not met**"
+
+        out.append(
+            "* Targets (issue 6, reference workload as CZI, 2 cores): "
+            f"wall {wall:.1f} s <= 8.5 s {mark(wall <= 8.5)} "
+            f"({42.3 / wall:.1f}x the existing implementation's 42.3 s); "
+            f"largest job at 1024² {rss:.0f} MB <= 300 MB {mark(rss <= 300)}; "
+            f"not rule work {share:.0f} % <= 15 % {mark(share <= 15)}."
+        )
+    if {"fov-1", "frames-120"} <= by.keys() and {"ref-czi", "fov-16"} <= by.keys():
+        w4, w16 = float(by["ref-czi"]["wall"]), float(by["fov-16"]["wall"])  # type: ignore[arg-type]
+        rss30 = float(by["fov-1"]["job_rss"])  # type: ignore[arg-type]
+        rss120 = float(by["frames-120"]["job_rss"])  # type: ignore[arg-type]
+        out.append(
+            f"* Linear in FOVs (16/4 within 4 +-20 %): {w16 / w4:.2f} "
+            f"{'met' if 3.2 <= w16 / w4 <= 4.8 else '**not met**'}; job RSS flat in "
+            f"frames (120 vs 30 within 10 %): {rss120 / rss30:.2f} "
+            f"{'met' if rss120 <= 1.1 * rss30 else '**not met**'}."
+        )
+    if "ref-czi" in by:
         try:
             from inprocess import run as inprocess_run
 
