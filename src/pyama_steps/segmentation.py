@@ -106,7 +106,7 @@ def segment_log_std(
     fill_border: FillBorder = "mirror",
     fill_mirror_px: int = 64,
     halo_trim: bool = True,
-    halo_k: float = 1.0,
+    halo_k: float = 1.5,
     halo_block_px: int = 32,
     open_size: int = 3,
     open_iterations: int = 2,

@@ -430,7 +430,7 @@ def oracle_segment(frame: np.ndarray, **options: object) -> np.ndarray:
         "fill_border": "mirror",
         "fill_mirror_px": 64,
         "halo_trim": True,
-        "halo_k": 1.0,
+        "halo_k": 1.5,
         "halo_block_px": 32,
         "open_size": 3,
         "open_iterations": 2,

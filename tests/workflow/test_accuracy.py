@@ -63,10 +63,10 @@ def test_times_equal_the_acquisition_timestamps(scored: Evaluation) -> None:
 # the final targets, on the generator's documented "standard" difficulty
 # --------------------------------------------------------------------------
 
-# Measured 2026-11-25 (benchmarks/accuracy.md): Dice 0.961, precision 0.979,
-# recall 0.976, complete 0.972, CTC TRA 0.976, division F1 0.852, traced 0.949,
-# trace error total median 4.1 % / p90 10.2 %, mean median 2.1 % / p90 5.9 %,
-# r 0.998. Thresholds are the targets of algorithms.md §8.2 where they are met,
+# Measured 2026-11-25 (benchmarks/accuracy.md): Dice 0.961, precision 0.978,
+# recall 0.976, complete 0.972, CTC TRA 0.977, division F1 0.853, traced 0.949,
+# trace error total median 3.4 % / p90 9.2 %, mean median 1.98 % / p90 5.9 %,
+# r 0.999. Thresholds are the targets of algorithms.md §8.2 where they are met,
 # otherwise slightly below what was measured (shortfalls stated in the README).
 STANDARD_MIN = {
     "dice": 0.92,
@@ -79,9 +79,9 @@ STANDARD_MIN = {
     "trace_pearson_r_ch_1": 0.98,
 }
 STANDARD_MAX = {
-    "trace_total_rel_err_median_ch_1": 0.045,
-    "trace_total_rel_err_p90_ch_1": 0.11,
-    "trace_mean_rel_err_median_ch_1": 0.025,
+    "trace_total_rel_err_median_ch_1": 0.037,
+    "trace_total_rel_err_p90_ch_1": 0.10,
+    "trace_mean_rel_err_median_ch_1": 0.021,
     "trace_mean_rel_err_p90_ch_1": 0.07,
     "time_max_abs_err_min": 1e-6,
 }
