@@ -26,18 +26,6 @@ from pyama_steps.manifest import summary_line, write_results
 from pyama_steps.plan import plan_run_cached, z_mode_for
 from pyama_steps.samples import read_sample_sheet, sample_config, summary_table
 
-# In the local run itself, the step rules' run: blocks hand their work to warm
-# worker processes (pyama_steps.execute, README "Performance"), one per core,
-# instead of starting a Python process per job. That needs Snakemake to run
-# run: blocks in threads of this process (--force-use-threads, which
-# profiles/default sets; without it every such job is a new Snakemake
-# process). A cluster job, or a job in its own process, runs its step inline.
-if workflow.is_main_process:
-    try:
-        execute.configure(workers=workflow.cores)
-    except WorkflowError:  # no --cores (e.g. a dry run): one worker
-        execute.configure(workers=1)
-
 SCHEMA = load_schema(Path(workflow.basedir) / "schemas/config.schema.yaml")
 # plans are cached in .snakemake/ so that reruns and cluster jobs, which all
 # parse the workflow, do not reopen the inputs with bioio
@@ -198,3 +186,17 @@ def report_all(failed):
         Path(SAMPLES_SUMMARY).write_text(summary_table(rows))
     if Path(SAMPLES_SUMMARY).exists():
         print(f"pyama-steps: {SAMPLES_SUMMARY}")
+
+
+# In the local run itself, the step rules' run: blocks hand their work to warm
+# worker processes (pyama_steps.execute, README "Performance"), one per core,
+# instead of starting a Python process per job. Configured last, once the
+# configuration and inputs passed every check. That needs Snakemake to run
+# run: blocks in threads of this process (--force-use-threads, which
+# profiles/default sets; without it every such job is a new Snakemake
+# process). A cluster job, or a job in its own process, runs its step inline.
+if workflow.is_main_process:
+    try:
+        execute.configure(workers=workflow.cores)
+    except WorkflowError:  # no --cores (e.g. a dry run): one worker
+        execute.configure(workers=1)

@@ -58,6 +58,7 @@ for run in RUNS:
         group:
             "fov"
         threads: 1
+        priority: 4
         resources:
             # bioio and its readers' imports (~150 MB) + a few native planes
             mem_mb=run.mem_mb(bytes_per_pixel=40, base_mb=300),
