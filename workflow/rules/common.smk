@@ -146,8 +146,27 @@ class Run:
         return manifest
 
 
+def start_workers():
+    """In the local run itself, the step rules' run: blocks hand their work to
+    warm worker processes (pyama_steps.execute, README "Performance"), one per
+    core, instead of starting a Python process per job. Started once the
+    configuration is valid and before the inputs are opened, so that the
+    workers' imports overlap with planning and building the DAG. That needs
+    Snakemake to run run: blocks in threads of this process
+    (--force-use-threads, which profiles/default sets; without it every such
+    job is a new Snakemake process). A cluster job, or a job in its own
+    process, runs its step inline."""
+    if not workflow.is_main_process:
+        return
+    try:
+        execute.configure(workers=workflow.cores)
+    except WorkflowError:  # no --cores (e.g. a dry run): one worker
+        execute.configure(workers=1)
+
+
 try:
     _validated = validate_config(config, SCHEMA)
+    start_workers()
     if _validated.get("samples"):
         RUNS = []
         for _row in read_sample_sheet(_validated["samples"]):
@@ -186,17 +205,3 @@ def report_all(failed):
         Path(SAMPLES_SUMMARY).write_text(summary_table(rows))
     if Path(SAMPLES_SUMMARY).exists():
         print(f"pyama-steps: {SAMPLES_SUMMARY}")
-
-
-# In the local run itself, the step rules' run: blocks hand their work to warm
-# worker processes (pyama_steps.execute, README "Performance"), one per core,
-# instead of starting a Python process per job. Configured last, once the
-# configuration and inputs passed every check. That needs Snakemake to run
-# run: blocks in threads of this process (--force-use-threads, which
-# profiles/default sets; without it every such job is a new Snakemake
-# process). A cluster job, or a job in its own process, runs its step inline.
-if workflow.is_main_process:
-    try:
-        execute.configure(workers=workflow.cores)
-    except WorkflowError:  # no --cores (e.g. a dry run): one worker
-        execute.configure(workers=1)
