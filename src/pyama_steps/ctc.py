@@ -55,7 +55,7 @@ import pandas as pd
 
 from pyama_steps._typing import LabelArray
 from pyama_steps.io import NpyFrameReader
-from pyama_steps.paths import MANIFEST, fov_dir
+from pyama_steps.paths import MANIFEST, fov_dir, parse_fov_list
 
 __all__ = [
     "CTC_COLUMNS",
@@ -906,15 +906,6 @@ def export_truth(
 # --------------------------------------------------------------------------
 
 
-def _parse_fovs(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(
-            f"--fovs {text!r} is invalid: give comma-separated FOV indices, e.g. 0,2"
-        ) from e
-
-
 def main_export_ctc(argv: Sequence[str] | None = None) -> int:
     """Run ``pyama-steps export-ctc``: write a run's tracks as CTC folders.
 
@@ -941,7 +932,7 @@ def main_export_ctc(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("output_dir", type=Path, help="the run's output_dir")
     parser.add_argument("dest", type=Path, help="folder to write fov_NNN/ into")
     parser.add_argument(
-        "--fovs", type=_parse_fovs, default=None, help="FOVs to export, e.g. 0,2"
+        "--fovs", type=parse_fov_list, default=None, help="FOVs to export, e.g. 0,2"
     )
     parser.add_argument(
         "--truth",

@@ -92,7 +92,7 @@ import pandas as pd
 from pyama_steps._typing import LabelArray
 from pyama_steps.ctc import write_ctc_result, write_ctc_truth
 from pyama_steps.io import NpyFrameReader, atomic_write_text
-from pyama_steps.paths import MANIFEST
+from pyama_steps.paths import MANIFEST, parse_fov_list
 from pyama_steps.tracking import assign, overlap_pairs
 
 __all__ = [
@@ -1668,15 +1668,6 @@ def format_table(evaluation: Evaluation, *, markdown: bool = False) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def _parse_fovs(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(
-            f"--fovs {text!r} is invalid: give comma-separated FOV indices, e.g. 0,2"
-        ) from e
-
-
 def main_evaluate(argv: Sequence[str] | None = None) -> int:
     """Run the evaluation from the command line and print the table.
 
@@ -1705,7 +1696,7 @@ def main_evaluate(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write JSON here")
     parser.add_argument("--markdown", action="store_true", help="markdown tables")
     parser.add_argument(
-        "--fovs", type=_parse_fovs, default=None, help="FOVs to evaluate, e.g. 0,2"
+        "--fovs", type=parse_fov_list, default=None, help="FOVs to evaluate, e.g. 0,2"
     )
     parser.add_argument("--iou-threshold", type=float, default=0.5)
     parser.add_argument("--min-signal-fraction", type=float, default=0.05)

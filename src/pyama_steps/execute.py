@@ -135,9 +135,7 @@ def run_step(log_path: str, target: str, /, **kwargs: Any) -> Any:
     if _workers == 0:
         from pyama_steps.steps import run_logged
 
-        module, _, name = target.partition(":")
-        func = getattr(importlib.import_module(module), name)
-        return run_logged(log_path, func, **kwargs)
+        return run_logged(log_path, _resolve(target), **kwargs)
     pool = _get_pool()
     try:
         future = pool.submit(_in_worker, log_path, target, kwargs)
@@ -148,6 +146,12 @@ def run_step(log_path: str, target: str, /, **kwargs: Any) -> Any:
             "the worker process running this job died (killed, or out of "
             "memory?); rerun the same command to redo the job"
         ) from e
+
+
+def _resolve(target: str) -> Any:
+    """Import and return the function named by ``"module:function"``."""
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _peak_rss_reset() -> None:
@@ -172,8 +176,7 @@ def _peak_rss_mb() -> float:
 def _in_worker(log_path: str, target: str, kwargs: dict[str, Any]) -> Any:
     from pyama_steps import steps
 
-    module, _, name = target.partition(":")
-    func = getattr(importlib.import_module(module), name)
+    func = _resolve(target)
     _peak_rss_reset()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu0 = usage.ru_utime + usage.ru_stime
@@ -190,8 +193,7 @@ def _in_worker(log_path: str, target: str, kwargs: dict[str, Any]) -> Any:
     try:
         return steps.run_logged(log_path, func, _job_stats=job_stats, **kwargs)
     except BaseException as e:
-        message = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        failure = f"{type(e).__name__}: {message}"
+        failure = steps.error_line(e)
     # Raised outside the except block, so that it carries no chained
     # exception: the readers' exception types do not all survive pickling
     # (tblib, which a dependency installs, pickles the whole chain), and one

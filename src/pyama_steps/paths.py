@@ -6,6 +6,7 @@ the same names, so the two cannot drift apart.
 
 from __future__ import annotations
 
+import argparse
 import re
 from pathlib import Path
 
@@ -17,6 +18,7 @@ __all__ = [
     "check_writable",
     "fov_dir",
     "fov_file",
+    "parse_fov_list",
     "stack_file",
 ]
 
@@ -109,3 +111,13 @@ def check_writable(output_dir: str | Path) -> None:
             "read-only or not yours); choose another output_dir or fix its "
             "permissions."
         )
+
+
+def parse_fov_list(text: str) -> list[int]:
+    """Parse a command-line ``--fovs 0,2`` value into FOV indices."""
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(
+            f"--fovs {text!r} is invalid: give comma-separated FOV indices, e.g. 0,2"
+        ) from e

@@ -29,6 +29,7 @@ from pyama_steps.io import NpyFrameReader, NpyFrameWriter, atomic_write_text
 __all__ = [
     "copy_channel",
     "correct_background",
+    "error_line",
     "extract_traces",
     "run_logged",
     "segment_phase",
@@ -106,10 +107,9 @@ def run_logged(
                 f" ({e.strerror}): free space or choose another output_dir, then "
                 "rerun the same command",
             )
-        message = str(e).strip().splitlines()[0] if str(e).strip() else ""
         try:  # best effort: on a full disk the log line may not fit either
             handler.stream.write(traceback.format_exc())
-            handler.stream.write(f"ERROR {type(e).__name__}: {message}\n")
+            handler.stream.write(f"ERROR {error_line(e)}\n")
             handler.flush()
         except OSError:
             pass
@@ -117,6 +117,12 @@ def run_logged(
     finally:
         root.removeHandler(handler)
         handler.close()
+
+
+def error_line(e: BaseException) -> str:
+    """``<ExceptionType>: <first line of the message>``, as a log's last line."""
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
 
 
 #: When the running step's work began (per thread), set by _work_begins.
