@@ -29,7 +29,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-__all__ = ["StepFailed", "configure", "run_step", "shutdown"]
+__all__ = ["StepFailed", "cancel_scheduler_timers", "configure", "run_step", "shutdown"]
 
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
@@ -88,6 +88,33 @@ def shutdown() -> None:
         pool, _pool = _pool, None
     if pool is not None:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def cancel_scheduler_timers() -> int:
+    """Cancel Snakemake's pending job-rate timers (call when the run has ended).
+
+    Snakemake's scheduler starts a 1 s ``threading.Timer`` on every scheduling
+    pass (its job-rate limiter); the timers are not daemon threads, so the
+    Python process waits for the last one before it exits: up to 1 s after
+    the last job of every run. Once the workflow has ended (``onsuccess`` /
+    ``onerror``) nothing is waiting for them, and cancelling them lets the
+    process exit at once. Only timers created by Snakemake's job scheduler
+    are touched.
+
+    Returns
+    -------
+    int
+        How many timers were cancelled.
+    """
+    n = 0
+    for thread in threading.enumerate():
+        function = getattr(thread, "function", None)
+        if isinstance(thread, threading.Timer) and "JobScheduler." in getattr(
+            function, "__qualname__", ""
+        ):
+            thread.cancel()
+            n += 1
+    return n
 
 
 def _get_pool() -> ProcessPoolExecutor:
