@@ -527,12 +527,11 @@ class PlaneReader:
                 graph = dict(self._data.__dask_graph__())
                 if self._chunk_key(0, 0)[0] in graph:
                     self._graph = graph
-        except Exception:  # noqa: BLE001 - any surprise: use the dask scheduler
+        except Exception:  # any surprise: use the dask scheduler
             self._graph = None
 
     def _chunk_key(self, t: int, z: int) -> tuple[tuple[Any, ...], int, int]:
-        """Return the dask key of the chunk holding plane ``(t, z)`` and the
-        plane's position in that chunk."""
+        """Return the key of the chunk holding plane ``(t, z)``, and its place."""
         bt, it = _block_of(self._data.chunks[0], t)
         bz, iz = _block_of(self._data.chunks[1], z)
         key = (self._data.name, bt, bz) + (0,) * (self._data.ndim - 2)
@@ -561,7 +560,7 @@ class PlaneReader:
                 out = self._plane_from_task(t, z)
                 if out.shape == self._data.shape[2:] and out.dtype == self._data.dtype:
                     return out
-            except Exception:  # noqa: BLE001 - retried below, which raises
+            except Exception:  # retried below, which raises
                 pass
             # never again for this reader: the scheduler path decides
             self._graph = None
