@@ -14,10 +14,10 @@ from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage as ndi
 from scipy.interpolate import InterpolatedUnivariateSpline, RectBivariateSpline
 
 from pyama_steps._typing import BoolArray, FloatArray, IntArray, RealArray
+from pyama_steps.morphology import dilate_square
 
 __all__ = [
     "BackgroundFrame",
@@ -311,13 +311,8 @@ def estimate_background(
             raise ValueError("previous_values must be finite; got NaN or inf")
 
     if mask_dilation_px > 0:
-        grown = ndi.maximum_filter(
-            cells.astype(np.uint8),
-            size=2 * mask_dilation_px + 1,
-            mode="constant",
-            cval=0,
-        )
-        background_px = grown == 0
+        # = ndi.maximum_filter(cells, 2r + 1, mode="constant", cval=0), faster
+        background_px = ~dilate_square(cells, 2 * mask_dilation_px + 1, 1)
     else:
         background_px = ~cells
     if exclude_zero:

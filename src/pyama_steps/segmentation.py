@@ -11,7 +11,6 @@ shrink, a split of touching cells and a minimum area.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias
 
@@ -20,6 +19,9 @@ import numpy.typing as npt
 from scipy import ndimage as ndi
 
 from pyama_steps._typing import BoolArray, LabelArray, RealArray
+from pyama_steps.morphology import dilate_square as _dilate
+from pyama_steps.morphology import erode_square as _erode
+from pyama_steps.morphology import run_reduce as _run_reduce
 
 __all__ = ["SegmentationFrame", "segment_log_std"]
 
@@ -49,7 +51,6 @@ _MAX_WINDOW: Final = 37
 # Below this bound on (n·ptp)², every box sum, n·S2 and S1² is exact in int64.
 _EXACT_LIMIT: Final = 2**62
 
-_Reduce: TypeAlias = Callable[..., Any]
 _NumArray: TypeAlias = (
     npt.NDArray[np.int32] | npt.NDArray[np.int64] | npt.NDArray[np.float64]
 )
@@ -634,87 +635,9 @@ def _box_sum3(image: _NumArray) -> _NumArray:
     return out
 
 
-def _run_reduce(array: npt.NDArray[Any], length: int, axis: int, op: _Reduce) -> Any:
-    """Reduce every run of `length` consecutive elements along `axis` with `op`.
-
-    ``out[i] = op(array[i], ..., array[i + length - 1])``, so the output is
-    ``length - 1`` shorter along `axis`. Runs of 1, 2, 4, … elements are built by
-    doubling and the binary digits of `length` are combined, which takes at most
-    ``2·log2(length)`` whole-array operations. `op` must be associative
-    (``np.add`` on integers, ``np.logical_and``, ``np.logical_or``).
-    """
-
-    def part(a: npt.NDArray[Any], start: int, stop: int) -> npt.NDArray[Any]:
-        index = [slice(None)] * a.ndim
-        index[axis] = slice(start, stop)
-        return a[tuple(index)]
-
-    size = array.shape[axis] - length + 1
-    result: npt.NDArray[Any] | None = None
-    run = array
-    run_length = 1
-    offset = 0
-    remaining = length
-    while True:
-        if remaining & 1:
-            piece = part(run, offset, offset + size)
-            result = piece if result is None else op(result, piece)
-            offset += run_length
-        remaining >>= 1
-        if not remaining:
-            break
-        stop = run.shape[axis]
-        run = op(part(run, 0, stop - run_length), part(run, run_length, stop))
-        run_length *= 2
-    if result is None or result.base is not None:
-        result = np.array(result)  # a view of the input: own the memory
-    return result
-
-
 # --------------------------------------------------------------------------------------
 # Binary morphology
 # --------------------------------------------------------------------------------------
-
-
-def _erode(mask: BoolArray, size: int, iterations: int) -> BoolArray:
-    """Erode `iterations` times by a ``size x size`` square; outside is foreground.
-
-    Equal to ``scipy.ndimage.binary_erosion(mask, np.ones((size, size)),
-    iterations, border_value=1)``, also for even `size` (scipy's origin). Square
-    elements are separable and repeated erosions add up to one erosion by a
-    square of side ``1 + iterations·(size - 1)``.
-    """
-    before = iterations * (size // 2)
-    after = iterations * ((size - 1) // 2)
-    return _square_reduce(mask, before, after, np.logical_and, True)
-
-
-def _dilate(mask: BoolArray, size: int, iterations: int) -> BoolArray:
-    """Dilate `iterations` times by a ``size x size`` square; outside is background.
-
-    Equal to ``scipy.ndimage.binary_dilation(mask, np.ones((size, size)),
-    iterations, border_value=0)``, also for even `size` (the element is
-    reflected, as in scipy).
-    """
-    before = iterations * ((size - 1) // 2)
-    after = iterations * (size // 2)
-    return _square_reduce(mask, before, after, np.logical_or, False)
-
-
-def _square_reduce(
-    mask: BoolArray, before: int, after: int, op: _Reduce, outside: bool
-) -> BoolArray:
-    """Reduce over ``mask[y - before .. y + after, x - before .. x + after]``.
-
-    Pixels outside the frame take the value `outside`, the identity of `op`.
-    """
-    length = before + after + 1
-    if length == 1:
-        return mask.copy()
-    padded = np.pad(mask, ((before, after), (0, 0)), constant_values=outside)
-    rows = _run_reduce(padded, length, 0, op)
-    padded = np.pad(rows, ((0, 0), (before, after)), constant_values=outside)
-    return _run_reduce(padded, length, 1, op)  # type: ignore[no-any-return]
 
 
 def _fill_holes(mask: BoolArray, mirror_px: int = 0) -> BoolArray:
@@ -754,6 +677,14 @@ def _fill_holes(mask: BoolArray, mirror_px: int = 0) -> BoolArray:
         open_to_edge |= deep & at_edge
     # Label 0 is the foreground itself, which stays foreground.
     open_to_edge[0] = False
+    holes = np.flatnonzero(~open_to_edge[1:]) + 1
+    if holes.size <= 2:
+        # Usual case: the background is a few large regions, with few holes;
+        # comparing with each hole streams the labels once per hole.
+        filled = mask.copy()
+        for value in holes.tolist():
+            filled |= inner == value
+        return filled
     return ~_lookup(open_to_edge, inner)
 
 
