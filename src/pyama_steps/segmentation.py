@@ -755,18 +755,19 @@ def _halo_trim(
     if grid is None:
         return mask
     # T = B + margin; the polarity compares with T - 2·margin (= B - margin).
-    level = _bilinear(grid, mask.shape[0], mask.shape[1], block, margin)
+    rows, cols = mask.shape
+    level = _bilinear(grid, rows, cols, block, margin, step=2)  # = T[::2, ::2]
     inner = _erode(sampled, 3, 1)
     if not inner.any():
         inner = sampled
-    level_inner = level[::2, ::2][inner]
+    level_inner = level[inner]
     level_inner -= 2.0 * margin
     dark = np.count_nonzero(s1[::2, ::2][inner] < level_inner)
     if dark < _HALO_MIN_DARK * level_inner.size:
         # Objects as bright as their surroundings (fluorescence, bright field):
         # no phase-contrast halo to remove.
         return mask
-    return mask & (s1 <= level)
+    return mask & _bilinear(grid, rows, cols, block, margin, at_least=s1)
 
 
 def _background_grid(
@@ -857,25 +858,42 @@ def _bilinear(
     cols: int,
     block: int,
     offset: float = 0.0,
-) -> npt.NDArray[np.float64]:
+    *,
+    step: int = 1,
+    at_least: _NumArray | None = None,
+) -> npt.NDArray[Any]:
     """Upsample block values to (rows, cols) pixels, bilinearly, plus `offset`.
 
     Block centres are at ``(i + 0.5)·block - 0.5``; beyond the outermost ones
     the value is constant. Columns first: ``A[i, x] = grid[i, j0]·(1 - wx) +
     grid[i, j1]·wx``; then each row ``y`` is ``wy·(A[i1] - A[i0]) + (A[i0] +
     offset)``, computed band by band between block centres.
+
+    With ``step = 2`` only the pixels of even rows and columns are computed
+    (the same values as ``[::2, ::2]`` of the full image). With `at_least`, a
+    (rows, cols) image, the result is the bool image ``at_least <= level``,
+    compared band by band without forming the float64 level image.
     """
-    j0, j1, wx = _weights(cols, block, grid.shape[1])
+    j0, j1, wx = (a[::step] for a in _weights(cols, block, grid.shape[1]))
     along = grid[:, j0] * (1.0 - wx) + grid[:, j1] * wx
-    i0, i1, wy = _weights(rows, block, grid.shape[0])
-    out = np.empty((rows, cols), dtype=np.float64)
+    i0, i1, wy = (a[::step] for a in _weights(rows, block, grid.shape[0]))
+    n_rows = i0.size
     starts = np.flatnonzero(np.r_[True, (i0[1:] != i0[:-1]) | (i1[1:] != i1[:-1])])
-    for start, stop in zip(starts, np.r_[starts[1:], rows], strict=True):
+    stops = np.r_[starts[1:], n_rows]
+    if at_least is None:
+        out = np.empty((n_rows, j0.size), dtype=np.float64)
+        buffer = None
+    else:
+        out = np.empty((n_rows, j0.size), dtype=np.bool_)
+        buffer = np.empty((int(np.max(stops - starts)), j0.size), dtype=np.float64)
+    for start, stop in zip(starts.tolist(), stops.tolist(), strict=True):
         first = along[i0[start]]
-        step = along[i1[start]] - first
-        band = out[start:stop]
-        np.multiply(wy[start:stop, None], step, out=band)
+        step_value = along[i1[start]] - first
+        band = out[start:stop] if buffer is None else buffer[: stop - start]
+        np.multiply(wy[start:stop, None], step_value, out=band)
         band += first + offset
+        if at_least is not None:
+            np.less_equal(at_least[start:stop], band, out=out[start:stop])
     return out
 
 
