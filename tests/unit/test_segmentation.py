@@ -954,6 +954,17 @@ def test_fill_holes_matches_oracles(shape: tuple[int, int], density: float) -> N
         np.testing.assert_array_equal(filled, ndi.binary_fill_holes(mask))
 
 
+def test_fill_holes_with_more_labels_than_uint16() -> None:
+    # 70 000+ one-pixel holes and a few open ones: the labels need int32
+    mask = np.ones((600, 520), bool)
+    mask[1:-1:2, 1:-1:2] = False
+    mask[0, ::7] = False
+    assert np.count_nonzero(~mask) > 65535
+    filled = seg._fill_holes(mask)
+    np.testing.assert_array_equal(filled, ndi.binary_fill_holes(mask))
+    assert not filled.all()
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (3, 5), (8, 8), (20, 20), (33, 47), (64, 9)])
 @pytest.mark.parametrize("density", [0.3, 0.5, 0.6])
 @pytest.mark.parametrize("mirror_px", [1, 3, 64])
