@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import filecmp
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,20 @@ def test_full_run_resume_and_rerun_of_one_fov(easy_file: Path, tmp_path: Path) -
     ]
     combined = (out / "traces.csv").read_text().splitlines()
     assert combined == per_fov[0] + per_fov[1][1:]
+
+    # each step job's benchmark: file reports that job: its worker's CPU
+    # seconds and peak RSS, the figures of the job's STATS log line
+    for rule in ("copy_channel", "segment_phase", "track_cells", "extract_traces"):
+        for bench in sorted((out / "benchmarks" / rule).glob("*.tsv")):
+            header, row = bench.read_text().splitlines()
+            record = dict(zip(header.split("\t"), row.split("\t"), strict=True))
+            log = out / "logs" / rule / bench.with_suffix(".log").name
+            stats = json.loads(log.read_text().split("STATS ")[-1].splitlines()[0])
+            assert float(record["cpu_time"]) == pytest.approx(stats["cpu_s"], abs=0.01)
+            assert float(record["max_rss"]) == pytest.approx(
+                stats["peak_rss_mb"], abs=0.01
+            )
+            assert float(record["s"]) >= stats["job_s"] - 0.01
 
     # a second run does nothing
     again = run_snakemake(tmp_path, config)

@@ -162,6 +162,9 @@ def start_workers():
         execute.configure(workers=workflow.cores)
     except WorkflowError:  # no --cores (e.g. a dry run): one worker
         execute.configure(workers=1)
+    # benchmark: files of jobs run by a worker report that job (its wall
+    # time, CPU seconds and peak RSS), without sampling the process tree
+    execute.measure_jobs_in_workers()
 
 
 try:
