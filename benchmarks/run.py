@@ -13,11 +13,12 @@ largest job and of the whole run (sum over the process tree, sampled every
 50 ms), CPU seconds per rule, and the share of wall x cores that is not rule
 work (work = the time each job spends in its step after its imports).
 
-Per-job CPU seconds and peak RSS come from the ``STATS`` line each job writes
-to its log (``pyama_steps.execute``: the worker process's CPU time during the
-job and its peak RSS, reset when the job starts). Snakemake's ``benchmark:``
-files cannot give them here: for ``run:`` jobs executed in threads they
-measure the whole Snakemake process tree.
+Per-rule CPU seconds and the largest job's peak RSS come from the rules'
+``benchmark:`` files (``cpu_time``, ``max_rss``): for jobs run by a warm
+worker they hold that worker's CPU time during the job and its peak RSS,
+reset when the job starts (``pyama_steps.execute.measure_jobs_in_workers``).
+The work time of each job comes from the ``work_s`` of the ``STATS`` line
+the job writes to its log.
 """
 
 from __future__ import annotations
@@ -163,10 +164,14 @@ def _run(w: Workload) -> dict[str, object]:
         for log in (work / "out" / "logs" / rule).glob("*.log"):
             for line in log.read_text().splitlines():
                 if "STATS " in line and "work_s" in line:
-                    stats = json.loads(line.split("STATS ", 1)[1])
-                    work_s += float(stats["work_s"])
-                    cpu[rule] += float(stats["cpu_s"])
-                    job_rss = max(job_rss, float(stats["peak_rss_mb"]))
+                    work_s += float(json.loads(line.split("STATS ", 1)[1])["work_s"])
+        for bench in (work / "out" / "benchmarks" / rule).glob("*.tsv"):
+            header, *records = bench.read_text().splitlines()
+            for record in records:
+                row = dict(zip(header.split("\t"), record.split("\t"), strict=True))
+                cpu[rule] += float(row["cpu_time"])
+                if row["max_rss"] != "-":
+                    job_rss = max(job_rss, float(row["max_rss"]))
     frames = w.n_fov * w.n_frames
     return {
         "workload": w,
