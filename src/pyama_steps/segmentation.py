@@ -11,6 +11,7 @@ shrink, a split of touching cells and a minimum area.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias
 
@@ -109,6 +110,7 @@ def segment_log_std(
     halo_trim: bool = True,
     halo_k: float = 1.5,
     halo_block_px: int = 32,
+    halo_edge_k: float | None = 2.0,
     open_size: int = 3,
     open_iterations: int = 2,
     close_size: int = 3,
@@ -172,6 +174,15 @@ def segment_log_std(
     halo_block_px : int, optional
         Side of the blocks whose background means, interpolated bilinearly,
         give the local background level; even, >= 4.
+    halo_edge_k : float or None, optional
+        Outline restore after the halo trim: each final component grows by one
+        pixel (4-neighbours) into pixels of the filled threshold mask whose own
+        value (not the window mean) exceeds the background level by at most
+        ``halo_edge_k`` times the pixel noise, except where another component
+        lies within 2 px (city-block), so cells stay 4-separated. It gives back
+        the cell's edge pixels that the trim removed because their window
+        reaches one pixel into the halo. Finite, >= 0; ``None`` disables it.
+        Used only when the trim runs.
     open_size, open_iterations : int, optional
         Square element side (>= 1) and number of erosions followed by as many
         dilations (>= 0; 0 disables the opening).
@@ -284,6 +295,8 @@ def segment_log_std(
     halo_trim = _check_bool("halo_trim", halo_trim)
     halo_k = _check_real("halo_k", halo_k, minimum=0.0)
     halo_block_px = _check_int("halo_block_px", halo_block_px, minimum=4)
+    if halo_edge_k is not None:
+        halo_edge_k = _check_real("halo_edge_k", halo_edge_k, minimum=0.0)
     if halo_block_px % 2:
         raise ValueError(
             f"halo_block_px must be an even integer >= 4; got {halo_block_px!r}"
@@ -337,8 +350,26 @@ def segment_log_std(
     mirror_px = fill_mirror_px if fill_border == "mirror" else 0
     if fill_holes:
         fg = _fill_holes(fg, mirror_px)
+    outline: Callable[[npt.NDArray[np.intp]], BoolArray] | None = None
     if halo_trim and s1 is not None:
-        fg = _halo_trim(fg, strong, s1, n * halo_k * math.exp(mode), halo_block_px)
+        filled = fg
+        fg, grid = _halo_trim(
+            fg, strong, s1, n * halo_k * math.exp(mode), halo_block_px
+        )
+        if grid is not None and halo_edge_k is not None:
+            # The pixel itself, in S1 units (n·(x - min)), against
+            # T_edge = B + n·halo_edge_k·exp(mode), in float64, tested at the
+            # pixels along the final outlines only.
+            outline = _edge_allowed(
+                image,
+                filled,
+                grid,
+                halo_block_px,
+                margin=n * halo_k * math.exp(mode),
+                extra=n * (halo_edge_k - halo_k) * math.exp(mode),
+                n=n,
+            )
+        del filled, grid
     del strong, s1, numerator
     if open_iterations:
         fg = _erode(fg, open_size, open_iterations)
@@ -361,6 +392,8 @@ def segment_log_std(
         min_area=min_area_px,
         keep_edge=min_area_keep_edge,
     )
+    if outline is not None:
+        fg = _restore_outline(fg, outline)
     return SegmentationFrame(
         mask=fg,
         lo=lo,
@@ -733,7 +766,7 @@ def _hysteresis(strong: BoolArray, weak: BoolArray) -> BoolArray:
 
 def _halo_trim(
     mask: BoolArray, strong: BoolArray, s1: _NumArray, margin: float, block: int
-) -> BoolArray:
+) -> tuple[BoolArray, npt.NDArray[np.float64] | None]:
     """Remove the pixels brighter than the local background (§2.4 halo trim).
 
     Parameters
@@ -752,7 +785,7 @@ def _halo_trim(
 
     Returns
     -------
-    (Y, X) ndarray of bool
+    trimmed : (Y, X) ndarray of bool
         `mask` without its pixels with ``S1 > T``, ``T = B + margin`` and
         ``B`` the background level (`_background_level`; ``T`` as `_bilinear`
         with offset `margin`). `mask` itself when no block is
@@ -760,13 +793,16 @@ def _halo_trim(
         `_HALO_MIN_DARK` of the mask's even-row, even-column pixels whose 8
         sampled neighbours (2 px away) are in the mask (of all its even-row,
         even-column pixels if there is none) have ``S1 < T - 2·margin``.
+    grid : ndarray of float64 or None
+        The block means ``B`` (`_background_grid`) when the trim ran, None
+        when it was skipped; ``T = _bilinear(grid, Y, X, block, margin)``.
     """
     sampled = mask[::2, ::2]
     if not sampled.any():
-        return mask
+        return mask, None
     grid = _background_grid(strong, s1, block)
     if grid is None:
-        return mask
+        return mask, None
     # T = B + margin; the polarity compares with T - 2·margin (= B - margin).
     rows, cols = mask.shape
     level = _bilinear(grid, rows, cols, block, margin, step=2)  # = T[::2, ::2]
@@ -779,8 +815,95 @@ def _halo_trim(
     if dark < _HALO_MIN_DARK * level_inner.size:
         # Objects as bright as their surroundings (fluorescence, bright field):
         # no phase-contrast halo to remove.
+        return mask, None
+    return mask & _bilinear(grid, rows, cols, block, margin, at_least=s1), grid
+
+
+# City-block offsets 1 and 2 px away: a pixel joins a component only when no
+# other component lies within 2 px, so two pixels added to different components
+# are never 4-adjacent.
+_OUTLINE_OFFSETS: Final = tuple(
+    (dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if 0 < abs(dy) + abs(dx) <= 2
+)
+
+
+def _restore_outline(
+    mask: BoolArray, allowed: BoolArray | Callable[[npt.NDArray[np.intp]], BoolArray]
+) -> BoolArray:
+    """Grow each 4-component of `mask` by one pixel into `allowed` (§2.4).
+
+    A pixel is added when it is in `allowed`, not in `mask`, 4-adjacent to
+    `mask`, and every `mask` pixel within city-block distance 2 belongs to one
+    and the same 4-component. Pixels outside the frame are background. The
+    result keeps the components of `mask` 4-separated and adds no component.
+    `allowed` is a bool image, or a function that takes the flat indices of
+    the candidate pixels and returns whether each is allowed (so that the test
+    is computed for the few pixels along the outlines only).
+    """
+    cols = mask.shape[1]
+    near = np.zeros_like(mask)
+    near[1:] |= mask[:-1]
+    near[:-1] |= mask[1:]
+    near[:, 1:] |= mask[:, :-1]
+    near[:, :-1] |= mask[:, 1:]
+    near &= ~mask
+    at = np.flatnonzero(near)
+    if at.size:
+        at = at[allowed(at) if callable(allowed) else allowed.ravel()[at]]
+    if at.size == 0:
         return mask
-    return mask & _bilinear(grid, rows, cols, block, margin, at_least=s1)
+    labels, count = ndi.label(mask)
+    padded = np.pad(labels, 2)
+    y = at // cols + 2
+    x = at % cols + 2
+    big = count + 1
+    low = np.full(at.size, big, dtype=labels.dtype)
+    high = np.zeros(at.size, dtype=labels.dtype)
+    for dy, dx in _OUTLINE_OFFSETS:
+        v = padded[y + dy, x + dx]
+        np.maximum(high, v, out=high)
+        np.minimum(low, np.where(v > 0, v, big), out=low)
+    out = mask.copy()
+    out.ravel()[at[low == high]] = True
+    return out
+
+
+def _edge_allowed(
+    image: RealArray,
+    filled: BoolArray,
+    grid: npt.NDArray[np.float64],
+    block: int,
+    *,
+    margin: float,
+    extra: float,
+    n: int,
+) -> Callable[[npt.NDArray[np.intp]], BoolArray]:
+    """Return the outline restore's pixel test, for `_restore_outline` (§2.4).
+
+    A pixel is allowed when it is in `filled` and ``n·(x - min(x)) <= T_edge``,
+    ``T_edge = T + extra`` with ``T = _bilinear(grid, Y, X, block, margin)``
+    the halo trim's level, all in float64. ``T`` is formed at the candidate
+    pixels only, with the operations of `_bilinear` (the same values).
+    """
+    rows, cols = image.shape
+    j0, j1, wx = _weights(cols, block, grid.shape[1])
+    along = grid[:, j0] * (1.0 - wx) + grid[:, j1] * wx
+    i0, i1, wy = _weights(rows, block, grid.shape[0])
+    low = float(image.min())
+
+    def allowed(at: npt.NDArray[np.intp]) -> BoolArray:
+        y = at // cols
+        x = at - y * cols
+        first = along[i0[y], x]
+        level = wy[y] * (along[i1[y], x] - first)
+        level += first + margin
+        level += extra
+        pixel = image.ravel()[at].astype(np.float64)
+        pixel -= low
+        pixel *= n
+        return filled.ravel()[at] & (pixel <= level)
+
+    return allowed
 
 
 def _background_grid(

@@ -294,21 +294,51 @@ def oracle_background(
 
 def oracle_halo_trim(
     mask: np.ndarray, strong: np.ndarray, s1: np.ndarray, margin: float, block: int
-) -> np.ndarray:
-    """§2.4 halo trim with the polarity test, from `oracle_background`."""
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """§2.4 halo trim with the polarity test, from `oracle_background`; also
+    returns the level T (None when the trim is skipped)."""
     sampled = mask[::2, ::2]
     if not sampled.any():
-        return mask
+        return mask, None
     level = oracle_background(strong, s1, block, margin)  # B + margin
     if level is None:
-        return mask
+        return mask, None
     inner = ndi.binary_erosion(sampled, SQUARE, border_value=1)
     if not inner.any():
         inner = sampled
     darker = s1[::2, ::2][inner] < level[::2, ::2][inner] - 2.0 * margin
     if np.count_nonzero(darker) < 0.25 * darker.size:
-        return mask
-    return mask & (s1 <= level)
+        return mask, None
+    return mask & (s1 <= level), level
+
+
+def oracle_restore_outline(mask: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """§2.4 outline restore with explicit loops over the candidate pixels."""
+    labels, _ = ndi.label(mask)
+    rows, cols = mask.shape
+    out = mask.copy()
+    for y in range(rows):
+        for x in range(cols):
+            if mask[y, x] or not allowed[y, x]:
+                continue
+            near = [
+                labels[v, u]
+                for v, u in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1))
+                if 0 <= v < rows and 0 <= u < cols
+            ]
+            if not any(near):
+                continue
+            within = {
+                int(labels[v, u])
+                for v in range(y - 2, y + 3)
+                for u in range(x - 2, x + 3)
+                if 0 <= v < rows
+                and 0 <= u < cols
+                and 0 < abs(v - y) + abs(u - x) <= 2
+                and labels[v, u] > 0
+            }
+            out[y, x] = len(within) == 1
+    return out
 
 
 def oracle_octagonal(own: np.ndarray) -> np.ndarray:
@@ -432,6 +462,7 @@ def oracle_segment(frame: np.ndarray, **options: object) -> np.ndarray:
         "halo_trim": True,
         "halo_k": 1.5,
         "halo_block_px": 32,
+        "halo_edge_k": 2.0,
         "open_size": 3,
         "open_iterations": 2,
         "close_size": 3,
@@ -469,10 +500,18 @@ def oracle_segment(frame: np.ndarray, **options: object) -> np.ndarray:
 
     if opts["fill_holes"]:
         fg = fill(fg)
+    outline = None
     if opts["halo_trim"]:
         margin = n * float(opts["halo_k"]) * math.exp(stats["mode"])  # type: ignore[arg-type]
         s1 = oracle_window_sum(frame, window)
-        fg = oracle_halo_trim(fg, strong, s1, margin, int(opts["halo_block_px"]))  # type: ignore[call-overload]
+        filled = fg
+        fg, level = oracle_halo_trim(fg, strong, s1, margin, int(opts["halo_block_px"]))  # type: ignore[call-overload]
+        if level is not None and opts["halo_edge_k"] is not None:
+            edge_k = float(opts["halo_edge_k"])  # type: ignore[arg-type]
+            halo_k = float(opts["halo_k"])  # type: ignore[arg-type]
+            edge = level + n * (edge_k - halo_k) * math.exp(stats["mode"])
+            pixel = (frame.astype(np.float64) - float(frame.min())) * n
+            outline = filled & (pixel <= edge)
     if opts["open_iterations"]:
         fg = oracle_erode(fg, opts["open_size"], opts["open_iterations"])  # type: ignore[arg-type]
         fg = oracle_dilate(fg, opts["open_size"], opts["open_iterations"])  # type: ignore[arg-type]
@@ -483,12 +522,13 @@ def oracle_segment(frame: np.ndarray, **options: object) -> np.ndarray:
         fg = ndi.binary_fill_holes(fg)  # the frame edge is open for the refill
     if opts["shrink_px"]:
         fg = oracle_erode(fg, 2 * opts["shrink_px"] + 1, 1)  # type: ignore[operator]
-    return oracle_split_and_filter(
+    fg = oracle_split_and_filter(
         fg,
         neck_ratio=opts["split_neck_ratio"] if opts["split"] == "neck" else None,  # type: ignore[arg-type]
         min_area=int(opts["min_area_px"]),  # type: ignore[call-overload]
         keep_edge=bool(opts["min_area_keep_edge"]),
     )
+    return fg if outline is None else oracle_restore_outline(fg, outline)
 
 
 def oracle_separate(labels: np.ndarray) -> np.ndarray:
@@ -1107,10 +1147,47 @@ def test_halo_trim_matches_oracle() -> None:
         mask = seg._fill_holes(strong, 64)
         margin = 9 * 1.0 * math.exp(stats["mode"])
         for block in (8, 32):
-            np.testing.assert_array_equal(
-                seg._halo_trim(mask, strong, s1, margin, block),
-                oracle_halo_trim(mask, strong, s1, margin, block),
-            )
+            got, grid = seg._halo_trim(mask, strong, s1, margin, block)
+            want, want_level = oracle_halo_trim(mask, strong, s1, margin, block)
+            np.testing.assert_array_equal(got, want)
+            assert (grid is None) == (want_level is None)
+            if grid is not None:
+                level = seg._bilinear(grid, *mask.shape, block, margin)
+                np.testing.assert_array_equal(level, want_level)
+
+
+def test_restore_outline_matches_oracle_and_keeps_cells_apart() -> None:
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        mask = ndi.binary_opening(rng.random((40, 50)) < 0.55)
+        mask = seg._split_and_filter(mask, neck_ratio=None, min_area=0, keep_edge=True)
+        allowed = rng.random(mask.shape) < 0.7
+        got = seg._restore_outline(mask, allowed)
+        np.testing.assert_array_equal(got, oracle_restore_outline(mask, allowed))
+        # Only allowed pixels are added; components neither merge nor appear.
+        assert not np.any(got & ~mask & ~allowed)
+        before, n_before = ndi.label(mask)
+        after, n_after = ndi.label(got)
+        assert n_after == n_before
+        np.testing.assert_array_equal(
+            np.unique(np.stack((before[mask], after[mask])), axis=1).shape[1], n_before
+        )
+
+
+def test_outline_restore_gives_back_edge_pixels() -> None:
+    frame, truth = halo_disk()
+    without = segment_log_std(frame, halo_edge_k=None).mask
+    restored = segment_log_std(frame).mask
+    added = restored & ~without
+    # One-pixel growth of the trimmed mask, towards the true disk.
+    assert np.all(without <= restored)
+    assert not np.any(added & ~seg._dilate(without, 3, 1))
+    assert np.count_nonzero(added & truth) >= np.count_nonzero(added & ~truth)
+    # Skipped together with the trim.
+    np.testing.assert_array_equal(
+        segment_log_std(frame, halo_trim=False).mask,
+        segment_log_std(frame, halo_trim=False, halo_edge_k=None).mask,
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -1360,6 +1437,8 @@ def test_segment_with_watershed_option(cells: tuple[np.ndarray, np.ndarray]) -> 
         {"threshold_k": 2.0, "threshold_low_k": 1.0, "split_neck_ratio": 0.5},
         {"halo_block_px": 8, "halo_k": 0.5, "fill_mirror_px": 5},
         {"fill_border": "open", "split": "none"},
+        {"halo_edge_k": None},
+        {"halo_edge_k": 4.0, "halo_k": 2.0},
     ],
     ids=[
         "defaults",
@@ -1372,6 +1451,8 @@ def test_segment_with_watershed_option(cells: tuple[np.ndarray, np.ndarray]) -> 
         "hysteresis",
         "halo-options",
         "open-border",
+        "no-outline",
+        "outline-k",
     ],
 )
 def test_segment_matches_oracle_pipeline(options: dict[str, object]) -> None:
@@ -1733,6 +1814,8 @@ def test_bad_frame(frame: np.ndarray, error: type[Exception], match: str) -> Non
         ({"fill_mirror_px": 0}, ValueError, "fill_mirror_px must be an integer >= 1"),
         ({"halo_trim": "yes"}, TypeError, "halo_trim must be True or False"),
         ({"halo_k": -1.0}, ValueError, "halo_k must be a finite number >= 0"),
+        ({"halo_edge_k": -1.0}, ValueError, "halo_edge_k must be a finite number >= 0"),
+        ({"halo_edge_k": "2"}, TypeError, "halo_edge_k must be a real number"),
         ({"halo_block_px": 2}, ValueError, "halo_block_px must be an integer >= 4"),
         (
             {"halo_block_px": 33},
