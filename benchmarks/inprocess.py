@@ -32,6 +32,10 @@ def _warm() -> None:
     import bioio  # noqa: F401
     import pandas  # noqa: F401
 
+    from pyama_steps.execute import keep_freed_memory
+
+    keep_freed_memory()  # as the workflow's workers do
+
     import pyama_steps.background
     import pyama_steps.segmentation
     import pyama_steps.steps
