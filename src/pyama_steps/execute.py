@@ -213,7 +213,8 @@ def measure_jobs_in_workers() -> bool:
         pid: int | None = None, benchmark_record: Any = None, interval: Any = None
     ) -> Iterator[Any]:
         if pid is not None:  # a job's own process: Snakemake samples it
-            with original(pid, benchmark_record, interval) as record:
+            given = {} if interval is None else {"interval": interval}
+            with original(pid, benchmark_record, **given) as record:
                 yield record
             return
         record = benchmark_record or record_type()

@@ -187,3 +187,29 @@ def test_keep_freed_memory_avoids_page_faults_per_frame() -> None:
     # its pages in again (~2000 per frame here); kept, the pages are reused
     assert default > 20 * 500
     assert kept < 200
+
+
+def test_benchmark_adapter_keeps_snakemake_sampling_for_processes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import subprocess
+    import sys
+
+    from snakemake import benchmark
+
+    monkeypatch.setattr(benchmark, "benchmarked", benchmark.benchmarked)
+    monkeypatch.setattr(execute, "_workers", 1)
+    assert execute.measure_jobs_in_workers()
+    assert getattr(benchmark.benchmarked, "_pyama_steps", False)
+    # a job's own process (shell:, script:): Snakemake's sampler, as
+    # snakemake.shell calls it (pid and record, no interval)
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
+    record = benchmark.BenchmarkRecord()
+    with benchmark.benchmarked(proc.pid, record):
+        proc.wait()
+    assert record.running_time >= 0.25
+    # a run: block in this process: the worker's figures of the job
+    with benchmark.benchmarked() as record:
+        execute._job.stats = {"cpu_s": 1.25, "peak_rss_mb": 99.5}
+    assert record.cpu_time == 1.25
+    assert record.max_rss == 99.5
