@@ -852,15 +852,19 @@ def _restore_outline(
         at = at[allowed(at) if callable(allowed) else allowed.ravel()[at]]
     if at.size == 0:
         return mask
-    labels, count = ndi.label(mask)
-    padded = np.pad(labels, 2)
-    y = at // cols + 2
-    x = at % cols + 2
+    labels, count = _label_compact(mask)
+    rows = mask.shape[0]
+    y = at // cols
+    x = at - y * cols
     big = count + 1
-    low = np.full(at.size, big, dtype=labels.dtype)
-    high = np.zeros(at.size, dtype=labels.dtype)
+    low = np.full(at.size, big, dtype=np.int64)
+    high = np.zeros(at.size, dtype=np.int64)
     for dy, dx in _OUTLINE_OFFSETS:
-        v = padded[y + dy, x + dx]
+        # neighbours outside the frame are background (label 0)
+        yy, xx = y + dy, x + dx
+        inside = (yy >= 0) & (yy < rows) & (xx >= 0) & (xx < cols)
+        v = np.zeros(at.size, dtype=np.int64)
+        v[inside] = labels[yy[inside], xx[inside]]
         np.maximum(high, v, out=high)
         np.minimum(low, np.where(v > 0, v, big), out=low)
     out = mask.copy()
