@@ -194,7 +194,7 @@ def label_components(
     rank = _CONNECTIVITY[_check_connectivity(connectivity)]
     _check_mask(mask)
     structure = ndimage.generate_binary_structure(2, rank)
-    labels = np.zeros(mask.shape, dtype=np.int32)
+    labels = np.empty(mask.shape, dtype=np.int32)  # label writes every pixel
     n = ndimage.label(mask, structure=structure, output=labels)
     return labels, int(n)
 
