@@ -1099,7 +1099,7 @@ def _split_and_filter(
     """
     if neck_ratio is None and min_area == 0:
         return mask
-    labels, count = ndi.label(mask)
+    labels, count = _label_compact(mask)
     if count == 0:
         return mask.copy()
     area = np.bincount(labels[mask], minlength=count + 1)
