@@ -71,10 +71,12 @@ class Workload:
     size: int
     fmt: str = "czi"
     cores: int = 2
+    #: runs of the workload; the table shows the run with the median wall time
+    repeats: int = 1
 
 
 WORKLOADS = [
-    Workload("ref-czi", 4, 30, 1024, "czi"),
+    Workload("ref-czi", 4, 30, 1024, "czi", repeats=3),
     Workload("ref-ome-tiff", 4, 30, 1024, "ome-tiff"),
     Workload("ref-czi-1core", 4, 30, 1024, "czi", cores=1),
     Workload("fov-1", 1, 30, 1024),
@@ -236,9 +238,11 @@ def _notes(rows: list[dict[str, object]]) -> str:
         def mark(ok: bool) -> str:
             return "met" if ok else "**not met**"
 
+        walls = ", ".join(f"{x:.2f}" for x in ref_row["walls"])  # type: ignore[attr-defined]
         out.append(
-            "* Targets (issue 6, reference workload as CZI, 2 cores): "
-            f"wall {wall:.1f} s <= 8.5 s {mark(wall <= 8.5)} "
+            "* Targets (issue 6, reference workload as CZI, 2 cores; wall of the "
+            f"median of {len(ref_row['walls'])} runs: {walls} s): "  # type: ignore[arg-type]
+            f"wall {wall:.2f} s <= 8.5 s {mark(wall <= 8.5)} "
             f"({42.3 / wall:.1f}x the existing implementation's 42.3 s); "
             f"largest job at 1024² {rss:.0f} MB <= 300 MB {mark(rss <= 300)}; "
             f"not rule work {share:.0f} % <= 15 % {mark(share <= 15)}."
@@ -283,7 +287,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     t0 = time.perf_counter()
     for w in chosen:
-        rows.append(_run(w))
+        runs = sorted((_run(w) for _ in range(w.repeats)), key=lambda r: r["wall"])
+        row = runs[len(runs) // 2]
+        row["walls"] = [r["wall"] for r in runs]
+        rows.append(row)
         print(_table(rows[-1:]).splitlines()[-1], flush=True)
     table = _table(rows)
     machine = (
