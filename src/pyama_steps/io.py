@@ -681,8 +681,13 @@ class NpyFrameWriter:
         )
         self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         self._written = np.zeros(self.shape[0], dtype=bool)
-        os.write(self._fd, header)
-        os.ftruncate(self._fd, self._offset + self._frame_bytes * self.shape[0])
+        try:
+            os.write(self._fd, header)
+            os.ftruncate(self._fd, self._offset + self._frame_bytes * self.shape[0])
+        except BaseException:
+            # e.g. a full disk: no writer exists for `with` to abort
+            self.abort()
+            raise
 
     def write(self, t: int, frame: npt.NDArray[Any]) -> None:
         """Write frame ``t`` (shape ``(Y, X)``, cast to the stack's dtype)."""
