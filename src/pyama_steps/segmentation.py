@@ -708,17 +708,12 @@ def _fill_holes(mask: BoolArray, mirror_px: int = 0) -> BoolArray:
         at_edge = np.zeros(count + 1, dtype=np.bool_)
         _mark_edge(at_edge, inner)
         open_to_edge |= deep & at_edge
-    # Label 0 is the foreground itself, which stays foreground.
-    open_to_edge[0] = False
-    holes = np.flatnonzero(~open_to_edge[1:]) + 1
-    if holes.size <= 2:
-        # Usual case: the background is a few large regions, with few holes;
-        # comparing with each hole streams the labels once per hole.
-        filled = mask.copy()
-        for value in holes.tolist():
-            filled |= inner == value
-        return filled
-    return ~_lookup(open_to_edge, inner)
+    # Label 0 is the foreground itself, already in `mask`. Usually the
+    # background is a few large regions with few holes, and `_lookup` then
+    # compares with each hole instead of a lookup over every pixel.
+    holes = ~open_to_edge
+    holes[0] = False
+    return mask | _lookup(holes, inner)
 
 
 def _label_compact(mask: BoolArray) -> tuple[npt.NDArray[np.integer[Any]], int]:
@@ -890,9 +885,7 @@ def _edge_allowed(
     pixels only, with the operations of `_bilinear` (the same values).
     """
     rows, cols = image.shape
-    j0, j1, wx = _weights(cols, block, grid.shape[1])
-    along = grid[:, j0] * (1.0 - wx) + grid[:, j1] * wx
-    i0, i1, wy = _weights(rows, block, grid.shape[0])
+    along, i0, i1, wy = _bilinear_axes(grid, rows, cols, block)
     low = float(image.min())
 
     def allowed(at: npt.NDArray[np.intp]) -> BoolArray:
@@ -1014,18 +1007,16 @@ def _bilinear(
     (rows, cols) image, the result is the bool image ``at_least <= level``,
     compared band by band without forming the float64 level image.
     """
-    j0, j1, wx = (a[::step] for a in _weights(cols, block, grid.shape[1]))
-    along = grid[:, j0] * (1.0 - wx) + grid[:, j1] * wx
-    i0, i1, wy = (a[::step] for a in _weights(rows, block, grid.shape[0]))
-    n_rows = i0.size
+    along, i0, i1, wy = _bilinear_axes(grid, rows, cols, block, step)
+    n_rows, n_cols = i0.size, along.shape[1]
     starts = np.flatnonzero(np.r_[True, (i0[1:] != i0[:-1]) | (i1[1:] != i1[:-1])])
     stops = np.r_[starts[1:], n_rows]
     if at_least is None:
-        out = np.empty((n_rows, j0.size), dtype=np.float64)
+        out = np.empty((n_rows, n_cols), dtype=np.float64)
         buffer = None
     else:
-        out = np.empty((n_rows, j0.size), dtype=np.bool_)
-        buffer = np.empty((int(np.max(stops - starts)), j0.size), dtype=np.float64)
+        out = np.empty((n_rows, n_cols), dtype=np.bool_)
+        buffer = np.empty((int(np.max(stops - starts)), n_cols), dtype=np.float64)
     for start, stop in zip(starts.tolist(), stops.tolist(), strict=True):
         first = along[i0[start]]
         step_value = along[i1[start]] - first
@@ -1035,6 +1026,27 @@ def _bilinear(
         if at_least is not None:
             np.less_equal(at_least[start:stop], band, out=out[start:stop])
     return out
+
+
+def _bilinear_axes(
+    grid: npt.NDArray[np.float64], rows: int, cols: int, block: int, step: int = 1
+) -> tuple[
+    npt.NDArray[np.float64],
+    npt.NDArray[np.intp],
+    npt.NDArray[np.intp],
+    npt.NDArray[np.float64],
+]:
+    """Return `_bilinear`'s column pass ``A`` and its row weights.
+
+    Returns ``A`` (one row per block row, one column per `step`-th pixel
+    column) and ``i0, i1, wy`` of every `step`-th pixel row; the level at
+    pixel ``(y, x)`` is ``wy[y]·(A[i1[y], x] - A[i0[y], x]) + (A[i0[y], x] +
+    offset)``.
+    """
+    j0, j1, wx = (a[::step] for a in _weights(cols, block, grid.shape[1]))
+    along = grid[:, j0] * (1.0 - wx) + grid[:, j1] * wx
+    i0, i1, wy = (a[::step] for a in _weights(rows, block, grid.shape[0]))
+    return along, i0, i1, wy
 
 
 def _weights(
