@@ -1,16 +1,24 @@
-"""Fluorescence background by tile medians and spline interpolation.
+"""Fluorescence background: a smooth surface fitted to the pixels between cells.
 
-Implements algorithms.md §3: the cell mask is grown, the median of the remaining
-background pixels is taken in overlapping square tiles, tiles without enough
-background are filled from their neighbours, and a spline through the tile
-centres gives a smooth full-size surface that is subtracted from the raw frame.
+Implements algorithms.md §3. The cell mask is grown and the remaining pixels are
+background. Two methods turn them into a smooth full-size surface that is
+subtracted from the raw frame:
+
+* ``fit`` (default): the background pixels are averaged in small blocks, and a
+  penalised cubic B-spline surface (P-spline) is fitted by weighted least
+  squares to the block means *at the blocks' background centroids*, with two
+  robust passes that drop outlying blocks.
+* ``tiles`` (the existing implementation's): the median of the background pixels
+  of overlapping square tiles, tiles without enough background filled from their
+  neighbours, and an interpolating spline through the tile centres, flat beyond
+  the outer centres.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -21,14 +29,31 @@ from pyama_steps.morphology import dilate_square
 
 __all__ = [
     "BackgroundFrame",
+    "BackgroundMethod",
+    "SplineAxis",
     "TileGrid",
     "correct_frame",
     "estimate_background",
+    "spline_axis",
     "tile_grid",
 ]
 
+BackgroundMethod = Literal["fit", "tiles"]
+_METHODS: Final = ("fit", "tiles")
+
 # FITPACK supports spline degrees 1 to 5.
 _MAX_SPLINE_DEGREE: Final = 5
+
+# ``fit``: a block is used when at least this share of its in-frame pixels is
+# background; blocks whose mean lies more than _FIT_CLIP robust standard
+# deviations (of the block means, scaled by sqrt(count)) from the current fit
+# are left out of the next, for at most _FIT_PASSES fits; _FIT_RIDGE keeps the
+# system regular where the data leave the surface free (it pulls towards the
+# weighted mean level).
+_FIT_MIN_SHARE: Final = 0.125
+_FIT_CLIP: Final = 4.0
+_FIT_PASSES: Final = 6
+_FIT_RIDGE: Final = 1e-6
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,6 +94,55 @@ class TileGrid:
 
 
 @dataclass(frozen=True, eq=False)
+class SplineAxis:
+    """Uniform cubic B-spline basis along one axis (algorithms.md §3.4, ``fit``).
+
+    Attributes
+    ----------
+    n : int
+        Length of the axis, in px.
+    knot_spacing_px : float
+        Requested knot spacing, in px.
+    spacing : float
+        Actual knot spacing ``h = (n - 1) / m`` (1 when ``n == 1``).
+    intervals : int
+        Number of knot intervals ``m = max(1, round((n - 1) / knot_spacing_px))``
+        across the pixel centres ``0 .. n - 1``.
+    first : (n,) ndarray of int64
+        Index of the first of the 4 basis functions that are non-zero at each
+        pixel centre.
+    weights : (n, 4) ndarray of float64
+        Their values there; each row sums to 1.
+    """
+
+    n: int
+    knot_spacing_px: float
+    spacing: float
+    intervals: int
+    first: IntArray
+    weights: FloatArray
+
+    @property
+    def count(self) -> int:
+        """Number of basis functions (coefficients) ``m + 3``."""
+        return self.intervals + 3
+
+    def locate(self, coords: FloatArray) -> tuple[IntArray, FloatArray]:
+        """First non-zero basis function and the 4 values at `coords` (px)."""
+        u = np.clip(np.asarray(coords, dtype=np.float64) / self.spacing, 0.0, None)
+        first = np.minimum(np.floor(u).astype(np.int64), self.intervals - 1)
+        return first, _cubic_weights(u - first)
+
+    def dense(self) -> FloatArray:
+        """Return the (n, m + 3) matrix of every basis function at every pixel."""
+        out = np.zeros((self.n, self.count))
+        rows = np.arange(self.n)
+        for j in range(4):
+            out[rows, self.first + j] = self.weights[:, j]
+        return out
+
+
+@dataclass(frozen=True, eq=False)
 class BackgroundFrame:
     """Background estimate of one frame.
 
@@ -76,21 +150,25 @@ class BackgroundFrame:
     ----------
     background : (Y, X) ndarray of float32
         Smooth background surface ``bg``.
-    tile_values : (m_y, m_x) ndarray of float64
-        Filled tile values ``V`` the surface passes through.
-    valid_tiles : (m_y, m_x) ndarray of bool
-        Tiles that had at least ``min_background_px`` background pixels.
+    tile_values : ndarray of float64
+        ``tiles``: the filled (m_y, m_x) tile values ``V`` the surface passes
+        through. ``fit``: the (m_y + 3, m_x + 3) spline coefficients (the
+        constant level for fallback rules 1 and 3, empty for rule 2).
+    valid_tiles : ndarray of bool
+        ``tiles``: the (m_y, m_x) tiles that had at least ``min_background_px``
+        background pixels. ``fit``: the blocks used by the final fit.
     fallback : bool
-        True if no tile was valid and a fallback rule set ``V``.
+        True if no tile (``fit``: no block) was usable and a fallback rule set
+        the surface.
     fallback_rule : int
         0 without fallback; otherwise the rule of algorithms.md §3.4 step 4 that
         was applied: 1 (median of all background pixels of the frame), 2 (the
-        values of the latest frame with a valid tile) or 3 (percentile of all
-        pixels of the frame).
-    carry_values : (m_y, m_x) ndarray of float64 or None
+        surface of the latest frame with usable background) or 3 (percentile of
+        all pixels of the frame).
+    carry_values : ndarray of float64 or None
         What to pass as ``previous_values`` with the next frame of the same FOV:
-        `tile_values` if this frame had a valid tile, else the
-        ``previous_values`` it received.
+        this frame's ``tile_values`` (``tiles``) or ``background`` (``fit``) if
+        it had usable background, else the ``previous_values`` it received.
     """
 
     background: npt.NDArray[np.float32]
@@ -99,6 +177,50 @@ class BackgroundFrame:
     fallback: bool
     fallback_rule: int
     carry_values: npt.NDArray[np.float64] | None
+
+
+def spline_axis(n: int, *, knot_spacing_px: float = 64.0) -> SplineAxis:
+    """Lay out a uniform cubic B-spline basis along one axis.
+
+    Parameters
+    ----------
+    n : int
+        Length of the axis, in px; >= 1.
+    knot_spacing_px : float, optional
+        Knot spacing, in px; > 0. The actual spacing divides the span of the
+        pixel centres ``[0, n - 1]`` into a whole number of intervals.
+
+    Returns
+    -------
+    SplineAxis
+        ``m + 3`` basis functions with knots at ``(k - 3)·h``, ``k = 0 .. m + 6``:
+        every pixel centre lies inside the span where the 4 non-zero functions
+        sum to 1, so a constant surface is represented exactly.
+
+    Examples
+    --------
+    >>> axis = spline_axis(513, knot_spacing_px=64)
+    >>> axis.intervals, axis.spacing, axis.count
+    (8, 64.0, 11)
+    """
+    n = _check_int("n", n, minimum=1)
+    knot_spacing_px = _check_real(
+        "knot_spacing_px", knot_spacing_px, minimum=0.0, maximum=math.inf
+    )
+    if knot_spacing_px <= 0.0:
+        raise ValueError(f"knot_spacing_px must be > 0; got {knot_spacing_px!r}")
+    intervals = max(1, math.floor((n - 1) / knot_spacing_px + 0.5))
+    spacing = (n - 1) / intervals if n > 1 else 1.0
+    u = np.arange(n, dtype=np.float64) / spacing
+    first = np.minimum(np.floor(u).astype(np.int64), intervals - 1)
+    return SplineAxis(
+        n=n,
+        knot_spacing_px=knot_spacing_px,
+        spacing=spacing,
+        intervals=intervals,
+        first=first,
+        weights=_cubic_weights(u - first),
+    )
 
 
 def tile_grid(n: int, *, tile_size: int = 128, tile_overlap: float = 0.5) -> TileGrid:
@@ -169,16 +291,22 @@ def estimate_background(
     frame: RealArray,
     mask: BoolArray,
     *,
+    method: BackgroundMethod = "fit",
     mask_dilation_px: int = 10,
     tile_size: int = 128,
     tile_overlap: float = 0.5,
     min_background_px: int = 50,
     spline_degree: int = 3,
+    block_px: int = 16,
+    knot_spacing_px: float = 64.0,
+    smoothing: float = 1e-3,
     exclude_zero: bool = False,
     fallback_percentile: float = 5.0,
     previous_values: FloatArray | None = None,
     grid_y: TileGrid | None = None,
     grid_x: TileGrid | None = None,
+    axis_y: SplineAxis | None = None,
+    axis_x: SplineAxis | None = None,
 ) -> BackgroundFrame:
     """Estimate the smooth background of one fluorescence frame.
 
@@ -189,6 +317,10 @@ def estimate_background(
         workflow passes uint16). Float frames must be finite. Not modified.
     mask : (Y, X) ndarray of bool
         Cell mask of the same frame (segmentation output). Not modified.
+    method : {"fit", "tiles"}, optional
+        ``fit``: a penalised spline fitted to block means of the background
+        pixels. ``tiles``: the existing implementation's tile medians and
+        interpolating spline. Options of the other method are ignored.
     mask_dilation_px : int, optional
         Cells are grown by a ``(2·r + 1)``² square before the background is
         sampled; >= 0.
@@ -197,28 +329,43 @@ def estimate_background(
     tile_overlap : float, optional
         Overlap between neighbouring tiles, in [0, 1).
     min_background_px : int, optional
-        Background pixels a tile needs to be valid; >= 1.
+        Background pixels a tile needs to be valid (``tiles``), or the used
+        blocks together (``fit``); >= 1.
     spline_degree : int, optional
-        Largest degree of the interpolating spline, in [1, 5]. It drops to
-        ``m - 1`` along an axis with ``m`` tiles.
+        ``tiles``: largest degree of the interpolating spline, in [1, 5]. It
+        drops to ``m - 1`` along an axis with ``m`` tiles.
+    block_px : int, optional
+        ``fit``: side of the square blocks whose background pixels are averaged;
+        >= 1.
+    knot_spacing_px : float, optional
+        ``fit``: spacing of the spline knots, in px; > 0.
+    smoothing : float, optional
+        ``fit``: weight of the curvature penalty relative to the data (``λ`` per
+        coefficient, as a share of the total block weight); >= 0.
     exclude_zero : bool, optional
         Treat raw 0 as "no data" (mosaic padding): such pixels are not
         background.
     fallback_percentile : float, optional
         Percentile (linear), in [0, 100], of all pixels of the frame used when
         neither the frame nor an earlier frame has usable background.
-    previous_values : (m_y, m_x) ndarray of float, optional
+    previous_values : ndarray of float, optional
         ``carry_values`` of the previous frame of the same FOV, for fallback rule
-        2. ``None`` for the first frame.
+        2: (m_y, m_x) tile values (``tiles``) or the (Y, X) surface (``fit``).
+        ``None`` for the first frame.
     grid_y, grid_x : TileGrid, optional
-        Tile grids of the rows and columns, as returned by :func:`tile_grid` with
-        the same `tile_size` and `tile_overlap`, to compute them once per FOV.
-        Computed here when ``None``.
+        ``tiles``: tile grids of the rows and columns, as returned by
+        :func:`tile_grid` with the same `tile_size` and `tile_overlap`, to
+        compute them once per FOV. Computed here when ``None``.
+    axis_y, axis_x : SplineAxis, optional
+        ``fit``: spline bases of the rows and columns, as returned by
+        :func:`spline_axis` with the same `knot_spacing_px`. Computed here when
+        ``None``.
 
     Returns
     -------
     BackgroundFrame
-        The float32 surface, the filled tile values and the fallback used.
+        The float32 surface, the tile values or spline coefficients, and the
+        fallback used.
 
     Raises
     ------
@@ -234,6 +381,21 @@ def estimate_background(
     1. ``grown = maximum_filter(mask as uint8, 2·r + 1, mode='constant',
        cval=0)``; background pixels are ``grown == 0`` (and ``frame != 0`` with
        `exclude_zero`).
+
+    ``fit`` (algorithms.md §3.4): blocks of ``block_px``² px starting at (0, 0)
+    with at least 1/8 of their in-frame pixels background give the mean value
+    and centroid of those pixels. The spline coefficients minimise
+    ``Σ n_k·(v_k - s(c_k))² + λ·(|D_y C|² + |C D_xᵀ|²)`` (``n_k`` background
+    pixels of block ``k``, ``D`` second differences, ``λ = smoothing·Σn_k /
+    #coefficients``); blocks farther than 4 robust standard deviations from the
+    fit are dropped and it is solved again, until the kept blocks no longer
+    change (at most 6 fits). The surface is clipped to the range
+    of the used block means widened by that range on either side. Fallbacks as
+    in step 4 below, when the used blocks hold fewer than `min_background_px`
+    pixels.
+
+    ``tiles``:
+
     2. A tile with at least `min_background_px` background pixels takes their
        median, computed in float64 (an even count averages the two middle
        values); other tiles are invalid.
@@ -281,6 +443,8 @@ def estimate_background(
             f"mask must have the shape of frame {image.shape!r}; "
             f"got shape {cells.shape!r}"
         )
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}; got {method!r}")
     mask_dilation_px = _check_int("mask_dilation_px", mask_dilation_px, minimum=0)
     tile_size = _check_int("tile_size", tile_size, minimum=1)
     tile_overlap = _check_real(
@@ -290,20 +454,33 @@ def estimate_background(
     spline_degree = _check_int(
         "spline_degree", spline_degree, minimum=1, maximum=_MAX_SPLINE_DEGREE
     )
+    block_px = _check_int("block_px", block_px, minimum=1)
+    knot_spacing_px = _check_real(
+        "knot_spacing_px", knot_spacing_px, minimum=0.0, maximum=math.inf
+    )
+    if knot_spacing_px <= 0.0:
+        raise ValueError(f"knot_spacing_px must be > 0; got {knot_spacing_px!r}")
+    smoothing = _check_real("smoothing", smoothing, minimum=0.0, maximum=math.inf)
     exclude_zero = _check_bool("exclude_zero", exclude_zero)
     fallback_percentile = _check_real(
         "fallback_percentile", fallback_percentile, minimum=0.0, maximum=100.0
     )
-    rows = _check_grid("grid_y", grid_y, image.shape[0], tile_size, tile_overlap)
-    cols = _check_grid("grid_x", grid_x, image.shape[1], tile_size, tile_overlap)
-    shape = (rows.count, cols.count)
+    if method == "fit":
+        rows_fit = _check_axis("axis_y", axis_y, image.shape[0], knot_spacing_px)
+        cols_fit = _check_axis("axis_x", axis_x, image.shape[1], knot_spacing_px)
+        carry_shape = image.shape
+    else:
+        rows = _check_grid("grid_y", grid_y, image.shape[0], tile_size, tile_overlap)
+        cols = _check_grid("grid_x", grid_x, image.shape[1], tile_size, tile_overlap)
+        carry_shape = (rows.count, cols.count)
     previous: npt.NDArray[np.float64] | None = None
     if previous_values is not None:
         given = np.asarray(previous_values)
-        if given.dtype.kind not in "iuf" or given.shape != shape:
+        if given.dtype.kind not in "iuf" or given.shape != carry_shape:
+            what = "the frame" if method == "fit" else "the tile grid of this frame"
             raise ValueError(
-                f"previous_values must be a real array of shape {shape!r} (the tile "
-                f"grid of this frame); got a {given.dtype!r} array of shape "
+                f"previous_values must be a real array of shape {carry_shape!r} "
+                f"({what}); got a {given.dtype!r} array of shape "
                 f"{given.shape!r}. Pass carry_values of the previous frame"
             )
         previous = given.astype(np.float64)
@@ -318,22 +495,29 @@ def estimate_background(
     if exclude_zero:
         background_px &= image != 0
 
+    if method == "fit":
+        return _fit_frame(
+            image,
+            background_px,
+            rows_fit,
+            cols_fit,
+            block=block_px,
+            smoothing=smoothing,
+            min_background_px=min_background_px,
+            fallback_percentile=fallback_percentile,
+            previous=previous,
+        )
     values, valid = _tile_medians(image, background_px, rows, cols, min_background_px)
     rule = 0
     carry = previous
     if valid.any():
         values = _fill_tiles(values, valid)
         carry = values
-    elif np.count_nonzero(background_px) >= min_background_px:
-        rule = 1
-        values = np.full(shape, _median(image[background_px]))
-    elif previous is not None:
-        rule = 2
-        values = previous.copy()
     else:
-        rule = 3
-        level = np.percentile(image.astype(np.float64), fallback_percentile)
-        values = np.full(shape, float(level))
+        rule, level = _fallback_level(
+            image, background_px, min_background_px, fallback_percentile, previous
+        )
+        values = previous.copy() if rule == 2 else np.full(carry_shape, level)
     surface = _surface(values, rows, cols, spline_degree)
     return BackgroundFrame(
         background=surface,
@@ -406,6 +590,171 @@ def correct_frame(
 # --------------------------------------------------------------------------------------
 # Steps
 # --------------------------------------------------------------------------------------
+
+
+def _fallback_level(
+    image: RealArray,
+    background_px: BoolArray,
+    min_background_px: int,
+    fallback_percentile: float,
+    previous: npt.NDArray[np.float64] | None,
+) -> tuple[int, float]:
+    """Return the fallback rule of §3.4 step 4 and its level (NaN for rule 2)."""
+    if np.count_nonzero(background_px) >= min_background_px:
+        return 1, _median(image[background_px])
+    if previous is not None:
+        return 2, math.nan
+    level = np.percentile(image.astype(np.float64), fallback_percentile)
+    return 3, float(level)
+
+
+def _cubic_weights(t: FloatArray) -> FloatArray:
+    """Values of the 4 uniform cubic B-splines non-zero at offset ``t`` in [0, 1]."""
+    t = np.asarray(t, dtype=np.float64)
+    s = 1.0 - t
+    t2 = t * t
+    t3 = t2 * t
+    out = np.empty((*t.shape, 4))
+    out[..., 0] = s * s * s / 6.0
+    out[..., 1] = (3.0 * t3 - 6.0 * t2 + 4.0) / 6.0
+    out[..., 2] = (-3.0 * t3 + 3.0 * t2 + 3.0 * t + 1.0) / 6.0
+    out[..., 3] = t3 / 6.0
+    return out
+
+
+def _block_stats(
+    image: RealArray, background_px: BoolArray, block: int
+) -> tuple[IntArray, FloatArray, FloatArray, FloatArray, IntArray]:
+    """Per block: background count, value sum, row and column centroid sums.
+
+    Returns ``(count, total, sum_y, sum_x, in_frame)``, each of shape
+    ``(ceil(Y / block), ceil(X / block))``; sums of integer frames are exact.
+    """
+    rows, cols = image.shape
+    by, bx = -(-rows // block), -(-cols // block)
+    pad = ((0, by * block - rows), (0, bx * block - cols))
+    sel = np.pad(background_px, pad)
+    exact = image.dtype.kind in "iu"
+    values = np.pad(np.where(background_px, image, 0), pad)
+    shape = (by, block, bx, block)
+    per_row = sel.reshape(shape).sum(axis=3, dtype=np.int64)  # (by, block, bx)
+    per_col = sel.reshape(shape).sum(axis=1, dtype=np.int64)  # (by, bx, block)
+    count = per_row.sum(axis=1)
+    values = values.astype(np.int64 if exact else np.float64, copy=False)
+    total = values.reshape(shape).sum(axis=(1, 3)).astype(np.float64)
+    y = np.arange(by * block, dtype=np.int64).reshape(by, block, 1)
+    x = np.arange(bx * block, dtype=np.int64).reshape(bx, block)
+    sum_y = (per_row * y).sum(axis=1).astype(np.float64)
+    sum_x = (per_col * x[None, :, :]).sum(axis=2).astype(np.float64)
+    inside = np.ones((rows, cols), dtype=np.bool_)
+    in_frame = np.pad(inside, pad).reshape(shape).sum(axis=(1, 3), dtype=np.int64)
+    return count, total, sum_y, sum_x, in_frame
+
+
+def _second_difference_gram(k: int) -> FloatArray:
+    """``DᵀD`` of the second-difference operator on ``k`` coefficients."""
+    if k < 3:
+        return np.zeros((k, k))
+    d = np.diff(np.eye(k), n=2, axis=0)
+    return d.T @ d
+
+
+def _fit_frame(
+    image: RealArray,
+    background_px: BoolArray,
+    rows: SplineAxis,
+    cols: SplineAxis,
+    *,
+    block: int,
+    smoothing: float,
+    min_background_px: int,
+    fallback_percentile: float,
+    previous: npt.NDArray[np.float64] | None,
+) -> BackgroundFrame:
+    """Estimate one frame's background by the ``fit`` method (§3.4)."""
+    count, total, sum_y, sum_x, in_frame = _block_stats(image, background_px, block)
+    used = (count > 0) & (count >= _FIT_MIN_SHARE * in_frame)
+    ky, kx = rows.count, cols.count
+    if int(count[used].sum()) < min_background_px:
+        rule, level = _fallback_level(
+            image, background_px, min_background_px, fallback_percentile, previous
+        )
+        if rule == 2 and previous is not None:
+            surface32 = previous.astype(np.float32)
+        else:
+            surface32 = np.full(image.shape, level, dtype=np.float32)
+        return BackgroundFrame(
+            background=surface32,
+            tile_values=np.zeros((0, 0)) if rule == 2 else np.full((ky, kx), level),
+            valid_tiles=np.zeros(used.shape, dtype=np.bool_),
+            fallback=True,
+            fallback_rule=rule,
+            carry_values=previous,
+        )
+    n = count[used].astype(np.float64)
+    value = total[used] / n
+    first_y, wy = rows.locate(sum_y[used] / n)
+    first_x, wx = cols.locate(sum_x[used] / n)
+    # Row k of the design holds wy[k, a]·wx[k, c] at coefficient
+    # (first_y[k] + a)·kx + first_x[k] + c; its Gram matrix is accumulated pair
+    # by pair with bincount (16 x 16 entries per block).
+    index = (
+        (first_y[:, None, None] + np.arange(4)[None, :, None]) * kx
+        + first_x[:, None, None]
+        + np.arange(4)[None, None, :]
+    ).reshape(-1, 16)
+    design = (wy[:, :, None] * wx[:, None, :]).reshape(-1, 16)
+    pair_index = (index[:, :, None] * (ky * kx) + index[:, None, :]).ravel()
+    pair_value = (design[:, :, None] * design[:, None, :]).reshape(-1, 256)
+    penalty = np.kron(_second_difference_gram(ky), np.eye(kx)) + np.kron(
+        np.eye(ky), _second_difference_gram(kx)
+    )
+    keep = np.ones(n.size, dtype=np.bool_)
+    coef = np.zeros(ky * kx)
+    for attempt in range(_FIT_PASSES):
+        w = np.where(keep, n, 0.0)
+        level = float(np.dot(w, value) / w.sum())
+        gram = np.bincount(
+            pair_index, (pair_value * w[:, None]).ravel(), minlength=(ky * kx) ** 2
+        ).reshape(ky * kx, ky * kx)
+        rhs = np.bincount(
+            index.ravel(), (design * (w * (value - level))[:, None]).ravel(),
+            minlength=ky * kx,
+        )  # fmt: skip
+        lam = smoothing * float(w.sum()) / (ky * kx)
+        system = gram + lam * penalty
+        system[np.diag_indices_from(system)] += _FIT_RIDGE * max(
+            lam, float(w.sum()) / (ky * kx)
+        )
+        coef = np.linalg.solve(system, rhs) + level
+        if attempt == _FIT_PASSES - 1:
+            break
+        # Hard rejection, judged afresh against each fit: a block is kept when
+        # its residual, scaled to one pixel (times sqrt(count)), is within
+        # _FIT_CLIP robust standard deviations of the kept blocks' residuals.
+        z = np.abs(value - np.einsum("ij,ij->i", design, coef[index])) * np.sqrt(n)
+        spread = 1.4826 * float(np.median(z[keep]))
+        again = z <= _FIT_CLIP * spread
+        if spread == 0.0 or not again.any() or np.array_equal(again, keep):
+            break
+        keep = again
+    low, high = float(value[keep].min()), float(value[keep].max())
+    span = high - low
+    grid = coef.reshape(ky, kx)
+    along_x = grid @ cols.dense().T  # (ky, X)
+    surface = rows.dense() @ along_x  # (Y, X)
+    np.clip(surface, low - span, high + span, out=surface)
+    surface32 = surface.astype(np.float32)
+    valid = np.zeros(used.shape, dtype=np.bool_)
+    valid[used] = keep
+    return BackgroundFrame(
+        background=surface32,
+        tile_values=grid,
+        valid_tiles=valid,
+        fallback=False,
+        fallback_rule=0,
+        carry_values=surface,
+    )
 
 
 def _median(values: RealArray) -> float:
@@ -553,6 +902,22 @@ def _check_grid(
             f"tile_size={grid.tile_size}, tile_overlap={grid.tile_overlap}"
         )
     return grid
+
+
+def _check_axis(
+    name: str, axis: SplineAxis | None, n: int, knot_spacing_px: float
+) -> SplineAxis:
+    if axis is None:
+        return spline_axis(n, knot_spacing_px=knot_spacing_px)
+    if not isinstance(axis, SplineAxis):
+        raise TypeError(f"{name} must be a SplineAxis or None; got {axis!r}")
+    if (axis.n, axis.knot_spacing_px) != (n, knot_spacing_px):
+        raise ValueError(
+            f"{name} must be spline_axis({n}, knot_spacing_px={knot_spacing_px}) "
+            f"for this frame; got an axis for n={axis.n}, "
+            f"knot_spacing_px={axis.knot_spacing_px}"
+        )
+    return axis
 
 
 def _check_int(

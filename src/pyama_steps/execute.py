@@ -23,6 +23,7 @@ import contextlib
 import importlib
 import multiprocessing
 import multiprocessing.forkserver
+import os
 import resource
 import threading
 import time
@@ -37,6 +38,7 @@ __all__ = [
     "configure",
     "keep_freed_memory",
     "measure_jobs_in_workers",
+    "one_library_thread",
     "run_step",
     "shutdown",
     "skip_final_collection",
@@ -94,7 +96,37 @@ def configure(*, workers: int) -> None:
         # dry run that never uses it does not wait for it).
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(PRELOAD)
-        multiprocessing.forkserver.ensure_running()
+        with one_library_thread():
+            multiprocessing.forkserver.ensure_running()
+
+
+#: Thread-pool sizes of the numerical libraries (OpenBLAS, OpenMP, MKL).
+_LIBRARY_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def one_library_thread() -> Iterator[None]:
+    """Start processes inside this block with one BLAS/OpenMP thread each.
+
+    Every job is given one core (``threads: 1``) and runs in its own worker,
+    so a BLAS thread pool per worker only makes the workers compete for the
+    same cores (a 361 x 361 solve of the background fit then varied from 2
+    to 180 ms with two workers on two cores). The variables are read when a
+    library loads, i.e. in the fork server, which inherits this environment;
+    values the user set are kept, and the calling process's environment is
+    restored on exit.
+    """
+    saved = {name: os.environ.get(name) for name in _LIBRARY_THREADS}
+    for name in _LIBRARY_THREADS:
+        os.environ.setdefault(name, "1")
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def shutdown() -> None:

@@ -299,11 +299,15 @@ def segment_phase(*, pc: str, output: str, params: Mapping[str, Any]) -> None:
 # --------------------------------------------------------------------------
 
 _BG_KEYS = (
+    "method",
     "mask_dilation_px",
     "tile_size",
     "tile_overlap",
     "min_background_px",
     "spline_degree",
+    "block_px",
+    "knot_spacing_px",
+    "smoothing",
     "exclude_zero",
     "fallback_percentile",
 )
@@ -335,10 +339,9 @@ class _BackgroundStream:
         )
         if result.fallback:
             self.fallback_frames += 1
-        else:
-            # Only a frame with a valid tile may be reused by a later frame
-            # (rule 4.2 of algorithms.md §3.4).
-            self.previous = result.tile_values
+        # Only a frame with usable background may be reused by a later frame
+        # (rule 4.2 of algorithms.md §3.4): carry_values is the latest such.
+        self.previous = result.carry_values
         corrected = self._bg.correct_frame(raw, result.background, weight=self.weight)
         return result.background, corrected
 

@@ -20,7 +20,9 @@ from pyama_steps.background import (
 # implementation's tile size, algorithms.md §3.3); the default is tested in
 # test_default_tile_size.
 tile_grid = functools.partial(bgm.tile_grid, tile_size=256)
-estimate_background = functools.partial(bgm.estimate_background, tile_size=256)
+estimate_background = functools.partial(
+    bgm.estimate_background, method="tiles", tile_size=256
+)
 
 SIZES = [1, 64, 256, 300, 512, 513, 1024]
 DTYPES = [np.uint8, np.uint16, np.float32]
@@ -779,7 +781,7 @@ def test_default_tile_size() -> None:
     assert bgm.tile_grid(1024).count == 15
     assert bgm.tile_grid(512).starts.tolist() == [64 * i for i in range(7)]
     frame, cells, surface = scene(seed=2, n_cells=40)
-    result = bgm.estimate_background(frame, cells)
+    result = bgm.estimate_background(frame, cells, method="tiles")
     assert result.tile_values.shape == (7, 9)  # 512 x 640
     away = ~ndi.binary_dilation(cells, iterations=10)
     inner = np.zeros(frame.shape, bool)

@@ -213,3 +213,16 @@ def test_benchmark_adapter_keeps_snakemake_sampling_for_processes(
         execute._job.stats = {"cpu_s": 1.25, "peak_rss_mb": 99.5}
     assert record.cpu_time == 1.25
     assert record.max_rss == 99.5
+
+
+def test_one_library_thread_sets_and_restores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's choice is kept
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    with execute.one_library_thread():
+        assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
+        assert os.environ["OMP_NUM_THREADS"] == "3"
+        assert os.environ["MKL_NUM_THREADS"] == "1"
+    assert "OPENBLAS_NUM_THREADS" not in os.environ
+    assert os.environ["OMP_NUM_THREADS"] == "3"
+    assert "MKL_NUM_THREADS" not in os.environ

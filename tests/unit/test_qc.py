@@ -72,7 +72,11 @@ def write_stack(path: Path, frames: np.ndarray) -> str:
 
 def background_params(**overrides: object) -> dict[str, object]:
     params: dict[str, object] = {
+        "method": "tiles",
         "mask_dilation_px": 1,
+        "block_px": 4,
+        "knot_spacing_px": 8.0,
+        "smoothing": 1e-3,
         "tile_size": 8,
         "tile_overlap": 0.5,
         "min_background_px": 4,
