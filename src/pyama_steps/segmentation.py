@@ -1057,7 +1057,8 @@ def _window_allowed(
         level = wy[y] * (along[i1[y], x] - first)
         level += first + margin
         level += extra
-        return inside & (s1.ravel()[at] <= level)
+        result: BoolArray = inside & (s1.ravel()[at] <= level)
+        return result
 
     return allowed
 
