@@ -111,6 +111,8 @@ def segment_log_std(
     halo_k: float = 1.5,
     halo_block_px: int = 32,
     halo_edge_k: float | None = 2.0,
+    junction_px: int = 3,
+    junction_k: float | None = 6.0,
     open_size: int = 3,
     open_iterations: int = 2,
     close_size: int = 3,
@@ -183,6 +185,22 @@ def segment_log_std(
         the cell's edge pixels that the trim removed because their window
         reaches one pixel into the halo. Finite, >= 0; ``None`` disables it.
         Used only when the trim runs.
+    junction_px : int, optional
+        Junction restore after the outline restore: background pixels whose
+        ``(2·junction_px + 1)``² square holds pixels of two or more components,
+        and that are in the filled threshold mask, are given to the nearest
+        component by growing all components together one pixel (4-neighbours)
+        per step for `junction_px` steps; a pixel next to two components stays
+        background, and of two 4-adjacent pixels claimed by different
+        components the brighter stays background, so the separating line
+        follows the bright junction line and cells stay 4-separated. >= 0; 0
+        disables it. Used only when the trim runs.
+    junction_k : float or None, optional
+        Image test of the junction restore: a gap pixel is filled only when its
+        window mean exceeds the background level by at most ``junction_k``
+        times the pixel noise (the thin junction line leaves the window darker
+        than the broad halo over a background gap). Finite, >= 0; ``None``
+        drops the test (the filled threshold mask still applies).
     open_size, open_iterations : int, optional
         Square element side (>= 1) and number of erosions followed by as many
         dilations (>= 0; 0 disables the opening).
@@ -297,6 +315,9 @@ def segment_log_std(
     halo_block_px = _check_int("halo_block_px", halo_block_px, minimum=4)
     if halo_edge_k is not None:
         halo_edge_k = _check_real("halo_edge_k", halo_edge_k, minimum=0.0)
+    junction_px = _check_int("junction_px", junction_px, minimum=0)
+    if junction_k is not None:
+        junction_k = _check_real("junction_k", junction_k, minimum=0.0)
     if halo_block_px % 2:
         raise ValueError(
             f"halo_block_px must be an even integer >= 4; got {halo_block_px!r}"
@@ -351,6 +372,7 @@ def segment_log_std(
     if fill_holes:
         fg = _fill_holes(fg, mirror_px)
     outline: Callable[[npt.NDArray[np.intp]], BoolArray] | None = None
+    junction: Callable[[npt.NDArray[np.intp]], BoolArray] | None = None
     if halo_trim and s1 is not None:
         filled = fg
         fg, grid = _halo_trim(
@@ -368,6 +390,21 @@ def segment_log_std(
                 margin=n * halo_k * math.exp(mode),
                 extra=n * (halo_edge_k - halo_k) * math.exp(mode),
                 n=n,
+            )
+        if grid is not None and junction_px > 0:
+            # S1 against T_junction = B + n·junction_k·exp(mode) at the gap
+            # pixels only; no window test with junction_k None.
+            junction = _window_allowed(
+                s1,
+                filled,
+                grid,
+                halo_block_px,
+                margin=n * halo_k * math.exp(mode),
+                extra=(
+                    math.inf
+                    if junction_k is None
+                    else n * (junction_k - halo_k) * math.exp(mode)
+                ),
             )
         del filled, grid
     del strong, s1, numerator
@@ -392,8 +429,16 @@ def segment_log_std(
         min_area=min_area_px,
         keep_edge=min_area_keep_edge,
     )
+    labelled = None
     if outline is not None:
-        fg = _restore_outline(fg, outline)
+        if junction is None:
+            fg = _restore_outline(fg, outline)
+        else:
+            # The junction restore reuses the labels of the outline restore.
+            fg, labels, count = _restore_outline_labelled(fg, outline)
+            labelled = None if labels is None else (labels, count)
+    if junction is not None:
+        fg = _restore_junctions(fg, junction, image, junction_px, labelled)
     return SegmentationFrame(
         mask=fg,
         lo=lo,
@@ -835,6 +880,19 @@ def _restore_outline(
     the candidate pixels and returns whether each is allowed (so that the test
     is computed for the few pixels along the outlines only).
     """
+    return _restore_outline_labelled(mask, allowed)[0]
+
+
+def _restore_outline_labelled(
+    mask: BoolArray, allowed: BoolArray | Callable[[npt.NDArray[np.intp]], BoolArray]
+) -> tuple[BoolArray, npt.NDArray[np.integer[Any]] | None, int]:
+    """`_restore_outline`, also returning the 4-component labels of the result.
+
+    The labels are those of `_label_compact` on `mask`, with each added pixel
+    given its component's label (the added pixels join exactly one component
+    and components stay 4-separated, so this labels the result's
+    4-components). ``None`` (and count 0) when nothing is added.
+    """
     cols = mask.shape[1]
     near = np.zeros_like(mask)
     near[1:] |= mask[:-1]
@@ -846,7 +904,7 @@ def _restore_outline(
     if at.size:
         at = at[allowed(at) if callable(allowed) else allowed.ravel()[at]]
     if at.size == 0:
-        return mask
+        return mask, None, 0
     labels, count = _label_compact(mask)
     rows = mask.shape[0]
     y = at // cols
@@ -863,8 +921,146 @@ def _restore_outline(
         np.maximum(high, v, out=high)
         np.minimum(low, np.where(v > 0, v, big), out=low)
     out = mask.copy()
-    out.ravel()[at[low == high]] = True
+    chosen = low == high
+    out.ravel()[at[chosen]] = True
+    labels.ravel()[at[chosen]] = low[chosen]
+    return out, labels, count
+
+
+def _restore_junctions(
+    mask: BoolArray,
+    allowed: BoolArray | Callable[[npt.NDArray[np.intp]], BoolArray],
+    image: RealArray,
+    reach: int,
+    labelled: tuple[npt.NDArray[np.integer[Any]], int] | None = None,
+) -> BoolArray:
+    """Fill the gaps between components up to a 1-px separating line (§2.4).
+
+    Gap pixels are the pixels outside `mask` whose ``(2·reach + 1)``² square
+    (outside the frame: background) holds pixels of at least two 4-components
+    of `mask`, and that `allowed` accepts: a bool image or, as in
+    `_restore_outline`, a function of the flat indices of the candidates. In
+    `reach` steps all components grow together: a gap pixel not yet taken
+    whose labelled 4-neighbours all carry one label claims it; of two
+    4-adjacent claims of different labels the one at the brighter pixel of
+    `image` is dropped (equal values: the larger label's). Claims are decided
+    on the labels before each step, so different labels never become
+    4-adjacent and no component merges or appears. `labelled`, if given, is
+    the 4-component labelling of `mask` and its count.
+    """
+    labels, count = _label_compact(mask) if labelled is None else labelled
+    if count < 2:
+        return mask
+    cols = mask.shape[1]
+    width = 2 * reach + 1
+    padded = np.pad(labels, reach)
+    if padded.dtype != np.uint16:
+        padded = padded.astype(np.uint32)
+    high = _run_reduce(_run_reduce(padded, width, 0, np.maximum), width, 1, np.maximum)
+    # Labels minus 1, wrapping background to the largest value: their minimum
+    # is the lowest label minus 1, or that value when the square holds none.
+    padded -= padded.dtype.type(1)
+    low = _run_reduce(_run_reduce(padded, width, 0, np.minimum), width, 1, np.minimum)
+    del padded
+    # Two labels in the square: lowest + 1 != highest (no label: 0 == 0).
+    low += low.dtype.type(1)
+    gap = low != high
+    gap &= ~mask
+    del high, low
+    if not callable(allowed):
+        gap &= allowed
+    at = np.flatnonzero(gap)
+    del gap
+    if at.size and callable(allowed):
+        at = at[allowed(at)]
+    if at.size == 0:
+        return mask
+    stride = cols + 2
+    # The gap pixels in the frame padded by 1 px, and their values; `pos` and
+    # `value` keep the pixels not yet taken.
+    pos = at + 2 * (at // cols) + stride + 1
+    grown = np.pad(labels, 1).ravel()
+    value = image.ravel()[at]
+    steps = (-stride, stride, -1, 1)
+    claim = np.zeros(grown.size, dtype=np.int32)
+    taken = []
+    for _ in range(reach):
+        near = [grown[pos + step] for step in steps]
+        most = np.maximum.reduce(near)
+        single = most > 0
+        for v in near:
+            single &= (v == most) | (v == 0)
+        index = np.flatnonzero(single)
+        if index.size == 0:
+            break
+        own = most[index]
+        where = pos[index]
+        mine = value[index]
+        claim[where] = np.arange(1, index.size + 1, dtype=np.int32)
+        keep = np.ones(index.size, dtype=np.bool_)
+        for step in steps:
+            other = claim[where + step]
+            clash = np.flatnonzero(other)
+            if clash.size == 0:
+                continue
+            other = other[clash] - 1
+            theirs = own[other]
+            their_value = mine[other]
+            lose = (theirs != own[clash]) & (
+                (mine[clash] > their_value)
+                | ((mine[clash] == their_value) & (own[clash] > theirs))
+            )
+            keep[clash[lose]] = False
+        claim[where] = 0
+        index = index[keep]
+        grown[pos[index]] = own[keep]
+        taken.append(pos[index])
+        left = np.ones(pos.size, dtype=np.bool_)
+        left[index] = False
+        pos = pos[left]
+        value = value[left]
+    if not taken:
+        return mask
+    added = np.concatenate(taken)
+    added -= stride + 1
+    added -= 2 * (added // stride)
+    out = mask.copy()
+    out.ravel()[added] = True
     return out
+
+
+def _window_allowed(
+    s1: _NumArray,
+    filled: BoolArray,
+    grid: npt.NDArray[np.float64],
+    block: int,
+    *,
+    margin: float,
+    extra: float,
+) -> Callable[[npt.NDArray[np.intp]], BoolArray]:
+    """Return the junction restore's pixel test, for `_restore_junctions` (§2.4).
+
+    A pixel is allowed when it is in `filled` and ``S1 <= T + extra``, with
+    ``T = _bilinear(grid, Y, X, block, margin)`` the halo trim's level, in
+    float64, formed at the candidate pixels only (as in `_edge_allowed`).
+    """
+    rows, cols = s1.shape
+    along, i0, i1, wy = _bilinear_axes(grid, rows, cols, block)
+
+    def allowed(at: npt.NDArray[np.intp]) -> BoolArray:
+        inside = filled.ravel()[at]
+        if math.isinf(extra):
+            return inside
+        y = at // cols
+        x = at - y * cols
+        first = along[i0[y], x]
+        level = wy[y] * (along[i1[y], x] - first)
+        level += first + margin
+        level += extra
+        result: BoolArray = inside & (s1.ravel()[at] <= level)
+        return result
+
+    return allowed
 
 
 def _edge_allowed(

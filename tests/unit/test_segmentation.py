@@ -341,6 +341,48 @@ def oracle_restore_outline(mask: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     return out
 
 
+def oracle_restore_junctions(
+    mask: np.ndarray, allowed: np.ndarray, image: np.ndarray, reach: int
+) -> np.ndarray:
+    """§2.4 junction restore with explicit loops over pixels."""
+    labels, _ = ndi.label(mask)
+    rows, cols = mask.shape
+    gap = np.zeros_like(mask)
+    for y in range(rows):
+        for x in range(cols):
+            if mask[y, x] or not allowed[y, x]:
+                continue
+            square = labels[
+                max(0, y - reach) : y + reach + 1, max(0, x - reach) : x + reach + 1
+            ]
+            gap[y, x] = len(set(square[square > 0].tolist())) >= 2
+    grown = labels.copy()
+
+    def neighbours(y: int, x: int) -> list[tuple[int, int]]:
+        return [
+            (v, u)
+            for v, u in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1))
+            if 0 <= v < rows and 0 <= u < cols
+        ]
+
+    for _ in range(reach):
+        claims = {}
+        for y, x in zip(*np.nonzero(gap & (grown == 0)), strict=True):
+            near = {int(grown[v, u]) for v, u in neighbours(y, x) if grown[v, u]}
+            if len(near) == 1:
+                claims[(y, x)] = near.pop()
+        for (y, x), label in claims.items():
+            lose = False
+            for v, u in neighbours(y, x):
+                other = claims.get((v, u))
+                if other is not None and other != label:
+                    a, b = image[y, x], image[v, u]
+                    lose |= bool(a > b or (a == b and label > other))
+            if not lose:
+                grown[y, x] = label
+    return grown > 0
+
+
 def oracle_octagonal(own: np.ndarray) -> np.ndarray:
     """Mean of the city-block and chessboard distances to the nearest background
     pixel of the 1-px padded crop, by brute force."""
@@ -463,6 +505,8 @@ def oracle_segment(frame: np.ndarray, **options: object) -> np.ndarray:
         "halo_k": 1.5,
         "halo_block_px": 32,
         "halo_edge_k": 2.0,
+        "junction_px": 3,
+        "junction_k": 6.0,
         "open_size": 3,
         "open_iterations": 2,
         "close_size": 3,
@@ -501,6 +545,7 @@ def oracle_segment(frame: np.ndarray, **options: object) -> np.ndarray:
     if opts["fill_holes"]:
         fg = fill(fg)
     outline = None
+    junction = None
     if opts["halo_trim"]:
         margin = n * float(opts["halo_k"]) * math.exp(stats["mode"])  # type: ignore[arg-type]
         s1 = oracle_window_sum(frame, window)
@@ -512,6 +557,15 @@ def oracle_segment(frame: np.ndarray, **options: object) -> np.ndarray:
             edge = level + n * (edge_k - halo_k) * math.exp(stats["mode"])
             pixel = (frame.astype(np.float64) - float(frame.min())) * n
             outline = filled & (pixel <= edge)
+        if level is not None and int(opts["junction_px"]) > 0:  # type: ignore[call-overload]
+            junction = filled
+            if opts["junction_k"] is not None:
+                junction_k = float(opts["junction_k"])  # type: ignore[arg-type]
+                halo_k = float(opts["halo_k"])  # type: ignore[arg-type]
+                window_level = level + n * (junction_k - halo_k) * math.exp(
+                    stats["mode"]
+                )
+                junction = filled & (s1 <= window_level)
     if opts["open_iterations"]:
         fg = oracle_erode(fg, opts["open_size"], opts["open_iterations"])  # type: ignore[arg-type]
         fg = oracle_dilate(fg, opts["open_size"], opts["open_iterations"])  # type: ignore[arg-type]
@@ -528,7 +582,11 @@ def oracle_segment(frame: np.ndarray, **options: object) -> np.ndarray:
         min_area=int(opts["min_area_px"]),  # type: ignore[call-overload]
         keep_edge=bool(opts["min_area_keep_edge"]),
     )
-    return fg if outline is None else oracle_restore_outline(fg, outline)
+    if outline is not None:
+        fg = oracle_restore_outline(fg, outline)
+    if junction is not None:
+        fg = oracle_restore_junctions(fg, junction, frame, int(opts["junction_px"]))  # type: ignore[call-overload]
+    return fg
 
 
 def oracle_separate(labels: np.ndarray) -> np.ndarray:
@@ -1190,6 +1248,89 @@ def test_outline_restore_gives_back_edge_pixels() -> None:
     )
 
 
+def test_restore_junctions_matches_oracle_and_keeps_cells_apart() -> None:
+    rng = np.random.default_rng(6)
+    for trial in range(20):
+        mask = ndi.binary_opening(rng.random((40, 50)) < 0.5)
+        mask = seg._split_and_filter(mask, neck_ratio=None, min_area=0, keep_edge=True)
+        allowed = rng.random(mask.shape) < 0.8
+        image = rng.integers(0, 4 if trial % 2 else 1000, mask.shape)
+        for reach in (1, 2, 3):
+            got = seg._restore_junctions(mask, allowed, image, reach)
+            want = oracle_restore_junctions(mask, allowed, image, reach)
+            np.testing.assert_array_equal(got, want)
+            assert not np.any(got & ~mask & ~allowed)
+            before, n_before = ndi.label(mask)
+            after, n_after = ndi.label(got)
+            assert n_after == n_before  # nothing merges, nothing appears
+            pairs = np.unique(np.stack((before[mask], after[mask])), axis=1)
+            assert pairs.shape[1] == n_before
+
+
+def junction_frame(gap_px: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two dark cells (28 x 37 px) side by side, with a bright line or a gap.
+
+    ``gap_px = 0``: the cells touch along column 48, which carries a bright
+    junction line (2600; blurred: +800 and +350 on the cell bodies 1 and 2 px
+    beside it). Otherwise `gap_px` background columns separate them. Pixels
+    within 3 px outside the cells are halo (+600). The cell bodies are
+    textured (standard deviation 80), and Poisson noise is added at 2000.
+    Returns the frame and the true labels (1 left, 2 right; the line column
+    is background in the truth).
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:96, :97]
+    half = (gap_px + 1) // 2
+    truth = np.zeros(yy.shape, dtype=np.int32)
+    rows = (yy >= 30) & (yy <= 66)
+    truth[rows & (xx >= 48 - half - 28) & (xx < 48 - half)] = 1
+    truth[rows & (xx > 48 + half) & (xx <= 48 + half + 28)] = 2
+    light = np.full(yy.shape, 2000.0)
+    light[truth > 0] += rng.normal(-600.0, 80.0, np.count_nonzero(truth))
+    halo = (truth == 0) & (ndi.distance_transform_edt(truth == 0) <= 3)
+    light[halo] += 600.0
+    if gap_px == 0:
+        light[rows & (xx == 48)] = 2600.0
+        light[rows & (np.abs(xx - 48) == 1)] += 800.0
+        light[rows & (np.abs(xx - 48) == 2)] += 350.0
+    return rng.poisson(light).astype(np.uint16), truth
+
+
+def test_junction_restore_reaches_the_bright_line() -> None:
+    for seed in range(3):
+        frame, truth = junction_frame(0, seed)
+        without = segment_log_std(frame, junction_px=0).mask
+        with_junction = segment_log_std(frame).mask
+        rows = slice(30, 67)  # the 37 rows of the contact
+        # The trim leaves a 3-px gap (columns 47-49) along the contact; the
+        # outline restore gives back few of its pixels (bright, next to the
+        # other cell) ...
+        assert np.count_nonzero(without[rows, 47:50]) <= 15
+        assert without[rows, 46].all()
+        assert without[rows, 50].all()
+        # ... the junction restore fills it up to the bright line (column 48).
+        assert np.count_nonzero(with_junction[rows, 47]) >= 33
+        assert np.count_nonzero(with_junction[rows, 49]) >= 33
+        assert not with_junction[:, 48].any()
+        labels, count = ndi.label(with_junction)
+        assert count == 2
+        assert labels[48, 30] != labels[48, 66]
+        assert np.all(without <= with_junction)
+        assert dice(with_junction, truth > 0) > dice(without, truth > 0) + 0.01
+
+
+def test_junction_restore_leaves_a_wide_gap_alone() -> None:
+    frame, _ = junction_frame(8)
+    np.testing.assert_array_equal(
+        segment_log_std(frame).mask, segment_log_std(frame, junction_px=0).mask
+    )
+    # Skipped together with the trim.
+    np.testing.assert_array_equal(
+        segment_log_std(frame, halo_trim=False).mask,
+        segment_log_std(frame, halo_trim=False, junction_px=0).mask,
+    )
+
+
 # --------------------------------------------------------------------------------------
 # Neck split and minimum area
 # --------------------------------------------------------------------------------------
@@ -1439,6 +1580,10 @@ def test_segment_with_watershed_option(cells: tuple[np.ndarray, np.ndarray]) -> 
         {"fill_border": "open", "split": "none"},
         {"halo_edge_k": None},
         {"halo_edge_k": 4.0, "halo_k": 2.0},
+        {"junction_px": 0},
+        {"junction_px": 1, "halo_edge_k": None},
+        {"junction_k": None},
+        {"junction_k": 2.0, "junction_px": 2},
     ],
     ids=[
         "defaults",
@@ -1453,6 +1598,10 @@ def test_segment_with_watershed_option(cells: tuple[np.ndarray, np.ndarray]) -> 
         "open-border",
         "no-outline",
         "outline-k",
+        "no-junction",
+        "junction-1",
+        "junction-no-window-test",
+        "junction-k",
     ],
 )
 def test_segment_matches_oracle_pipeline(options: dict[str, object]) -> None:
@@ -1816,6 +1965,10 @@ def test_bad_frame(frame: np.ndarray, error: type[Exception], match: str) -> Non
         ({"halo_k": -1.0}, ValueError, "halo_k must be a finite number >= 0"),
         ({"halo_edge_k": -1.0}, ValueError, "halo_edge_k must be a finite number >= 0"),
         ({"halo_edge_k": "2"}, TypeError, "halo_edge_k must be a real number"),
+        ({"junction_px": -1}, ValueError, "junction_px must be an integer >= 0"),
+        ({"junction_px": 2.0}, TypeError, "junction_px must be an int"),
+        ({"junction_k": -1.0}, ValueError, "junction_k must be a finite number >= 0"),
+        ({"junction_k": "6"}, TypeError, "junction_k must be a real number"),
         ({"halo_block_px": 2}, ValueError, "halo_block_px must be an integer >= 4"),
         (
             {"halo_block_px": 33},
