@@ -63,26 +63,25 @@ def test_times_equal_the_acquisition_timestamps(scored: Evaluation) -> None:
 # the final targets, on the generator's documented "standard" difficulty
 # --------------------------------------------------------------------------
 
-# Measured 2026-11-25 (benchmarks/accuracy.md): Dice 0.963, precision 0.980,
-# recall 0.977, complete 0.972, CTC TRA 0.978, division F1 0.850, traced 0.954,
-# trace error total median 2.67 % / p90 7.6 %, mean median 1.92 % / p90 5.9 %,
-# r 0.999. Thresholds are the targets of algorithms.md §8.2 where they are met,
-# otherwise slightly below what was measured (shortfalls stated in the README).
+# Measured 2026-11-26 (benchmarks/accuracy.md): Dice 0.968, precision 0.980,
+# recall 0.977, complete 0.972, CTC TRA 0.979, division F1 0.846, traced 0.952,
+# trace error total median 1.4 % / p90 3.8 %, mean median 1.1 % / p90 3.2 %,
+# r 1.000. The thresholds are the targets of algorithms.md §8.2 (all met).
 STANDARD_MIN = {
     "dice": 0.92,
     "precision": 0.95,
     "recall": 0.95,
-    "complete_fraction": 0.96,
+    "complete_fraction": 0.97,
     "ctc_tra": 0.95,
     "division_f1": 0.80,
     "traced_fraction": 0.95,
     "trace_pearson_r_ch_1": 0.98,
 }
 STANDARD_MAX = {
-    "trace_total_rel_err_median_ch_1": 0.028,
+    "trace_total_rel_err_median_ch_1": 0.02,
     "trace_total_rel_err_p90_ch_1": 0.10,
     "trace_mean_rel_err_median_ch_1": 0.02,
-    "trace_mean_rel_err_p90_ch_1": 0.07,
+    "trace_mean_rel_err_p90_ch_1": 0.10,
     "time_max_abs_err_min": 1e-6,
 }
 
