@@ -16,6 +16,7 @@ subtracted from the raw frame:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -23,6 +24,7 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 from scipy.interpolate import InterpolatedUnivariateSpline, RectBivariateSpline
+from scipy.linalg import solveh_banded
 
 from pyama_steps._typing import BoolArray, FloatArray, IntArray, RealArray
 from pyama_steps.morphology import dilate_square
@@ -153,7 +155,7 @@ class BackgroundFrame:
     tile_values : ndarray of float64
         ``tiles``: the filled (m_y, m_x) tile values ``V`` the surface passes
         through. ``fit``: the (m_y + 3, m_x + 3) spline coefficients (the
-        constant level for fallback rules 1 and 3, empty for rule 2).
+        constant level for fallback rules 1 and 3).
     valid_tiles : ndarray of bool
         ``tiles``: the (m_y, m_x) tiles that had at least ``min_background_px``
         background pixels. ``fit``: the blocks used by the final fit.
@@ -167,8 +169,9 @@ class BackgroundFrame:
         all pixels of the frame).
     carry_values : ndarray of float64 or None
         What to pass as ``previous_values`` with the next frame of the same FOV:
-        this frame's ``tile_values`` (``tiles``) or ``background`` (``fit``) if
-        it had usable background, else the ``previous_values`` it received.
+        this frame's ``tile_values`` (``tiles``; ``fit``: the coefficients with
+        a last row holding the clip bounds) if it had usable background, else
+        the ``previous_values`` it received.
     """
 
     background: npt.NDArray[np.float32]
@@ -350,8 +353,9 @@ def estimate_background(
         neither the frame nor an earlier frame has usable background.
     previous_values : ndarray of float, optional
         ``carry_values`` of the previous frame of the same FOV, for fallback rule
-        2: (m_y, m_x) tile values (``tiles``) or the (Y, X) surface (``fit``).
-        ``None`` for the first frame.
+        2: (m_y, m_x) tile values (``tiles``), or the (m_y + 4, m_x + 3) spline
+        coefficients with the clip bounds in the last row (``fit``). ``None``
+        for the first frame.
     grid_y, grid_x : TileGrid, optional
         ``tiles``: tile grids of the rows and columns, as returned by
         :func:`tile_grid` with the same `tile_size` and `tile_overlap`, to
@@ -468,7 +472,7 @@ def estimate_background(
     if method == "fit":
         rows_fit = _check_axis("axis_y", axis_y, image.shape[0], knot_spacing_px)
         cols_fit = _check_axis("axis_x", axis_x, image.shape[1], knot_spacing_px)
-        carry_shape = image.shape
+        carry_shape = (rows_fit.count + 1, cols_fit.count)
     else:
         rows = _check_grid("grid_y", grid_y, image.shape[0], tile_size, tile_overlap)
         cols = _check_grid("grid_x", grid_x, image.shape[1], tile_size, tile_overlap)
@@ -477,7 +481,11 @@ def estimate_background(
     if previous_values is not None:
         given = np.asarray(previous_values)
         if given.dtype.kind not in "iuf" or given.shape != carry_shape:
-            what = "the frame" if method == "fit" else "the tile grid of this frame"
+            what = (
+                "fit: coefficients and bounds"
+                if method == "fit"
+                else "tiles: the tile grid of this frame"
+            )
             raise ValueError(
                 f"previous_values must be a real array of shape {carry_shape!r} "
                 f"({what}); got a {given.dtype!r} array of shape "
@@ -628,27 +636,35 @@ def _block_stats(
     """Per block: background count, value sum, row and column centroid sums.
 
     Returns ``(count, total, sum_y, sum_x, in_frame)``, each of shape
-    ``(ceil(Y / block), ceil(X / block))``; sums of integer frames are exact.
+    ``(ceil(Y / block), ceil(X / block))``. Sums of integer frames are exact:
+    the partial sums along a block's row are formed in float32 only where
+    every one is an integer below 2**24, otherwise in float64.
     """
     rows, cols = image.shape
-    by, bx = -(-rows // block), -(-cols // block)
-    pad = ((0, by * block - rows), (0, bx * block - cols))
-    sel = np.pad(background_px, pad)
-    exact = image.dtype.kind in "iu"
-    values = np.pad(np.where(background_px, image, 0), pad)
-    shape = (by, block, bx, block)
-    per_row = sel.reshape(shape).sum(axis=3, dtype=np.int64)  # (by, block, bx)
-    per_col = sel.reshape(shape).sum(axis=1, dtype=np.int64)  # (by, bx, block)
-    count = per_row.sum(axis=1)
-    values = values.astype(np.int64 if exact else np.float64, copy=False)
-    total = values.reshape(shape).sum(axis=(1, 3)).astype(np.float64)
-    y = np.arange(by * block, dtype=np.int64).reshape(by, block, 1)
-    x = np.arange(bx * block, dtype=np.int64).reshape(bx, block)
-    sum_y = (per_row * y).sum(axis=1).astype(np.float64)
-    sum_x = (per_col * x[None, :, :]).sum(axis=2).astype(np.float64)
-    inside = np.ones((rows, cols), dtype=np.bool_)
-    in_frame = np.pad(inside, pad).reshape(shape).sum(axis=(1, 3), dtype=np.int64)
-    return count, total, sum_y, sum_x, in_frame
+    row_starts = np.arange(0, rows, block)
+    col_starts = np.arange(0, cols, block)
+    small_int = image.dtype.kind in "iu" and image.dtype.itemsize <= 2
+    exact32 = small_int and block * max(65535, cols) < 2**24
+    acc = np.float32 if exact32 else np.float64
+    selected = background_px.astype(acc)
+    values = image.astype(acc)
+    values *= selected
+    # Sums along each row within each column of blocks: (Y, ceil(X / block)).
+    row_total = np.add.reduceat(values, col_starts, axis=1).astype(np.float64)
+    del values
+    row_count = np.add.reduceat(selected, col_starts, axis=1).astype(np.float64)
+    selected *= np.arange(cols, dtype=acc)
+    row_x = np.add.reduceat(selected, col_starts, axis=1).astype(np.float64)
+    del selected
+    y = np.arange(rows, dtype=np.float64)[:, None]
+    total = np.add.reduceat(row_total, row_starts, axis=0)
+    count = np.add.reduceat(row_count, row_starts, axis=0)
+    sum_x = np.add.reduceat(row_x, row_starts, axis=0)
+    sum_y = np.add.reduceat(row_count * y, row_starts, axis=0)
+    heights = np.diff(np.append(row_starts, rows))
+    widths = np.diff(np.append(col_starts, cols))
+    in_frame = heights[:, None] * widths[None, :]
+    return count.astype(np.int64), total, sum_y, sum_x, in_frame
 
 
 def _second_difference_gram(k: int) -> FloatArray:
@@ -657,6 +673,68 @@ def _second_difference_gram(k: int) -> FloatArray:
         return np.zeros((k, k))
     d = np.diff(np.eye(k), n=2, axis=0)
     return d.T @ d
+
+
+# The 136 pairs (m1 <= m2) of the 16 coefficients a block touches: its index
+# list is increasing, so these are the pairs on or above the diagonal.
+_UPPER_PAIRS: Final = np.triu_indices(16)
+# Blocks per accumulation chunk (bounds the pair temporaries to a few MB).
+_GRAM_CHUNK: Final = 4096
+
+
+@functools.lru_cache(maxsize=8)
+def _penalty_band(ky: int, kx: int) -> FloatArray:
+    """Second-difference penalty along both coefficient axes, upper band form.
+
+    Row ``band + p - q`` of column ``q`` holds entry ``(p, q)``, ``p <= q``,
+    of ``kron(G_y, I) + kron(I, G_x)`` (coefficient ``i·kx + j``), with
+    ``band = 3·kx + 3``, as `scipy.linalg.solveh_banded` takes it.
+    """
+    band, size = 3 * kx + 3, ky * kx
+    out = np.zeros((band + 1, size))
+    gy, gx = _second_difference_gram(ky), _second_difference_gram(kx)
+    j = np.arange(kx)
+    for d in range(min(3, ky)):  # along y: offset d·kx, the same for every j
+        for i in range(ky - d):
+            out[band - d * kx, (i + d) * kx + j] += gy[i, i + d]
+    for d in range(min(3, kx)):  # along x: offset d within a row of C
+        for i in range(ky):
+            out[band - d, i * kx + j[d:]] += gx[j[: kx - d], j[d:]]
+    out.flags.writeable = False
+    return out
+
+
+def _gram_band(
+    index: IntArray, design: FloatArray, weight: FloatArray, band: int, size: int
+) -> FloatArray:
+    """``Σ_k weight_k · a_k a_kᵀ`` of the design rows, in upper band form."""
+    out = np.zeros((band + 1) * size)
+    first, second = _UPPER_PAIRS
+    for start in range(0, weight.size, _GRAM_CHUNK):
+        part = slice(start, start + _GRAM_CHUNK)
+        p = index[part][:, first]
+        q = index[part][:, second]
+        where = (band + p - q) * size + q
+        value = design[part][:, first] * design[part][:, second]
+        value *= weight[part, None]
+        out += np.bincount(where.ravel(), value.ravel(), minlength=out.size)
+    return out.reshape(band + 1, size)
+
+
+def _spline_surface(
+    carry: npt.NDArray[np.float64], rows: SplineAxis, cols: SplineAxis
+) -> npt.NDArray[np.float32]:
+    """Evaluate a ``fit`` surface from its carry array (coefficients, bounds).
+
+    ``carry[:-1]`` holds the (m_y + 3, m_x + 3) coefficients, ``carry[-1, :2]``
+    the clip bounds. Evaluated as ``B_y · C · B_xᵀ`` (the second product in
+    float32), clipped, float32.
+    """
+    along_x = (carry[:-1] @ cols.dense().T).astype(np.float32)  # (m_y + 3, X)
+    surface = rows.dense().astype(np.float32) @ along_x  # (Y, X)
+    low, high = np.float32(carry[-1, 0]), np.float32(carry[-1, 1])
+    np.clip(surface, low, high, out=surface)
+    return surface
 
 
 def _fit_frame(
@@ -680,12 +758,14 @@ def _fit_frame(
             image, background_px, min_background_px, fallback_percentile, previous
         )
         if rule == 2 and previous is not None:
-            surface32 = previous.astype(np.float32)
+            surface32 = _spline_surface(previous, rows, cols)
+            coefficients = previous[:-1].copy()
         else:
             surface32 = np.full(image.shape, level, dtype=np.float32)
+            coefficients = np.full((ky, kx), level)
         return BackgroundFrame(
             background=surface32,
-            tile_values=np.zeros((0, 0)) if rule == 2 else np.full((ky, kx), level),
+            tile_values=coefficients,
             valid_tiles=np.zeros(used.shape, dtype=np.bool_),
             fallback=True,
             fallback_rule=rule,
@@ -696,37 +776,38 @@ def _fit_frame(
     first_y, wy = rows.locate(sum_y[used] / n)
     first_x, wx = cols.locate(sum_x[used] / n)
     # Row k of the design holds wy[k, a]·wx[k, c] at coefficient
-    # (first_y[k] + a)·kx + first_x[k] + c; its Gram matrix is accumulated pair
-    # by pair with bincount (16 x 16 entries per block).
+    # (first_y[k] + a)·kx + first_x[k] + c. The normal equations are banded
+    # (bandwidth 3·kx + 3) and symmetric: accumulated in band form once for
+    # all blocks; a later pass subtracts the blocks it leaves out.
+    k2 = ky * kx
+    band = 3 * kx + 3
     index = (
         (first_y[:, None, None] + np.arange(4)[None, :, None]) * kx
         + first_x[:, None, None]
         + np.arange(4)[None, None, :]
     ).reshape(-1, 16)
     design = (wy[:, :, None] * wx[:, None, :]).reshape(-1, 16)
-    pair_index = (index[:, :, None] * (ky * kx) + index[:, None, :]).ravel()
-    pair_value = (design[:, :, None] * design[:, None, :]).reshape(-1, 256)
-    penalty = np.kron(_second_difference_gram(ky), np.eye(kx)) + np.kron(
-        np.eye(ky), _second_difference_gram(kx)
-    )
+    gram_all = _gram_band(index, design, n, band, k2)
+    penalty = _penalty_band(ky, kx)
     keep = np.ones(n.size, dtype=np.bool_)
-    coef = np.zeros(ky * kx)
+    coef = np.zeros(k2)
     for attempt in range(_FIT_PASSES):
         w = np.where(keep, n, 0.0)
         level = float(np.dot(w, value) / w.sum())
-        gram = np.bincount(
-            pair_index, (pair_value * w[:, None]).ravel(), minlength=(ky * kx) ** 2
-        ).reshape(ky * kx, ky * kx)
+        system = gram_all
+        if not keep.all():
+            left_out = ~keep
+            system = gram_all - _gram_band(
+                index[left_out], design[left_out], n[left_out], band, k2
+            )
         rhs = np.bincount(
             index.ravel(), (design * (w * (value - level))[:, None]).ravel(),
-            minlength=ky * kx,
+            minlength=k2,
         )  # fmt: skip
-        lam = smoothing * float(w.sum()) / (ky * kx)
-        system = gram + lam * penalty
-        system[np.diag_indices_from(system)] += _FIT_RIDGE * max(
-            lam, float(w.sum()) / (ky * kx)
-        )
-        coef = np.linalg.solve(system, rhs) + level
+        lam = smoothing * float(w.sum()) / k2
+        system = system + lam * penalty
+        system[band] += _FIT_RIDGE * max(lam, float(w.sum()) / k2)
+        coef = solveh_banded(system, rhs, overwrite_ab=True) + level
         if attempt == _FIT_PASSES - 1:
             break
         # Hard rejection, judged afresh against each fit: a block is kept when
@@ -740,20 +821,18 @@ def _fit_frame(
         keep = again
     low, high = float(value[keep].min()), float(value[keep].max())
     span = high - low
-    grid = coef.reshape(ky, kx)
-    along_x = grid @ cols.dense().T  # (ky, X)
-    surface = rows.dense() @ along_x  # (Y, X)
-    np.clip(surface, low - span, high + span, out=surface)
-    surface32 = surface.astype(np.float32)
+    carry = np.zeros((ky + 1, kx))
+    carry[:-1] = coef.reshape(ky, kx)
+    carry[-1, :2] = (low - span, high + span)
     valid = np.zeros(used.shape, dtype=np.bool_)
     valid[used] = keep
     return BackgroundFrame(
-        background=surface32,
-        tile_values=grid,
+        background=_spline_surface(carry, rows, cols),
+        tile_values=carry[:-1].copy(),
         valid_tiles=valid,
         fallback=False,
         fallback_rule=0,
-        carry_values=surface,
+        carry_values=carry,
     )
 
 

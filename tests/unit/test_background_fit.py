@@ -314,7 +314,7 @@ def test_fit_exclude_zero() -> None:
         (
             {"previous_values": np.zeros((2, 2))},
             ValueError,
-            r"previous_values .* shape \(16, 16\) \(the frame\)",
+            r"previous_values .* shape \(5, 4\) \(fit: coefficients and bounds\)",
         ),
         (
             {"axis_y": bgm.spline_axis(17)},
