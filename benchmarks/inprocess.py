@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import multiprocessing.forkserver
 import shutil
 import sys
 import time
@@ -90,12 +92,20 @@ def _fov(args: tuple[dict[str, Any], dict[str, Any], str, int]) -> float:
 
 def run(w: Workload) -> float:
     from pyama_steps.config import load_schema, validate_config
+    from pyama_steps.execute import PRELOAD, one_library_thread
     from pyama_steps.plan import _plan_to_json, plan_run
 
     image = _data(w)
     out = RUNS / f"inprocess-{w.name}"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
+    # As the workflow's workers: forked from a fork server that imported the
+    # step modules once and started with one BLAS/OpenMP thread
+    # (pyama_steps.execute.one_library_thread); started before the clock.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    with one_library_thread():
+        multiprocessing.forkserver.ensure_running()
     start = time.perf_counter()
     schema = load_schema(
         Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml"
@@ -103,7 +113,7 @@ def run(w: Workload) -> float:
     config = validate_config(
         {"input": str(image), "ingest": {"frame_interval_min": 10.0}}, schema
     )
-    with ProcessPoolExecutor(w.cores, initializer=_warm) as pool:
+    with ProcessPoolExecutor(w.cores, mp_context=context, initializer=_warm) as pool:
         plan = _plan_to_json(plan_run(config))
         jobs = [(plan, config, str(out), f) for f in range(w.n_fov)]
         list(pool.map(_fov, jobs))
