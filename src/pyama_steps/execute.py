@@ -37,6 +37,7 @@ __all__ = [
     "cancel_scheduler_timers",
     "configure",
     "keep_freed_memory",
+    "limit_library_threads",
     "measure_jobs_in_workers",
     "one_library_thread",
     "run_step",
@@ -96,12 +97,26 @@ def configure(*, workers: int) -> None:
         # dry run that never uses it does not wait for it).
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(PRELOAD)
-        with one_library_thread():
-            multiprocessing.forkserver.ensure_running()
+        limit_library_threads()
+        multiprocessing.forkserver.ensure_running()
 
 
 #: Thread-pool sizes of the numerical libraries (OpenBLAS, OpenMP, MKL).
 _LIBRARY_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def limit_library_threads() -> None:
+    """Give every process started from now on one BLAS/OpenMP thread.
+
+    Sets `_LIBRARY_THREADS` to 1 in this process's environment, except those
+    the user set. Called by the Snakemake process before it starts the fork
+    server, so the workers, and the processes of ``script:``/``shell:`` jobs
+    and of cluster jobs (``sbatch`` passes the submitting environment on),
+    start their numerical libraries with one thread; see
+    `one_library_thread` for why.
+    """
+    for name in _LIBRARY_THREADS:
+        os.environ.setdefault(name, "1")
 
 
 @contextlib.contextmanager

@@ -50,6 +50,10 @@ def _pid_step() -> int:
     return os.getpid()
 
 
+def _library_threads_step() -> str:
+    return os.environ.get("OPENBLAS_NUM_THREADS", "unset")
+
+
 def _chatty_step(*, name: str, barrier_wait: object) -> None:
     log = logging.getLogger("pyama_steps")
     log.info("%s says hello", name)
@@ -226,3 +230,18 @@ def test_one_library_thread_sets_and_restores(monkeypatch: pytest.MonkeyPatch) -
     assert "OPENBLAS_NUM_THREADS" not in os.environ
     assert os.environ["OMP_NUM_THREADS"] == "3"
     assert "MKL_NUM_THREADS" not in os.environ
+
+
+def test_workers_start_with_one_library_thread(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    execute.configure(workers=1)
+    try:
+        # set for every process started from now on, the fork server included
+        assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
+        log = tmp_path / "job.log"
+        assert execute.run_step(str(log), f"{HERE}:_library_threads_step") == "1"
+    finally:
+        execute.shutdown()
+        execute.configure(workers=0)
