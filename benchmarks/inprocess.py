@@ -92,7 +92,7 @@ def _fov(args: tuple[dict[str, Any], dict[str, Any], str, int]) -> float:
 
 def run(w: Workload) -> float:
     from pyama_steps.config import load_schema, validate_config
-    from pyama_steps.execute import PRELOAD, one_library_thread
+    from pyama_steps.execute import PRELOAD, limit_library_threads
     from pyama_steps.plan import _plan_to_json, plan_run
 
     image = _data(w)
@@ -101,11 +101,11 @@ def run(w: Workload) -> float:
     out.mkdir(parents=True)
     # As the workflow's workers: forked from a fork server that imported the
     # step modules once and started with one BLAS/OpenMP thread
-    # (pyama_steps.execute.one_library_thread); started before the clock.
+    # (pyama_steps.execute.limit_library_threads); started before the clock.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)
-    with one_library_thread():
-        multiprocessing.forkserver.ensure_running()
+    limit_library_threads()
+    multiprocessing.forkserver.ensure_running()
     start = time.perf_counter()
     schema = load_schema(
         Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml"

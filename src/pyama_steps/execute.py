@@ -39,7 +39,6 @@ __all__ = [
     "keep_freed_memory",
     "limit_library_threads",
     "measure_jobs_in_workers",
-    "one_library_thread",
     "run_step",
     "shutdown",
     "skip_final_collection",
@@ -109,39 +108,18 @@ def limit_library_threads() -> None:
     """Give every process started from now on one BLAS/OpenMP thread.
 
     Sets `_LIBRARY_THREADS` to 1 in this process's environment, except those
-    the user set. Called by the Snakemake process before it starts the fork
-    server, so the workers, and the processes of ``script:``/``shell:`` jobs
-    and of cluster jobs (``sbatch`` passes the submitting environment on),
-    start their numerical libraries with one thread; see
-    `one_library_thread` for why.
+    the user set. The variables are read when a library loads, so this acts
+    on processes started afterwards: the Snakemake process calls it before it
+    starts the fork server, so the workers, and the processes of
+    ``script:``/``shell:`` jobs and of cluster jobs (``sbatch`` exports the
+    environment by default), start their numerical libraries with one thread.
+    Every job is given one core (``threads: 1``), so a BLAS thread pool per
+    worker only makes the workers compete for the same cores (a 361 x 361
+    solve of the background fit then varied from 2 to 180 ms with two
+    workers on two cores).
     """
     for name in _LIBRARY_THREADS:
         os.environ.setdefault(name, "1")
-
-
-@contextlib.contextmanager
-def one_library_thread() -> Iterator[None]:
-    """Start processes inside this block with one BLAS/OpenMP thread each.
-
-    Every job is given one core (``threads: 1``) and runs in its own worker,
-    so a BLAS thread pool per worker only makes the workers compete for the
-    same cores (a 361 x 361 solve of the background fit then varied from 2
-    to 180 ms with two workers on two cores). The variables are read when a
-    library loads, i.e. in the fork server, which inherits this environment;
-    values the user set are kept, and the calling process's environment is
-    restored on exit.
-    """
-    saved = {name: os.environ.get(name) for name in _LIBRARY_THREADS}
-    for name in _LIBRARY_THREADS:
-        os.environ.setdefault(name, "1")
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def shutdown() -> None:

@@ -382,19 +382,20 @@ def segment_log_std(
             # The pixel itself, in S1 units (n·(x - min)), against
             # T_edge = B + n·halo_edge_k·exp(mode), in float64, tested at the
             # pixels along the final outlines only.
-            outline = _edge_allowed(
+            outline = _level_allowed(
                 image,
                 filled,
                 grid,
                 halo_block_px,
                 margin=n * halo_k * math.exp(mode),
                 extra=n * (halo_edge_k - halo_k) * math.exp(mode),
-                n=n,
+                offset=float(image.min()),
+                scale=float(n),
             )
         if grid is not None and junction_px > 0:
             # S1 against T_junction = B + n·junction_k·exp(mode) at the gap
             # pixels only; no window test with junction_k None.
-            junction = _window_allowed(
+            junction = _level_allowed(
                 s1,
                 filled,
                 grid,
@@ -1029,22 +1030,28 @@ def _restore_junctions(
     return out
 
 
-def _window_allowed(
-    s1: _NumArray,
+def _level_allowed(
+    values: _NumArray,
     filled: BoolArray,
     grid: npt.NDArray[np.float64],
     block: int,
     *,
     margin: float,
     extra: float,
+    offset: float = 0.0,
+    scale: float = 1.0,
 ) -> Callable[[npt.NDArray[np.intp]], BoolArray]:
-    """Return the junction restore's pixel test, for `_restore_junctions` (§2.4).
+    """Return a pixel test against the halo trim's level, for the restores (§2.4).
 
-    A pixel is allowed when it is in `filled` and ``S1 <= T + extra``, with
-    ``T = _bilinear(grid, Y, X, block, margin)`` the halo trim's level, in
-    float64, formed at the candidate pixels only (as in `_edge_allowed`).
+    A pixel is allowed when it is in `filled` and
+    ``(values - offset)·scale <= T + extra`` (in float64), with
+    ``T = _bilinear(grid, Y, X, block, margin)`` the halo trim's level formed
+    at the candidate pixels only, with the operations of `_bilinear` (the
+    same values). The outline restore passes the frame (``offset = min``,
+    ``scale = n``: the pixel's own value in ``S1`` units), the junction
+    restore ``S1`` (the window sum); ``extra = inf`` tests `filled` only.
     """
-    rows, cols = s1.shape
+    rows, cols = values.shape
     along, i0, i1, wy = _bilinear_axes(grid, rows, cols, block)
 
     def allowed(at: npt.NDArray[np.intp]) -> BoolArray:
@@ -1057,44 +1064,11 @@ def _window_allowed(
         level = wy[y] * (along[i1[y], x] - first)
         level += first + margin
         level += extra
-        result: BoolArray = inside & (s1.ravel()[at] <= level)
+        pixel = values.ravel()[at].astype(np.float64)
+        pixel -= offset
+        pixel *= scale
+        result: BoolArray = inside & (pixel <= level)
         return result
-
-    return allowed
-
-
-def _edge_allowed(
-    image: RealArray,
-    filled: BoolArray,
-    grid: npt.NDArray[np.float64],
-    block: int,
-    *,
-    margin: float,
-    extra: float,
-    n: int,
-) -> Callable[[npt.NDArray[np.intp]], BoolArray]:
-    """Return the outline restore's pixel test, for `_restore_outline` (§2.4).
-
-    A pixel is allowed when it is in `filled` and ``n·(x - min(x)) <= T_edge``,
-    ``T_edge = T + extra`` with ``T = _bilinear(grid, Y, X, block, margin)``
-    the halo trim's level, all in float64. ``T`` is formed at the candidate
-    pixels only, with the operations of `_bilinear` (the same values).
-    """
-    rows, cols = image.shape
-    along, i0, i1, wy = _bilinear_axes(grid, rows, cols, block)
-    low = float(image.min())
-
-    def allowed(at: npt.NDArray[np.intp]) -> BoolArray:
-        y = at // cols
-        x = at - y * cols
-        first = along[i0[y], x]
-        level = wy[y] * (along[i1[y], x] - first)
-        level += first + margin
-        level += extra
-        pixel = image.ravel()[at].astype(np.float64)
-        pixel -= low
-        pixel *= n
-        return filled.ravel()[at] & (pixel <= level)
 
     return allowed
 

@@ -219,27 +219,16 @@ def test_benchmark_adapter_keeps_snakemake_sampling_for_processes(
     assert record.max_rss == 99.5
 
 
-def test_one_library_thread_sets_and_restores(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
-    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's choice is kept
-    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
-    with execute.one_library_thread():
-        assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
-        assert os.environ["OMP_NUM_THREADS"] == "3"
-        assert os.environ["MKL_NUM_THREADS"] == "1"
-    assert "OPENBLAS_NUM_THREADS" not in os.environ
-    assert os.environ["OMP_NUM_THREADS"] == "3"
-    assert "MKL_NUM_THREADS" not in os.environ
-
-
 def test_workers_start_with_one_library_thread(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's choice is kept
     execute.configure(workers=1)
     try:
         # set for every process started from now on, the fork server included
         assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
+        assert os.environ["OMP_NUM_THREADS"] == "3"
         log = tmp_path / "job.log"
         assert execute.run_step(str(log), f"{HERE}:_library_threads_step") == "1"
     finally:
