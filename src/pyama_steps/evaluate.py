@@ -23,6 +23,9 @@ object a track id present in a frame of ``seg_labeled``.
 * ``dice``: ``2|S ∩ G| / (|S| + |G|)`` over all pixels of all frames.
 * ``precision``/``recall``/``f1``: matched objects over predicted / true
   objects, counted per frame and pooled.
+* ``area_ratio_median`` (``_p10``, ``_p90``): over the matched pairs whose
+  true cell does not touch the frame edge, the predicted object's pixel count
+  over the true cell's; ``area_ratio_pooled`` the ratio of their sums.
 * ``complete_fraction``: of the *eligible* true cells (truth ids whose pixels
   never touch the first/last row or column and that are present in >= 2
   frames of the truth labels), the share whose every present frame is matched
@@ -262,6 +265,9 @@ class _FrameStats:
         Predicted ids present.
     edge_ids : (k,) ndarray of int64
         Truth ids with a pixel in the first/last row or column.
+    area_true, area_pred : (m,) ndarray of int64
+        Pixel counts of the matched pairs whose true cell does not touch the
+        frame edge: the true cell's and its matched prediction's.
     """
 
     true_px: int
@@ -271,6 +277,8 @@ class _FrameStats:
     matched: Int64Array
     n_pred: int
     edge_ids: Int64Array
+    area_true: Int64Array
+    area_pred: Int64Array
 
 
 def _frame_stats(
@@ -280,8 +288,10 @@ def _frame_stats(
     mg, mp, _ = _match_frame(true_labels, pred_labels, threshold=threshold)
     fg_g = true_labels != 0
     fg_p = pred_labels != 0
-    true_ids = np.unique(true_labels[fg_g]).astype(np.int64)
-    n_pred = int(np.unique(pred_labels[fg_p]).size)
+    true_ids, true_area = np.unique(true_labels[fg_g], return_counts=True)
+    true_ids = true_ids.astype(np.int64)
+    pred_ids, pred_area = np.unique(pred_labels[fg_p], return_counts=True)
+    n_pred = int(pred_ids.size)
     matched = np.zeros(true_ids.size, dtype=np.int64)
     matched[np.searchsorted(true_ids, mg)] = mp
     if true_labels.size:
@@ -291,6 +301,9 @@ def _frame_stats(
         edge_ids = np.unique(border[border != 0]).astype(np.int64)
     else:  # a 0-px frame has no edge and no cells
         edge_ids = np.zeros(0, dtype=np.int64)
+    inner = ~np.isin(mg, edge_ids)
+    area_true = true_area[np.searchsorted(true_ids, mg[inner])].astype(np.int64)
+    area_pred = pred_area[np.searchsorted(pred_ids, mp[inner])].astype(np.int64)
     return _FrameStats(
         true_px=int(np.count_nonzero(fg_g)),
         pred_px=int(np.count_nonzero(fg_p)),
@@ -299,6 +312,8 @@ def _frame_stats(
         matched=matched,
         n_pred=n_pred,
         edge_ids=edge_ids,
+        area_true=area_true,
+        area_pred=area_pred,
     )
 
 
@@ -631,6 +646,9 @@ class _Tally:
     pred_divisions_true: int = 0
     trace_rows: int = 0
     time_err: float = math.nan
+    area_ratios: Float64Array = field(default_factory=lambda: np.zeros(0))
+    area_true_px: int = 0
+    area_pred_px: int = 0
     traces: dict[int, _TracePairs] = field(default_factory=dict)
     background: dict[int, _Background] = field(default_factory=dict)
 
@@ -653,6 +671,8 @@ _SUMMED: Final = (
     "divisions_found",
     "pred_divisions_true",
     "trace_rows",
+    "area_true_px",
+    "area_pred_px",
 )
 
 
@@ -662,6 +682,9 @@ def _pool(tallies: Sequence[_Tally]) -> _Tally:
         setattr(out, name, sum(getattr(t, name) for t in tallies))
     errs = [t.time_err for t in tallies if not math.isnan(t.time_err)]
     out.time_err = max(errs) if errs else math.nan
+    out.area_ratios = np.concatenate(
+        [np.zeros(0), *(t.area_ratios for t in tallies)]
+    )
     channels = sorted({c for t in tallies for c in t.traces})
     for c in channels:
         parts = [t.traces[c] for t in tallies if c in t.traces]
@@ -708,6 +731,10 @@ def _metrics(
     m["precision"] = _ratio(t.matched_objects, t.pred_objects)
     m["recall"] = _ratio(t.matched_objects, t.true_objects)
     m["f1"] = _ratio(2 * t.matched_objects, t.true_objects + t.pred_objects)
+    m["area_ratio_median"] = _quantile(t.area_ratios, 50)
+    m["area_ratio_p10"] = _quantile(t.area_ratios, 10)
+    m["area_ratio_p90"] = _quantile(t.area_ratios, 90)
+    m["area_ratio_pooled"] = _ratio(t.area_pred_px, t.area_true_px)
     m["n_true_cells"] = t.true_cells
     m["n_eligible_tracks"] = t.eligible_tracks
     m["n_complete_tracks"] = t.complete_tracks
@@ -899,6 +926,7 @@ def _label_pass(
     ids: list[Int64Array] = []
     matched: list[Int64Array] = []
     edges: list[Int64Array] = []
+    ratios: list[Float64Array] = [tally.area_ratios]
     with NpyFrameReader(truth_labels) as gt, NpyFrameReader(pred_labels) as pr:
         _check_shape(gt, shape, f"{TRUTH_JSON} of its FOV")
         _check_shape(pr, gt.shape, repr(str(truth_labels)))
@@ -915,6 +943,10 @@ def _label_pass(
             ids.append(fs.true_ids)
             matched.append(fs.matched)
             edges.append(fs.edge_ids)
+            tally.area_true_px += int(fs.area_true.sum())
+            tally.area_pred_px += int(fs.area_pred.sum())
+            ratios.append(fs.area_pred / fs.area_true)
+    tally.area_ratios = np.concatenate(ratios)
 
     def cat(parts: list[Int64Array]) -> Int64Array:
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
@@ -1580,6 +1612,7 @@ _MAIN_COLUMNS: Final = (
     ("P", "precision", "frac"),
     ("R", "recall", "frac"),
     ("F1", "f1", "frac"),
+    ("area", "area_ratio_median", "frac"),
     ("complete", "complete_fraction", "frac"),
     ("tracks", "n_eligible_tracks", "int"),
     ("IDsw/100", "id_switches_per_100_cells", "pct"),

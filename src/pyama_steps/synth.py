@@ -35,9 +35,14 @@ Ground-truth definitions (binding for the evaluator)
   ``background_c + signal_c``, where ``signal_c`` is the cells' fluorescence after
   excitation profile, PSF blur, photobleaching and lamp gain, and ``background_c``
   is camera offset (hot pixels included) plus gain-modulated autofluorescence.
-  ``true_total_ch_c`` is the sum of ``signal_c`` (float32 values, summed in
-  float64 in raster order) over the cell's label pixels; ``true_mean_ch_c`` is that
-  sum divided by the pixel count.
+  ``true_total_ch_c`` is the light the cell emits into the field: its
+  concentration times its area coverage of each pixel (the exact shape, not the
+  label), times the excitation profile, lamp gain and bleaching, summed over
+  the pixels of the frame in float64, *before* the PSF (the blur moves light
+  across the outline, it does not remove it). ``true_mask_total_ch_c`` is the
+  sum of ``signal_c`` (after the PSF; float32 values summed in float64 in raster
+  order) over the cell's label pixels, and ``true_mean_ch_c`` that sum divided
+  by the pixel count: the mean a perfect mask measures.
 * **Dropped frames** are all zero in every channel; their labels, signal and
   background are zero and they have no per-cell rows, but ids continue across them.
 """
@@ -53,14 +58,16 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy import ndimage
+from scipy import ndimage, signal, special
 from scipy.spatial import cKDTree
 
 __all__ = [
     "FL_CHANNEL_NAMES",
     "GENERATOR_NAME",
     "GENERATOR_VERSION",
+    "HALO_KERNELS",
     "PHASE_CHANNEL_NAME",
+    "PHASE_MODELS",
     "PRESETS",
     "FovSimulation",
     "SynthFrame",
@@ -74,7 +81,7 @@ __all__ = [
 ]
 
 GENERATOR_NAME: Final = "pyama_steps.synth"
-GENERATOR_VERSION: Final = "1"
+GENERATOR_VERSION: Final = "2"
 PHASE_CHANNEL_NAME: Final = "Phase"
 FL_CHANNEL_NAMES: Final = ("GFP", "mCherry", "Cy5")
 
@@ -100,9 +107,14 @@ _ORDERS: Final = 3
 # spacing, so no overlap is missed.
 _BOUNDARY_SAMPLES: Final = 72
 _MAX_RESOLVE_ITER: Final = 40
-# Relative optical thickness at the cell edge (the dome rises to 1 at the centre):
-# adherent cells have a thin but finite rim, which makes the sharp dark edge.
-_EDGE_THICKNESS: Final = 0.45
+# Phase-contrast image models and shapes of the halo's low-pass kernel.
+PHASE_MODELS: Final = ("linear", "zernike")
+HALO_KERNELS: Final = ("gaussian", "exponential", "airy")
+# Inner radius of the phase ring relative to its outer radius (the 'airy' kernel).
+_J1_FIRST_ZERO: Final = 3.8317059702075125
+# The 'zernike' model's phase per unit thickness relative to the small-phase
+# scaling: real cells shift the phase by ~1 rad, well beyond the linear regime.
+_ZERNIKE_PHASE_GAIN: Final = 3.0
 # Nucleus: relative size range and how much thinner (optically) it looks.
 _NUCLEUS_SCALE: Final = (0.38, 0.55)
 _NUCLEUS_DIM: Final = 0.22
@@ -203,7 +215,35 @@ class SynthParams:
         Phase-contrast background level above the camera offset, ADU.
     phase_contrast : float
         Darkening of the thickest part of a cell relative to the background
-        (fraction, 0-0.8).
+        (fraction, 0-0.8; in the small-phase limit for ``phase_model='zernike'``).
+    phase_model : {'linear', 'zernike'}
+        ``'linear'``: the image is the background minus the optical path
+        difference with its low-pass part removed (Yin et al. 2012), so the
+        darkening is proportional to the thickness. ``'zernike'``: the complex
+        field ``exp(i phi)`` through a phase ring that shifts the low-pass part
+        by -pi/2 and attenuates it to ``ring_transmission`` (intensity); the
+        intensity is ``|E|²``, which saturates and reverses for thick cells.
+    halo_kernel : {'gaussian', 'exponential', 'airy'}
+        Shape of the low-pass part of the transfer that makes the halo and the
+        shade-off: a Gaussian, an exponential ``exp(-r / lambda)`` (a long tail;
+        same RMS radius), or the transform of a phase ring (a difference of two
+        jinc functions: a central lobe with ringing side lobes, first zero near
+        ``2 * halo_sigma_px``).
+    halo_strength : float
+        Share of the low-pass part that the ring captures (0-1]: 1 gives the
+        full halo and shade-off, smaller values a weaker halo and a darker
+        interior.
+    ring_transmission : float
+        Intensity transmission of the phase ring (``'zernike'`` only), in
+        (0, 1]; typical rings pass 15-30 %.
+    edge_thickness : float
+        Optical thickness of a cell at its outline relative to its centre (the
+        profile rises as a dome from there), in [0, 1]: 1 is a flat slab (a
+        bacterium seen from above), small values a cell that thins out towards
+        its edge.
+    fl_psf_sigma_px : float or None
+        Standard deviation of the fluorescence point-spread function, px;
+        ``None`` uses ``psf_sigma_px``.
     granule_density : float
         Granules (organelles, vesicles) per px² of cell area.
     vignetting : float
@@ -299,6 +339,12 @@ class SynthParams:
     halo_sigma_px: float = 5.0
     phase_level_adu: float = 10000.0
     phase_contrast: float = 0.6
+    phase_model: str = "linear"
+    halo_kernel: str = "gaussian"
+    halo_strength: float = 1.0
+    ring_transmission: float = 0.25
+    edge_thickness: float = 0.45
+    fl_psf_sigma_px: float | None = None
     granule_density: float = 0.015
     vignetting: float = 0.2
     illumination_mottle: float = 0.015
@@ -409,7 +455,18 @@ def _validate(p: SynthParams) -> None:
             "area between the diameter limits; widen cell_diameter_px or lower "
             "max_aspect",
         )
+    if p.phase_model not in PHASE_MODELS:
+        raise _fail("phase_model", p.phase_model, f"one of {PHASE_MODELS}")
+    if p.halo_kernel not in HALO_KERNELS:
+        raise _fail("halo_kernel", p.halo_kernel, f"one of {HALO_KERNELS}")
+    if not 0.0 < p.halo_strength <= 1.0:
+        raise _fail("halo_strength", p.halo_strength, "a value in (0, 1]")
+    if not 0.0 < p.ring_transmission <= 1.0:
+        raise _fail("ring_transmission", p.ring_transmission, "a value in (0, 1]")
+    if p.fl_psf_sigma_px is not None and not p.fl_psf_sigma_px > 0:
+        raise _fail("fl_psf_sigma_px", p.fl_psf_sigma_px, "None or a positive number")
     checks: list[tuple[str, float, float, float]] = [
+        ("edge_thickness", p.edge_thickness, 0.0, 1.0),
         ("coverage", p.coverage, 0.0, 0.6),
         ("cluster_fraction", p.cluster_fraction, 0.0, 1.0),
         ("persistence", p.persistence, 0.0, 0.999),
@@ -1045,7 +1102,12 @@ class SynthFrame:
     position_x, position_y : (n,) ndarray of float64
         Centroid column and row of each present cell, px.
     true_total : (n_fl, n) ndarray of float64
-        Sum of ``fl_signal`` over each cell's label pixels.
+        Light each cell emits into the field: its fluorescence concentration
+        times its area coverage of each pixel, times the excitation profile,
+        lamp gain and bleaching, summed over the pixels of the frame, before
+        the PSF (the blur moves this light, it does not remove it).
+    true_mask_total : (n_fl, n) ndarray of float64
+        Sum of ``fl_signal`` (after the PSF) over each cell's label pixels.
     """
 
     fov: int
@@ -1062,6 +1124,7 @@ class SynthFrame:
     position_x: F64
     position_y: F64
     true_total: F64
+    true_mask_total: F64
 
 
 # ------------------------------------------------------------------ the simulation
@@ -1699,6 +1762,7 @@ class FovSimulation:
                 position_x=np.zeros(0),
                 position_y=np.zeros(0),
                 true_total=np.zeros((n_fl, 0)),
+                true_mask_total=np.zeros((n_fl, 0)),
             )
 
         snap = self._snapshots[t]
@@ -1711,6 +1775,9 @@ class FovSimulation:
         grains = np.zeros(canvas, dtype=np.float32)
         conc = np.zeros((n_fl, *canvas), dtype=np.float32)
         labels = np.zeros((ny, nx), dtype=np.uint32)
+        # Light each cell emits into the field, before the PSF, per channel
+        # (excitation profile included; lamp gain and bleaching applied below).
+        emitted_sum = np.zeros((n_fl, self.max_id + 1))
         aspect = np.array([st.aspect[u] for u in snap.uid], dtype=np.float64)
         a_all, b_all = _semi_axes(snap.area, aspect)
         for k in range(len(snap.uid)):
@@ -1730,18 +1797,20 @@ class FovSimulation:
             # Area coverage of each pixel from the distance to the outline.
             cover = np.clip(r - rho + 0.5, 0.0, 1.0)
             s = np.minimum(rho / r, 1.0)
-            dome = _EDGE_THICKNESS + (1.0 - _EDGE_THICKNESS) * np.sqrt(1.0 - s * s)
+            dome = p.edge_thickness + (1.0 - p.edge_thickness) * np.sqrt(1.0 - s * s)
             nuc_r = st.nucleus[uid] * r
             in_nuc = np.clip((nuc_r - rho) / 2.0 + 0.5, 0.0, 1.0)
             body = cover * dome * (1.0 - _NUCLEUS_DIM * in_nuc)
             win = (slice(y0 + pad, y1 + 1 + pad), slice(x0 + pad, x1 + 1 + pad))
             thick[win] += body.astype(np.float32)
+            tid = int(snap.tid[k])
             if n_fl:
                 c_k = _expression(st.expr[uid][:n_fl], time_min)
                 for c in range(n_fl):
                     if c_k[c] > 0:
                         conc[c][win] += (cover * c_k[c]).astype(np.float32)
-            tid = int(snap.tid[k])
+                if tid:
+                    _add_emitted(emitted_sum, tid, c_k, cover, opt, win, pad, (ny, nx))
             if tid:
                 fy0, fy1 = max(y0, 0), min(y1, ny - 1)
                 fx0, fx1 = max(x0, 0), min(x1, nx - 1)
@@ -1762,18 +1831,13 @@ class FovSimulation:
             dx = self._debris[:, 1] - self.drift[t, 1] + pad
             _splat(grains, dy, dx, self._debris[:, 2] * 2.0 * math.pi * 1.5**2)
 
-        # Phase contrast (Yin et al. 2012): the image is the background minus the
-        # optical path difference with its low-pass part removed, which darkens
-        # the cell, brightens a halo outside its edge and flattens large interiors.
         thick += ndimage.gaussian_filter(grains, _GRANULE_SIGMA_PX, mode="constant")
         del grains
-        hp = thick - ndimage.gaussian_filter(thick, p.halo_sigma_px, mode="constant")
-        del thick
-        psf_t = p.psf_sigma_px * float(opt.focus[t])
-        hp = ndimage.gaussian_filter(hp, psf_t, mode="constant")
         crop = (slice(pad, pad + ny), slice(pad, pad + nx))
-        transmitted = np.maximum(1.0 - p.phase_contrast * hp[crop], 0.02)
-        del hp
+        transmitted = _phase_image(
+            thick, p, p.psf_sigma_px * float(opt.focus[t]), opt.halo_kernel
+        )[crop]
+        del thick
         pc_above = (opt.gain_pc[t] * p.phase_level_adu) * opt.illum_pc * transmitted
         noise = np.random.default_rng([p.seed, self.fov, _STREAM_NOISE, t])
         expected = [(opt.offset + pc_above).astype(np.float32)]
@@ -1782,12 +1846,14 @@ class FovSimulation:
 
         signals: list[F32] = []
         backgrounds: list[F32] = []
+        fl_psf = p.psf_sigma_px if p.fl_psf_sigma_px is None else p.fl_psf_sigma_px
         for c in range(n_fl):
             bleach = math.exp(-p.bleach_per_frame[c] * t)
             emitted = conc[c] * opt.excite_canvas[c]
-            blurred = ndimage.gaussian_filter(emitted, p.psf_sigma_px, mode="constant")
+            blurred = ndimage.gaussian_filter(emitted, fl_psf, mode="constant")
             del emitted
             gain = float(opt.gain_fl[c, t]) * bleach
+            emitted_sum[c] *= gain
             signal = (blurred[crop] * np.float32(gain)).astype(np.float32)
             del blurred
             auto = opt.autofluorescence(c, time_min) * np.float32(opt.gain_fl[c, t])
@@ -1818,10 +1884,10 @@ class FovSimulation:
                 lab_b, weights=np.tile(col_idx, block.shape[0]), minlength=n_bins
             )
         sy, sx = sy[ids], sx[ids]
-        totals = np.zeros((n_fl, len(ids)))
+        mask_totals = np.zeros((n_fl, len(ids)))
         for c in range(n_fl):
             w = signals[c].ravel().astype(np.float64)
-            totals[c] = np.bincount(flat, weights=w, minlength=n_bins)[ids]
+            mask_totals[c] = np.bincount(flat, weights=w, minlength=n_bins)[ids]
         return SynthFrame(
             fov=self.fov,
             frame=t,
@@ -1836,7 +1902,8 @@ class FovSimulation:
             area=area,
             position_x=sx / area,
             position_y=sy / area,
-            true_total=totals,
+            true_total=emitted_sum[:, ids],
+            true_mask_total=mask_totals,
         )
 
     def cell_masks(self, t: int) -> Iterator[tuple[int, tuple[slice, slice], B]]:
@@ -1909,6 +1976,30 @@ class FovSimulation:
         }
 
 
+def _add_emitted(
+    out: F64,
+    tid: int,
+    conc: F64,
+    cover: F64,
+    opt: _Optics,
+    win: tuple[slice, slice],
+    pad: int,
+    shape: tuple[int, int],
+) -> None:
+    """Add one cell's emitted light inside the field to ``out[:, tid]``."""
+    ny, nx = shape
+    ys, xs = win
+    y0, y1 = max(ys.start, pad), min(ys.stop, pad + ny)
+    x0, x1 = max(xs.start, pad), min(xs.stop, pad + nx)
+    if y0 >= y1 or x0 >= x1:
+        return
+    part = cover[y0 - ys.start : y1 - ys.start, x0 - xs.start : x1 - xs.start]
+    for c in range(out.shape[0]):
+        if conc[c] > 0:
+            excite = opt.excite_canvas[c][y0:y1, x0:x1].astype(np.float64)
+            out[c, tid] += float(np.sum(part * excite)) * float(conc[c])
+
+
 def _empty_state() -> _State:
     z = np.zeros(0)
     return _State(
@@ -1946,7 +2037,10 @@ class _Optics:
         self.shape = shape
         # The canvas margin holds the tails of the halo and PSF kernels of cells
         # just outside the field (gaussian_filter truncates at 4 sigma).
-        self.pad = math.ceil(4.0 * p.halo_sigma_px + 6.0 * p.psf_sigma_px) + 2
+        self.halo_kernel = _halo_kernel(p.halo_kernel, p.halo_sigma_px)
+        reach = _halo_reach(p.halo_kernel, p.halo_sigma_px)
+        fl_psf = p.psf_sigma_px if p.fl_psf_sigma_px is None else p.fl_psf_sigma_px
+        self.pad = math.ceil(reach + 6.0 * max(p.psf_sigma_px, fl_psf)) + 2
         pad = self.pad
         # Lamp gains per frame (flicker) and focus breathing of the phase PSF.
         self.gain_pc = np.clip(1.0 + p.flicker_pc * rng.normal(size=t_count), 0.5, 1.5)
@@ -2027,6 +2121,88 @@ class _Optics:
             adu += rng.normal(0.0, p.read_noise_adu, adu.shape)
             out[rows] = np.clip(np.rint(adu), 0, 65535)
         return out
+
+
+def _halo_reach(kind: str, sigma: float) -> float:
+    """Radius in px beyond which the halo kernel ``kind`` is treated as zero."""
+    return 4.0 * sigma if kind == "gaussian" else 8.0 * sigma
+
+
+def _halo_kernel(kind: str, sigma: float) -> F32 | None:
+    """Return the unit-sum low-pass kernel of the halo (``None``: Gaussian).
+
+    ``'exponential'`` is ``exp(-r / lambda)`` with ``lambda = sigma / sqrt(3)``
+    (the RMS radius of a Gaussian of standard deviation ``sigma``);
+    ``'airy'`` is ``2 J1(x) / x`` with ``x = 3.8317 r / (2 sigma)``, the
+    transform of a sharp-edged pupil, whose first zero lies at ``2 sigma``.
+    Both are sampled at pixel centres up to :func:`_halo_reach` and normalised
+    to unit sum.
+    """
+    if kind == "gaussian":
+        return None
+    reach = _halo_reach(kind, sigma)
+    half = math.ceil(reach)
+    axis = np.arange(-half, half + 1, dtype=np.float64)
+    r = np.hypot(axis[:, None], axis[None, :])
+    if kind == "exponential":
+        kernel = np.exp(-r * math.sqrt(3.0) / sigma)
+    else:
+        x = r * _J1_FIRST_ZERO / (2.0 * sigma)
+        safe = np.where(x > 0, x, 1.0)
+        kernel = np.where(x > 0, 2.0 * special.j1(safe) / safe, 1.0)
+    kernel = np.where(r <= reach, kernel, 0.0)
+    return np.asarray(kernel / kernel.sum(), dtype=np.float32)
+
+
+def _phase_image(
+    thick: F32, p: SynthParams, psf_sigma: float, kernel: F32 | None
+) -> F32:
+    """Return the phase-contrast transmission (1 = background) of a thickness map.
+
+    ``thick`` is the optical thickness on the padded canvas (0 outside cells);
+    pixels outside the canvas count as 0.
+    """
+
+    def low_pass(image: F32) -> F32:
+        if kernel is None:
+            return np.asarray(
+                ndimage.gaussian_filter(image, p.halo_sigma_px, mode="constant")
+            )
+        out = signal.fftconvolve(image, kernel, mode="same")
+        return np.asarray(out, dtype=np.float32)
+
+    if p.phase_model == "linear":
+        # Yin et al. 2012: the background minus the optical path difference with
+        # its low-pass part removed, which darkens the cell, brightens a halo
+        # outside its edge and flattens large interiors.
+        low = low_pass(thick)
+        if p.halo_strength != 1.0:
+            low = low * np.float32(p.halo_strength)
+        hp = ndimage.gaussian_filter(thick - low, psf_sigma, mode="constant")
+        return np.asarray(np.maximum(1.0 - p.phase_contrast * hp, 0.02))
+    # Zernike phase contrast: the field exp(i phi) minus the share of its
+    # low-pass part that falls on the ring, which passes it shifted by -pi/2 and
+    # attenuated to amplitude a; coherent blur by the objective; intensity |E|².
+    # In the small-phase limit the darkening is 2 phi / a, so phi is scaled to
+    # give phase_contrast there.
+    amp = math.sqrt(p.ring_transmission)
+    phi = thick * np.float32(p.phase_contrast * amp / 2.0 * _ZERNIKE_PHASE_GAIN)
+    re, im = np.cos(phi), np.sin(phi)
+    ring = complex(1.0, 0.0) - amp * complex(0.0, -1.0)  # 1 - a e^{-i pi/2}
+    s_re, s_im = p.halo_strength * ring.real, p.halo_strength * ring.imag
+    li = low_pass(im)
+    # E = U - s (1 - a e^{-i pi / 2}) U_L; outside the canvas U = 1, U_L = 1,
+    # which the constant-mode filters would treat as 0, so filter U - 1.
+    lr1 = low_pass(re - np.float32(1.0)) + np.float32(1.0)
+    e_re = re - (s_re * lr1 - s_im * li)
+    e_im = im - (s_re * li + s_im * lr1)
+    bg_re, bg_im = 1.0 - s_re, -s_im
+    e_re = ndimage.gaussian_filter(e_re - np.float32(bg_re), psf_sigma, mode="constant")
+    e_im = ndimage.gaussian_filter(e_im - np.float32(bg_im), psf_sigma, mode="constant")
+    e_re += np.float32(bg_re)
+    e_im += np.float32(bg_im)
+    intensity = (e_re * e_re + e_im * e_im) / np.float32(bg_re**2 + bg_im**2)
+    return np.asarray(np.maximum(intensity, 0.02), dtype=np.float32)
 
 
 def _vignette(ny: int, nx: int, pad: int, off: F64, strength: float) -> F32:

@@ -178,8 +178,10 @@ class _FovTruthWriter:
             frame.position_x,
             frame.position_y,
         ]
-        for total in frame.true_total:
-            cols += [total, total / frame.area]
+        for total, mask_total in zip(
+            frame.true_total, frame.true_mask_total, strict=True
+        ):
+            cols += [total, mask_total / frame.area, mask_total]
         self._blocks.append(np.column_stack(cols).astype(np.float64))
 
     def finish(self) -> None:
@@ -188,7 +190,11 @@ class _FovTruthWriter:
         n_fl = self.sim.params.n_fl_channels
         names = ["cell", "frame", "area", "position_x", "position_y"]
         for c in range(1, n_fl + 1):
-            names += [f"true_total_ch_{c}", f"true_mean_ch_{c}"]
+            names += [
+                f"true_total_ch_{c}",
+                f"true_mean_ch_{c}",
+                f"true_mask_total_ch_{c}",
+            ]
         data = (
             np.concatenate(self._blocks)
             if self._blocks

@@ -111,6 +111,12 @@ def test_preset_errors():
         ("coverage", 0.9, r"coverage=0.9 is invalid"),
         ("mrna_decay_per_h", (0.01, 0.02), r"mrna_decay_per_h/protein_decay_per_h"),
         ("seed", -1, r"seed=-1 is invalid"),
+        ("phase_model", "dic", r"phase_model='dic' is invalid"),
+        ("halo_kernel", "box", r"halo_kernel='box' is invalid"),
+        ("halo_strength", 0.0, r"halo_strength=0.0 is invalid"),
+        ("ring_transmission", 1.5, r"ring_transmission=1.5 is invalid"),
+        ("edge_thickness", 1.2, r"edge_thickness=1.2 is invalid"),
+        ("fl_psf_sigma_px", 0.0, r"fl_psf_sigma_px=0.0 is invalid"),
     ],
 )
 def test_params_validation(field, value, match):
@@ -201,7 +207,11 @@ def _check_fov_truth(root: Path, name: str, fov: int, info: dict, n_fl: int) -> 
     assert labels.dtype == np.uint16
     expected_cols = ["cell", "frame", "area", "position_x", "position_y"]
     for c in range(1, n_fl + 1):
-        expected_cols += [f"true_total_ch_{c}", f"true_mean_ch_{c}"]
+        expected_cols += [
+            f"true_total_ch_{c}",
+            f"true_mean_ch_{c}",
+            f"true_mask_total_ch_{c}",
+        ]
     assert list(traces.columns) == expected_cols
     assert list(lineage.columns) == ["cell", "parent", "first_frame", "last_frame"]
     keys = list(zip(traces["cell"], traces["frame"], strict=True))
@@ -231,9 +241,16 @@ def _check_fov_truth(root: Path, name: str, fov: int, info: dict, n_fl: int) -> 
     for c in range(1, n_fl + 1):
         np.testing.assert_allclose(
             traces[f"true_mean_ch_{c}"],
-            traces[f"true_total_ch_{c}"] / traces["area"],
+            traces[f"true_mask_total_ch_{c}"] / traces["area"],
             atol=1e-6,
         )
+        # The blur moves light out of the label: the emitted total is larger.
+        expressing = traces[f"true_total_ch_{c}"] > 1000
+        ratio = (
+            traces.loc[expressing, f"true_total_ch_{c}"]
+            / traces.loc[expressing, f"true_mask_total_ch_{c}"]
+        )
+        assert 1.0 < ratio.median() < 1.3
 
     # Lineage: ids 1..n, each present exactly in the non-dropped frames of its life.
     assert list(lineage["cell"]) == list(range(1, len(lineage) + 1))
@@ -463,7 +480,7 @@ def test_fluorescence_truth_is_the_noise_free_signal(demo_sim0, demo_params):
             weights=signal.ravel().astype(np.float64),
             minlength=demo_sim0.max_id + 1,
         )[frame.cell]
-        np.testing.assert_array_equal(totals, frame.true_total[0])
+        np.testing.assert_array_equal(totals, frame.true_mask_total[0])
         np.testing.assert_allclose(
             frame.expected[1], background + signal, rtol=1e-6, atol=1e-3
         )
@@ -718,3 +735,106 @@ def test_cli(tmp_path, capsys):
     assert not list(tmp_path.rglob("background_ch_*.npy"))
     with pytest.raises(SystemExit):
         synth_io.main_generate([str(tmp_path), "--size", "12y3"])
+
+
+# ------------------------------------------------------- emitted totals, optics
+def _isolated_cells(frame, margin: int) -> list[int]:
+    """Truth ids whose bbox grown by ``margin`` px holds no other cell or edge."""
+    lab = frame.labels
+    out = []
+    for i, sl in enumerate(ndimage.find_objects(lab), start=1):
+        if sl is None:
+            continue
+        y0, y1 = sl[0].start - margin, sl[0].stop + margin
+        x0, x1 = sl[1].start - margin, sl[1].stop + margin
+        if y0 < 0 or x0 < 0 or y1 > lab.shape[0] or x1 > lab.shape[1]:
+            continue
+        window = lab[y0:y1, x0:x1]
+        if set(np.unique(window).tolist()) <= {0, i}:
+            out.append(i)
+    return out
+
+
+@pytest.mark.parametrize("fl_psf", [None, 2.5])
+def test_emitted_total_is_the_light_around_the_cell(easy_params, fl_psf):
+    # Oracle: the blur conserves light, so around an isolated cell the
+    # noise-free signal sums to the emitted total, whatever the PSF width.
+    params = dataclasses.replace(
+        easy_params,
+        fraction_nonexpressing=0.0,
+        frame_sizes=((256, 256),),
+        coverage=0.05,
+        cluster_fraction=0.0,
+        fl_psf_sigma_px=fl_psf,
+    )
+    checked = 0
+    for t in (0, 3):
+        frame = synth.simulate_fov(params, 0).render(t)
+        sigma = params.psf_sigma_px if fl_psf is None else fl_psf
+        margin = math.ceil(5 * sigma) + 1
+        for cell in _isolated_cells(frame, margin):
+            sl = ndimage.find_objects((frame.labels == cell).astype(np.uint8))[0]
+            ys = slice(sl[0].start - margin, sl[0].stop + margin)
+            xs = slice(sl[1].start - margin, sl[1].stop + margin)
+            around = frame.fl_signal[0][ys, xs].astype(np.float64).sum()
+            k = int(np.searchsorted(frame.cell, cell))
+            assert frame.true_total[0][k] == pytest.approx(around, rel=2e-3, abs=20.0)
+            if frame.true_total[0][k] == 0:
+                continue  # not expressing (yet)
+            # Over the label alone, a share of it is missing.
+            assert frame.true_mask_total[0][k] < 0.99 * frame.true_total[0][k]
+            checked += 1
+    assert checked >= 3
+
+
+PHASE_VARIANTS = [
+    {"halo_kernel": "exponential"},
+    {"halo_kernel": "airy"},
+    {"phase_model": "zernike"},
+    {"phase_model": "zernike", "halo_kernel": "airy", "halo_strength": 0.6},
+    {"halo_strength": 0.5},
+    {"edge_thickness": 0.1, "halo_sigma_px": 8.0},
+    {"edge_thickness": 1.0, "halo_sigma_px": 3.0},
+]
+
+
+@pytest.mark.parametrize("variant", PHASE_VARIANTS, ids=str)
+def test_phase_variants_look_like_phase_contrast(demo_params, variant):
+    # Every phase model shows isolated cells darker than the background near
+    # their outline, with a brighter ring just outside it.
+    params = dataclasses.replace(demo_params, n_fov=1, **variant)
+    frame = synth.simulate_fov(params, 0).render(2)
+    image = frame.expected[0].astype(np.float64)
+    checked = 0
+    for cell in _isolated_cells(frame, 22):
+        own = frame.labels == cell
+        rim = own & ~ndimage.binary_erosion(own, iterations=2)
+        ring = ndimage.binary_dilation(own, iterations=3) & ~own
+        far = ndimage.binary_dilation(own, iterations=22) & ~ndimage.binary_dilation(
+            own, iterations=14
+        )
+        background = np.median(image[far])
+        assert image[rim].mean() < 0.99 * background, variant
+        assert image[ring].mean() > 1.0 * background, variant
+        checked += 1
+    assert checked >= 3
+
+
+def test_phase_variants_differ_from_default(demo_params):
+    base = synth.simulate_fov(dataclasses.replace(demo_params, n_fov=1), 0).render(2)
+    for variant in PHASE_VARIANTS:
+        params = dataclasses.replace(demo_params, n_fov=1, **variant)
+        frame = synth.simulate_fov(params, 0).render(2)
+        # Same cells, another image.
+        assert np.array_equal(frame.labels, base.labels)
+        assert not np.array_equal(frame.images[0], base.images[0])
+
+
+@pytest.mark.parametrize("kind", ["exponential", "airy"])
+def test_halo_kernels_have_unit_sum_and_symmetry(kind):
+    kernel = synth._halo_kernel(kind, 4.0)
+    assert kernel is not None
+    assert kernel.sum() == pytest.approx(1.0, rel=1e-5)
+    np.testing.assert_array_equal(kernel, kernel[::-1, ::-1])
+    np.testing.assert_array_equal(kernel, kernel.T)
+    assert synth._halo_kernel("gaussian", 4.0) is None
