@@ -682,9 +682,7 @@ def _pool(tallies: Sequence[_Tally]) -> _Tally:
         setattr(out, name, sum(getattr(t, name) for t in tallies))
     errs = [t.time_err for t in tallies if not math.isnan(t.time_err)]
     out.time_err = max(errs) if errs else math.nan
-    out.area_ratios = np.concatenate(
-        [np.zeros(0), *(t.area_ratios for t in tallies)]
-    )
+    out.area_ratios = np.concatenate([np.zeros(0), *(t.area_ratios for t in tallies)])
     channels = sorted({c for t in tallies for c in t.traces})
     for c in channels:
         parts = [t.traces[c] for t in tallies if c in t.traces]
