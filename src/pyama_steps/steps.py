@@ -518,6 +518,7 @@ def extract_traces(
                     fl_raw=raw,
                     fl_corrected=corr,
                     erosion_px=int(params["erosion_px"]),
+                    reach_px=int(params["total_reach_px"]),
                 )
             )
             progress(t)

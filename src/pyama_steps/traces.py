@@ -21,6 +21,7 @@ import pandas as pd
 from scipy import ndimage
 
 from pyama_steps._typing import LabelArray
+from pyama_steps.territory import grow_territories
 
 __all__ = [
     "BASE_COLUMNS",
@@ -123,9 +124,11 @@ class FrameFeatures:
         Inclusive minimum/maximum column and row.
     intensity_total : (C, n) ndarray of float64
         Per fluorescence channel (in the order given), the sum of the
-        corrected image over the (eroded) cell.
+        corrected image over the cell's territory (``reach_px`` > 0) or over
+        the (eroded) cell.
     intensity_mean : (C, n) ndarray of float64
-        ``intensity_total`` divided by the (eroded) pixel count.
+        The sum of the corrected image over the (eroded) cell divided by its
+        pixel count: the mean over the mask only.
     intensity_raw_mean : (C, n) ndarray of float64
         Mean raw count over the (eroded) cell.
 
@@ -163,6 +166,7 @@ def frame_features(
     fl_raw: Sequence[npt.NDArray[Any]],
     fl_corrected: Sequence[npt.NDArray[Any]],
     erosion_px: int = 0,
+    reach_px: int = 0,
 ) -> FrameFeatures:
     """Measure every cell of one track-labelled frame in one O(P) pass.
 
@@ -177,8 +181,17 @@ def frame_features(
         Background-corrected frame (normally float32) of each FL channel,
         in the order of `fl_raw`.
     erosion_px : int, optional
-        Erode each cell by a ``(2r+1)²`` square before the intensity
-        columns; 0 turns erosion off. The area is never eroded.
+        Erode each cell by a ``(2r+1)²`` square before the mean intensity
+        columns (and the total when `reach_px` is 0); 0 turns erosion off.
+        The area is never eroded.
+    reach_px : int, optional
+        The total is summed over the cell's territory: its mask plus the
+        background pixels nearer to it than to any other cell, up to this
+        many px away (:func:`pyama_steps.territory.grow_territories`; a pixel
+        at equal distance from several cells is split between them). It
+        collects the light the PSF spreads across the outline, so it does not
+        depend on where within a pixel or two the edge is drawn. 0 sums over
+        the (eroded) mask only.
 
     Returns
     -------
@@ -216,6 +229,7 @@ def frame_features(
     if not np.issubdtype(labels.dtype, np.integer):
         raise TypeError(f"labels must have an integer dtype, got {labels.dtype!r}")
     radius = _check_int("erosion_px", erosion_px, minimum=0)
+    reach = _check_int("reach_px", reach_px, minimum=0)
     for name, seq in (("fl_raw", fl_raw), ("fl_corrected", fl_corrected)):
         if isinstance(seq, np.ndarray) or not isinstance(seq, Sequence):
             raise TypeError(
@@ -305,19 +319,34 @@ def frame_features(
         ce = np.where(keep, cl, 0)
         eroded_area = np.bincount(ce, minlength=n + 1)[1:].astype(np.int64)
     has_pixels = eroded_area > 0
+    ring = grow_territories(labels, reach_px=reach) if reach > 0 and n_ch else None
 
     total = np.full((n_ch, n), np.nan, dtype=np.float64)
     mean = np.full((n_ch, n), np.nan, dtype=np.float64)
     raw_mean = np.full((n_ch, n), np.nan, dtype=np.float64)
     for c, (raw, corr) in enumerate(zip(raws, corrs, strict=True)):
-        weights = corr.ravel()[fg].astype(np.float64)
-        tot = np.bincount(ce, weights=weights, minlength=n + 1)[1:]
+        corr_fg = corr.ravel()[fg].astype(np.float64)
+        tot = np.bincount(ce, weights=corr_fg, minlength=n + 1)[1:]
         weights = raw.ravel()[fg].astype(np.float64)
         rsum = np.bincount(ce, weights=weights, minlength=n + 1)[1:]
         # A cell eroded away has no measurement: NaN, never 0 (§5.5).
-        total[c, has_pixels] = tot[has_pixels]
         mean[c, has_pixels] = tot[has_pixels] / eroded_area[has_pixels]
         raw_mean[c, has_pixels] = rsum[has_pixels] / eroded_area[has_pixels]
+        if ring is None:
+            total[c, has_pixels] = tot[has_pixels]
+            continue
+        # The territory total: the whole (never eroded) mask plus the
+        # cell's share of the pixels around it.
+        inside = (
+            tot
+            if radius == 0
+            else np.bincount(cl, weights=corr_fg, minlength=n + 1)[1:]
+        )
+        around = corr.ravel()[ring.index].astype(np.float64) * ring.weight
+        total[c] = (
+            inside
+            + np.bincount(compact[ring.label], weights=around, minlength=n + 1)[1:]
+        )
 
     return FrameFeatures(
         ids=ids,

@@ -20,6 +20,7 @@ from pyama_steps.traces import (
     write_traces_csv,
 )
 from pyama_steps.tracking import lineage_table, relabel_frame, track_masks
+from tests.unit.test_territory import slow_territories
 
 # --------------------------------------------------------------------------
 # helpers
@@ -228,6 +229,40 @@ def test_frame_features_oracle(seed, dtype, erosion_px):
             np.testing.assert_allclose(got, (total, mean, raw_mean), rtol=1e-9)
 
 
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("erosion_px", [0, 1])
+@pytest.mark.parametrize("reach_px", [1, 2, 4])
+def test_frame_features_territory_total_oracle(seed, erosion_px, reach_px):
+    # The total sums the whole mask plus each pixel's share of the slow,
+    # pixel-by-pixel territory growth; the means stay mask-only.
+    rng = np.random.default_rng(seed)
+    labels = random_labels(rng, dtype=np.uint16)
+    raws = [rng.integers(0, 65535, labels.shape, dtype=np.uint16) for _ in range(2)]
+    corrs = [rng.normal(0, 300, labels.shape).astype(np.float32) for _ in range(2)]
+    f = frame_features(
+        labels,
+        fl_raw=raws,
+        fl_corrected=corrs,
+        erosion_px=erosion_px,
+        reach_px=reach_px,
+    )
+    g = frame_features(labels, fl_raw=raws, fl_corrected=corrs, erosion_px=erosion_px)
+    np.testing.assert_array_equal(f.intensity_mean, g.intensity_mean)
+    np.testing.assert_array_equal(f.intensity_raw_mean, g.intensity_raw_mean)
+    shares = slow_territories(labels, reach_px)
+    for c, corr in enumerate(corrs):
+        for k, cell in enumerate(f.ids.tolist()):
+            expected = corr[labels == cell].astype(np.float64).sum()
+            expected += sum(
+                float(corr[p]) * labs[cell]
+                for p, labs in shares.items()
+                if cell in labs
+            )
+            assert f.intensity_total[c, k] == pytest.approx(
+                expected, rel=1e-9, abs=1e-6
+            )
+
+
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("erosion_px", [0, 1])
 def test_frame_features_bit_identical_to_doc_algorithm(seed, erosion_px):
@@ -269,6 +304,8 @@ def test_frame_features_errors():
         frame_features(labels, fl_raw=raw[None], fl_corrected=[corr])
     with pytest.raises(ValueError, match="erosion_px must be >= 0"):
         frame_features(labels, fl_raw=[raw], fl_corrected=[corr], erosion_px=-1)
+    with pytest.raises(ValueError, match="reach_px must be >= 0"):
+        frame_features(labels, fl_raw=[raw], fl_corrected=[corr], reach_px=-1)
     with pytest.raises(TypeError, match="erosion_px must be an integer"):
         frame_features(labels, fl_raw=[raw], fl_corrected=[corr], erosion_px=True)
     with pytest.raises(TypeError, match="labels must be a numpy array"):
