@@ -91,7 +91,7 @@ def test_octagon_shape_and_no_growth_past_a_neighbour():
     grown = np.zeros_like(lab)
     grown.ravel()[t.index] = t.label
     rows = np.flatnonzero(grown[10])
-    assert rows.min() == 6 and rows.max() == 14  # 4 px along the axes
+    assert (rows.min(), rows.max()) == (6, 14)  # 4 px along the axes
     diag = [int(grown[10 + k, 10 + k]) for k in range(1, 5)]
     assert diag == [7, 7, 7, 0]  # (3, 3): 4.2 px, an octagon, not a square
     # A wall of another cell stops the growth; nothing is taken from it.
