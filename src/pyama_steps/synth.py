@@ -446,7 +446,9 @@ def _validate(p: SynthParams) -> None:
     if not 0 <= p.shape_irregularity < 0.2:
         raise _fail("shape_irregularity", p.shape_irregularity, "a value in [0, 0.2)")
     c_lo, c_hi = _size_constants(p)
-    r_limit = c_hi / (2.0 * c_lo)
+    # A cell of aspect r fits the range with areas in [c_lo r, c_hi / r]; it must
+    # be able to double its area: c_lo r <= c_hi / (2 r).
+    r_limit = math.sqrt(c_hi / (2.0 * c_lo))
     if not 1.0 <= p.max_aspect <= r_limit:
         raise _fail(
             "max_aspect",
