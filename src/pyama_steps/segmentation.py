@@ -29,10 +29,12 @@ __all__ = ["SegmentationFrame", "segment_log_std"]
 SigmaEstimator: TypeAlias = Literal["lower_std", "lower_rms"]
 SplitMethod: TypeAlias = Literal["none", "watershed", "neck"]
 FillBorder: TypeAlias = Literal["open", "mirror"]
+HaloLevel: TypeAlias = Literal["edge", "noise"]
 
 _SIGMA_ESTIMATORS: Final = ("lower_std", "lower_rms")
 _SPLIT_METHODS: Final = ("none", "watershed", "neck")
 _FILL_BORDERS: Final = ("open", "mirror")
+_HALO_LEVELS: Final = ("edge", "noise")
 # Halo trim (§2.4): pixels within this many px of a thresholded pixel are not used
 # for the background level.
 _HALO_EXCLUDE_PX: Final = 3
@@ -83,6 +85,10 @@ class SegmentationFrame:
         hysteresis. NaN when the hysteresis is off or the frame is degenerate.
     foreground_fraction : float
         Share of ``True`` pixels in `mask`, in [0, 1].
+    edge_ratio : float
+        The halo trim's edge level relative to the background minus 1
+        (``halo_level='edge'``); NaN when the trim did not run or used the
+        noise margin.
     """
 
     mask: BoolArray
@@ -93,6 +99,7 @@ class SegmentationFrame:
     threshold: float
     threshold_low: float
     foreground_fraction: float
+    edge_ratio: float = math.nan
 
 
 def segment_log_std(
@@ -110,6 +117,8 @@ def segment_log_std(
     halo_trim: bool = True,
     halo_k: float = 1.5,
     halo_block_px: int = 32,
+    halo_level: HaloLevel = "edge",
+    edge_offset_px: float = 0.5,
     halo_edge_k: float | None = 2.0,
     junction_px: int = 3,
     junction_k: float | None = 6.0,
@@ -176,6 +185,17 @@ def segment_log_std(
     halo_block_px : int, optional
         Side of the blocks whose background means, interpolated bilinearly,
         give the local background level; even, >= 4.
+    halo_level : {'edge', 'noise'}, optional
+        Where the halo trim's level lies. ``'edge'``: at the cells' edges, a
+        ratio of the local background measured in each frame at the steep
+        steps from the cells' dark bodies to their halos (``edge_offset_px``
+        outward of the steepest slope); ``'noise'`` (or when fewer than 30
+        such edge pixels are found): `halo_k` times the pixel noise above the
+        background.
+    edge_offset_px : float
+        ``'edge'``: the level is the window mean this many px outward of the
+        steepest slope (the window mean plus this times its slope per px);
+        finite, >= 0.
     halo_edge_k : float or None, optional
         Outline restore after the halo trim: each final component grows by one
         pixel (4-neighbours) into pixels of the filled threshold mask whose own
@@ -313,6 +333,8 @@ def segment_log_std(
     halo_trim = _check_bool("halo_trim", halo_trim)
     halo_k = _check_real("halo_k", halo_k, minimum=0.0)
     halo_block_px = _check_int("halo_block_px", halo_block_px, minimum=4)
+    _check_choice("halo_level", halo_level, _HALO_LEVELS)
+    edge_offset_px = _check_real("edge_offset_px", edge_offset_px, minimum=0.0)
     if halo_edge_k is not None:
         halo_edge_k = _check_real("halo_edge_k", halo_edge_k, minimum=0.0)
     junction_px = _check_int("junction_px", junction_px, minimum=0)
@@ -373,34 +395,48 @@ def segment_log_std(
         fg = _fill_holes(fg, mirror_px)
     outline: Callable[[npt.NDArray[np.intp]], BoolArray] | None = None
     junction: Callable[[npt.NDArray[np.intp]], BoolArray] | None = None
+    edge_ratio = nan
+    band_level: npt.NDArray[np.float64] | None = None
     if halo_trim and s1 is not None:
         filled = fg
-        fg, grid = _halo_trim(
-            fg, strong, s1, n * halo_k * math.exp(mode), halo_block_px
+        noise_margin = n * halo_k * math.exp(mode)
+        fg, grid, margin, edge_ratio = _halo_trim(
+            fg,
+            strong,
+            s1,
+            noise_margin,
+            halo_block_px,
+            edge=None
+            if halo_level == "noise"
+            else _EdgeLevel(float(image.min()), n, edge_offset_px),
         )
+        edge_used = not math.isnan(edge_ratio)
+        if grid is not None and edge_used:
+            band_level = grid
         if grid is not None and halo_edge_k is not None:
             # The pixel itself, in S1 units (n·(x - min)), against
-            # T_edge = B + n·halo_edge_k·exp(mode), in float64, tested at the
-            # pixels along the final outlines only.
+            # T_edge = T + n·(halo_edge_k - halo_k)·exp(mode), in float64,
+            # tested at the pixels along the final outlines only.
             outline = _level_allowed(
                 image,
                 filled,
                 grid,
                 halo_block_px,
-                margin=n * halo_k * math.exp(mode),
-                extra=n * (halo_edge_k - halo_k) * math.exp(mode),
+                margin=margin,
+                # At the edge level the pixel itself must not exceed it.
+                extra=0.0 if edge_used else n * (halo_edge_k - halo_k) * math.exp(mode),
                 offset=float(image.min()),
                 scale=float(n),
             )
         if grid is not None and junction_px > 0:
-            # S1 against T_junction = B + n·junction_k·exp(mode) at the gap
-            # pixels only; no window test with junction_k None.
+            # S1 against T_junction = T + n·(junction_k - halo_k)·exp(mode) at
+            # the gap pixels only; no window test with junction_k None.
             junction = _level_allowed(
                 s1,
                 filled,
                 grid,
                 halo_block_px,
-                margin=n * halo_k * math.exp(mode),
+                margin=margin,
                 extra=(
                     math.inf
                     if junction_k is None
@@ -408,7 +444,7 @@ def segment_log_std(
                 ),
             )
         del filled, grid
-    del strong, s1, numerator
+    del strong, numerator
     if open_iterations:
         fg = _erode(fg, open_size, open_iterations)
         fg = _dilate(fg, open_size, open_iterations)
@@ -420,6 +456,9 @@ def segment_log_std(
         # bays that the mirror closed between cells at the edge, and filling
         # them again would join those cells.
         fg = _fill_holes(fg)
+    if band_level is not None and s1 is not None:
+        fg = _trim_outline_band(fg, s1, band_level, halo_block_px)
+    del s1
     if shrink_px > 0:
         fg = _erode(fg, 2 * shrink_px + 1, 1)
     if split == "watershed":
@@ -449,6 +488,7 @@ def segment_log_std(
         threshold=threshold,
         threshold_low=threshold_low,
         foreground_fraction=np.count_nonzero(fg) / fg.size,
+        edge_ratio=edge_ratio,
     )
 
 
@@ -805,9 +845,24 @@ def _hysteresis(strong: BoolArray, weak: BoolArray) -> BoolArray:
     return _lookup(seeded, labels)
 
 
+@dataclass(frozen=True)
+class _EdgeLevel:
+    """What the halo trim needs to place its level at the cells' edges (§2.4)."""
+
+    minimum: float  # the frame minimum subtracted before the window sums
+    n: int  # window², so that S1 / n + minimum is the window mean
+    offset_px: float  # the level lies this many px outward of the steepest slope
+
+
 def _halo_trim(
-    mask: BoolArray, strong: BoolArray, s1: _NumArray, margin: float, block: int
-) -> tuple[BoolArray, npt.NDArray[np.float64] | None]:
+    mask: BoolArray,
+    strong: BoolArray,
+    s1: _NumArray,
+    margin: float,
+    block: int,
+    *,
+    edge: _EdgeLevel | None = None,
+) -> tuple[BoolArray, npt.NDArray[np.float64] | None, float, float]:
     """Remove the pixels brighter than the local background (§2.4 halo trim).
 
     Parameters
@@ -824,6 +879,12 @@ def _halo_trim(
     block : int
         Block side in px (even).
 
+    edge : _EdgeLevel or None
+        With `edge`, the level is placed at the cells' edges instead of
+        `margin` above the background: ``T = (1 + rho)·B_abs`` in absolute
+        intensity, ``rho`` from `_edge_ratio` (§2.4); `margin` is kept when
+        too few edge pixels are found.
+
     Returns
     -------
     trimmed : (Y, X) ndarray of bool
@@ -833,17 +894,24 @@ def _halo_trim(
         usable background, or when the objects are not phase-dense: fewer than
         `_HALO_MIN_DARK` of the mask's even-row, even-column pixels whose 8
         sampled neighbours (2 px away) are in the mask (of all its even-row,
-        even-column pixels if there is none) have ``S1 < T - 2·margin``.
+        even-column pixels if there is none) have ``S1 < B - margin``.
     grid : ndarray of float64 or None
-        The block means ``B`` (`_background_grid`) when the trim ran, None
-        when it was skipped; ``T = _bilinear(grid, Y, X, block, margin)``.
+        None when the trim was skipped, else the block values of the level:
+        ``T = _bilinear(grid, Y, X, block, level_margin)``. They are the block
+        means ``B`` (`_background_grid`), or with an edge level
+        ``(1 + rho)·B + rho·n·minimum``.
+    level_margin : float
+        `margin`, or 0 with an edge level.
+    rho : float
+        The edge ratio ``rho``; NaN when it was not used.
     """
+    nan = math.nan
     sampled = mask[::2, ::2]
     if not sampled.any():
-        return mask, None
+        return mask, None, margin, nan
     grid = _background_grid(strong, s1, block)
     if grid is None:
-        return mask, None
+        return mask, None, margin, nan
     # T = B + margin; the polarity compares with T - 2·margin (= B - margin).
     rows, cols = mask.shape
     level = _bilinear(grid, rows, cols, block, margin, step=2)  # = T[::2, ::2]
@@ -856,8 +924,154 @@ def _halo_trim(
     if dark < _HALO_MIN_DARK * level_inner.size:
         # Objects as bright as their surroundings (fluorescence, bright field):
         # no phase-contrast halo to remove.
-        return mask, None
-    return mask & _bilinear(grid, rows, cols, block, margin, at_least=s1), grid
+        return mask, None, margin, nan
+    rho = nan if edge is None else _edge_ratio(s1, mask, grid, block, edge)
+    if math.isnan(rho) or edge is None:
+        trimmed = mask & _bilinear(grid, rows, cols, block, margin, at_least=s1)
+        return trimmed, grid, margin, rho
+    # Edge level: T_edge = (1 + rho)·B_abs in absolute intensity, i.e.
+    # (1 + rho)·B + rho·n·minimum in S1 units, bilinear in the block values.
+    # The trim removes what is brighter than T_edge + _EDGE_TRIM_SLACK·B_abs
+    # (and than the noise level), then, within _EDGE_BAND_PX of the trimmed
+    # outlines, what is brighter than T_edge itself: bright parts inside a
+    # cell (a phase-bright centre) stay unless they are near its outline.
+    edge_grid = (1.0 + rho) * grid + rho * edge.n * edge.minimum
+    slack = rho + _EDGE_TRIM_SLACK
+    cap_grid = (1.0 + slack) * grid + slack * edge.n * edge.minimum
+    low = np.minimum(grid + margin, cap_grid)
+    trimmed = mask & _bilinear(low, rows, cols, block, at_least=s1)
+    return trimmed, edge_grid, 0.0, rho
+
+
+def _trim_outline_band(
+    mask: BoolArray, s1: _NumArray, edge_grid: npt.NDArray[np.float64], block: int
+) -> BoolArray:
+    """Remove the pixels brighter than T_edge within `_EDGE_BAND_PX` of the outlines.
+
+    Then fill the holes this opens (frame edge open): a bright part inside a
+    cell stays in it unless it reaches the outline.
+    """
+    band = mask & ~_erode(mask, 2 * _EDGE_BAND_PX + 1, 1)
+    at = np.flatnonzero(band)
+    test = _level_allowed(s1, mask, edge_grid, block, margin=0.0, extra=0.0)
+    bright = at[~test(at)]
+    if bright.size == 0:
+        return mask
+    # Peel from the outside, one pixel layer per step: a bright pixel goes
+    # when a 4-neighbour (or the frame edge) is outside the mask, so no hole
+    # opens inside a cell.
+    rows, cols = mask.shape
+    padded = np.zeros((rows + 2, cols + 2), dtype=np.bool_)
+    padded[1:-1, 1:-1] = mask
+    flat = padded.ravel()
+    pw = cols + 2
+    cand = bright + (bright // cols) * 2 + pw + 1
+    for _ in range(_EDGE_BAND_PX):
+        inside = flat.take(cand - 1) & flat.take(cand + 1)
+        inside &= flat.take(cand - pw) & flat.take(cand + pw)
+        exposed = ~inside
+        if not exposed.any():
+            break
+        np.put(flat, cand[exposed], False)
+        cand = cand[~exposed]
+    return padded[1:-1, 1:-1].copy()
+
+
+# The edge-level trim's first pass keeps pixels up to this share of the
+# background above the edge level (§2.4).
+_EDGE_TRIM_SLACK: Final = 0.03
+_EDGE_BAND_PX: Final = 3
+
+
+# Edge level (§2.4): the ring of the filled mask searched for the cells' edges,
+# the least number of edge pixels for a level, and how far (px) on either side of
+# an edge pixel its dark and bright sides are read.
+_EDGE_RING_PX: Final = 6
+_EDGE_MIN_PIXELS: Final = 30
+_EDGE_SIDE_PX: Final = 2
+_EDGE_MAX_SAMPLES: Final = 20000
+
+
+def _edge_ratio(
+    s1: _NumArray,
+    filled: BoolArray,
+    grid: npt.NDArray[np.float64],
+    block: int,
+    edge: _EdgeLevel,
+) -> float:
+    """Return the cells' edge level relative to the background, ``rho`` (§2.4).
+
+    Among the pixels of odd rows and columns within `_EDGE_RING_PX` of the
+    outline of `filled` (and 3 px from the frame edge), edge pixels are local
+    maxima of the gradient magnitude of ``S1`` along their quantised gradient
+    direction whose dark side (2 px against the gradient) is below the
+    background ``B`` and bright side (2 px along it) above it: the steep step
+    from a cell's dark body to its halo. Of these, the stronger half (gradient
+    at least their median) gives ``rho = median((I + offset_px·g) / B_abs) - 1``
+    with ``I`` the window mean, ``g`` its slope per px and ``B_abs`` the
+    background level, all in absolute intensity. NaN with fewer than
+    `_EDGE_MIN_PIXELS` edge pixels.
+    """
+    nan = math.nan
+    rows, cols = filled.shape
+    m = 3
+    if rows <= 2 * m or cols <= 2 * m:
+        return nan
+    # Rows and columns m, m + 2, ... of the frame (m = 3 is odd: the samples
+    # lie on odd rows and columns, between those of the trim's statistics); the
+    # ring is found on that half-resolution grid.
+    sample = filled[m : rows - m : 2, m : cols - m : 2]
+    ring = sample & ~_erode(sample, _EDGE_RING_PX + 1, 1)
+    ys, xs = np.nonzero(ring)
+    if ys.size < _EDGE_MIN_PIXELS:
+        return nan
+    if ys.size > _EDGE_MAX_SAMPLES:
+        # A fixed stride through the raster order keeps the estimate's cost
+        # bounded in crowded frames; a median over this many is stable.
+        keep = np.arange(0, ys.size, -(-ys.size // _EDGE_MAX_SAMPLES))
+        ys, xs = ys[keep], xs[keep]
+    y = 2 * ys + m
+    x = 2 * xs + m
+    at = y * cols + x
+    v = s1.ravel()
+
+    def grad(p: npt.NDArray[np.intp]) -> tuple[npt.NDArray[np.float64], ...]:
+        gy = v[p + cols].astype(np.float64) - v[p - cols]
+        gx = v[p + 1].astype(np.float64) - v[p - 1]
+        return gy, gx
+
+    gy, gx = grad(at)
+    g = np.hypot(gy, gx)
+    # Quantised direction of the gradient (towards the bright side).
+    ay, ax = np.abs(gy), np.abs(gx)
+    diagonal = (np.minimum(ay, ax) > _TAN_22_5 * np.maximum(ay, ax)).astype(np.intp)
+    step_y = np.where((ay >= ax) | (diagonal == 1), np.sign(gy), 0).astype(np.intp)
+    step_x = np.where((ax > ay) | (diagonal == 1), np.sign(gx), 0).astype(np.intp)
+    step = step_y * cols + step_x
+    ok = step != 0
+    ahead, behind = at + step, at - step
+    g_ahead = np.hypot(*grad(ahead))
+    g_behind = np.hypot(*grad(behind))
+    ridge = ok & (g >= g_ahead) & (g >= g_behind)
+    along, i0, i1, wy = _bilinear_axes(grid, rows, cols, block)
+    first = along[i0[y], x]
+    background = wy[y] * (along[i1[y], x] - first) + first
+    bright = v[at + _EDGE_SIDE_PX * step].astype(np.float64)
+    dark = v[at - _EDGE_SIDE_PX * step].astype(np.float64)
+    ridge &= (dark < background) & (bright > background)
+    if np.count_nonzero(ridge) < _EDGE_MIN_PIXELS:
+        return nan
+    g, v_at, b_at = g[ridge], v[at[ridge]].astype(np.float64), background[ridge]
+    strong = g >= np.median(g)
+    n = float(edge.n)
+    # Absolute intensities: the window mean S1 / n + minimum; the slope per px
+    # of a central difference over 2 px is g / (2 n).
+    level = v_at[strong] / n + edge.minimum + edge.offset_px * g[strong] / (2.0 * n)
+    b_abs = b_at[strong] / n + edge.minimum
+    return float(np.median(level / b_abs)) - 1.0
+
+
+_TAN_22_5: Final = math.tan(math.pi / 8.0)
 
 
 # City-block offsets 1 and 2 px away: a pixel joins a component only when no

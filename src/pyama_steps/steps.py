@@ -282,7 +282,8 @@ def segment_phase(*, pc: str, output: str, params: Mapping[str, Any]) -> None:
             result = segment_log_std(reader.read(t), **options)
             out.write(t, result.mask)
             log.info(
-                "frame %d lo=%.6g hi=%.6g mode=%.6g sigma=%.6g threshold=%.6g fg=%.6f",
+                "frame %d lo=%.6g hi=%.6g mode=%.6g sigma=%.6g threshold=%.6g "
+                "fg=%.6f edge=%.6g",
                 t,
                 result.lo,
                 result.hi,
@@ -290,6 +291,7 @@ def segment_phase(*, pc: str, output: str, params: Mapping[str, Any]) -> None:
                 result.sigma,
                 result.threshold,
                 result.foreground_fraction,
+                result.edge_ratio,
             )
             progress(t)
 

@@ -251,6 +251,14 @@ def oracle_background(
     strong: np.ndarray, s1: np.ndarray, block: int, offset: float = 0.0
 ) -> np.ndarray | None:
     """§2.4 background level (plus `offset`) by explicit loops."""
+    grid = oracle_grid(strong, s1, block)
+    if grid is None:
+        return None
+    return oracle_bilinear(grid, *strong.shape, block, offset)
+
+
+def oracle_grid(strong: np.ndarray, s1: np.ndarray, block: int) -> np.ndarray | None:
+    """§2.4 block means of the background pixels' S1, by explicit loops."""
     rows, cols = strong.shape
     near = oracle_dilate(strong, 7, 1)
     gy, gx = -(-rows // block), -(-cols // block)
@@ -275,6 +283,14 @@ def oracle_background(
             ~usable, return_distances=False, return_indices=True
         )
         grid = grid[tuple(nearest)]
+    return grid
+
+
+def oracle_bilinear(
+    grid: np.ndarray, rows: int, cols: int, block: int, offset: float = 0.0
+) -> np.ndarray:
+    """§2.4 bilinear interpolation of block values by explicit loops."""
+    gy, gx = grid.shape
 
     def weights(z: int, count: int) -> tuple[int, int, float]:
         position = min(max((z + 0.5) / block - 0.5, 0.0), count - 1.0)
@@ -310,6 +326,78 @@ def oracle_halo_trim(
     if np.count_nonzero(darker) < 0.25 * darker.size:
         return mask, None
     return mask & (s1 <= level), level
+
+
+def oracle_edge_ratio(
+    s1: np.ndarray,
+    filled: np.ndarray,
+    background: np.ndarray,
+    n: int,
+    minimum: float,
+    offset_px: float,
+) -> float:
+    """§2.4 edge ratio rho by explicit loops over the sampled ring pixels."""
+    rows, cols = filled.shape
+    m = 3
+    if rows <= 2 * m or cols <= 2 * m:
+        return math.nan
+    sample = filled[m : rows - m : 2, m : cols - m : 2]
+    ring = sample & ~oracle_erode(sample, 7, 1)
+    points = [(2 * i + m, 2 * j + m) for i, j in zip(*np.nonzero(ring), strict=True)]
+    if len(points) < 30:
+        return math.nan
+    if len(points) > 20000:
+        points = points[:: -(-len(points) // 20000)]
+    v = s1.astype(np.float64)
+
+    def grad(y: int, x: int) -> tuple[float, float]:
+        return v[y + 1, x] - v[y - 1, x], v[y, x + 1] - v[y, x - 1]
+
+    tan = math.tan(math.pi / 8.0)
+    found = []
+    for y, x in points:
+        gy, gx = grad(y, x)
+        g = math.hypot(gy, gx)
+        ay, ax = abs(gy), abs(gx)
+        diagonal = min(ay, ax) > tan * max(ay, ax)
+        sy = int(np.sign(gy)) if (ay >= ax or diagonal) else 0
+        sx = int(np.sign(gx)) if (ax > ay or diagonal) else 0
+        if sy == 0 and sx == 0:
+            continue
+        if g < math.hypot(*grad(y + sy, x + sx)) or g < math.hypot(
+            *grad(y - sy, x - sx)
+        ):
+            continue
+        b = background[y, x]
+        if not v[y - 2 * sy, x - 2 * sx] < b < v[y + 2 * sy, x + 2 * sx]:
+            continue
+        found.append((g, v[y, x], b))
+    if len(found) < 30:
+        return math.nan
+    arr = np.array(found)
+    strong = arr[arr[:, 0] >= np.median(arr[:, 0])]
+    level = strong[:, 1] / n + minimum + offset_px * strong[:, 0] / (2.0 * n)
+    return float(np.median(level / (strong[:, 2] / n + minimum))) - 1.0
+
+
+def oracle_peel(mask: np.ndarray, bright: np.ndarray, layers: int) -> np.ndarray:
+    """Remove `bright` mask pixels exposed to the outside, one layer per step."""
+    out = mask.copy()
+    rows, cols = mask.shape
+    for _ in range(layers):
+        exposed = []
+        for y, x in zip(*np.nonzero(out & bright), strict=True):
+            near = [
+                out[v, u] if 0 <= v < rows and 0 <= u < cols else False
+                for v, u in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1))
+            ]
+            if not all(near):
+                exposed.append((y, x))
+        if not exposed:
+            break
+        for y, x in exposed:
+            out[y, x] = False
+    return out
 
 
 def oracle_restore_outline(mask: np.ndarray, allowed: np.ndarray) -> np.ndarray:
@@ -504,6 +592,8 @@ def oracle_segment(frame: np.ndarray, **options: object) -> np.ndarray:
         "halo_trim": True,
         "halo_k": 1.5,
         "halo_block_px": 32,
+        "halo_level": "edge",
+        "edge_offset_px": 0.5,
         "halo_edge_k": 2.0,
         "junction_px": 3,
         "junction_k": 6.0,
@@ -546,15 +636,48 @@ def oracle_segment(frame: np.ndarray, **options: object) -> np.ndarray:
         fg = fill(fg)
     outline = None
     junction = None
+    edge_level = None
     if opts["halo_trim"]:
         margin = n * float(opts["halo_k"]) * math.exp(stats["mode"])  # type: ignore[arg-type]
         s1 = oracle_window_sum(frame, window)
         filled = fg
-        fg, level = oracle_halo_trim(fg, strong, s1, margin, int(opts["halo_block_px"]))  # type: ignore[call-overload]
+        block = int(opts["halo_block_px"])  # type: ignore[call-overload]
+        fg, level = oracle_halo_trim(fg, strong, s1, margin, block)
+        edge_extra = None
+        if level is not None and opts["halo_level"] == "edge":
+            grid = oracle_grid(strong, s1, block)
+            assert grid is not None
+            rows, cols = frame.shape
+            background = oracle_bilinear(grid, rows, cols, block)
+            low = float(frame.min())
+            rho = oracle_edge_ratio(
+                s1,
+                filled,
+                background,
+                n,
+                low,
+                float(opts["edge_offset_px"]),  # type: ignore[arg-type]
+            )
+            if not math.isnan(rho):
+                slack = rho + 0.03
+                cap = (1.0 + slack) * grid + slack * n * low
+                capped = oracle_bilinear(
+                    np.minimum(grid + margin, cap), rows, cols, block
+                )
+                fg = filled & (s1 <= capped)
+                level = oracle_bilinear(
+                    (1.0 + rho) * grid + rho * n * low, rows, cols, block
+                )
+                edge_level = level
+                edge_extra = 0.0
         if level is not None and opts["halo_edge_k"] is not None:
             edge_k = float(opts["halo_edge_k"])  # type: ignore[arg-type]
             halo_k = float(opts["halo_k"])  # type: ignore[arg-type]
-            edge = level + n * (edge_k - halo_k) * math.exp(stats["mode"])
+            edge = level + (
+                n * (edge_k - halo_k) * math.exp(stats["mode"])
+                if edge_extra is None
+                else edge_extra
+            )
             pixel = (frame.astype(np.float64) - float(frame.min())) * n
             outline = filled & (pixel <= edge)
         if level is not None and int(opts["junction_px"]) > 0:  # type: ignore[call-overload]
@@ -574,6 +697,9 @@ def oracle_segment(frame: np.ndarray, **options: object) -> np.ndarray:
         fg = oracle_erode(fg, opts["close_size"], opts["close_iterations"])  # type: ignore[arg-type]
     if opts["refill_holes"]:
         fg = ndi.binary_fill_holes(fg)  # the frame edge is open for the refill
+    if edge_level is not None:
+        band = fg & ~oracle_erode(fg, 7, 1)
+        fg = oracle_peel(fg, band & (s1 > edge_level), 3)
     if opts["shrink_px"]:
         fg = oracle_erode(fg, 2 * opts["shrink_px"] + 1, 1)  # type: ignore[operator]
     fg = oracle_split_and_filter(
@@ -1205,7 +1331,7 @@ def test_halo_trim_matches_oracle() -> None:
         mask = seg._fill_holes(strong, 64)
         margin = 9 * 1.0 * math.exp(stats["mode"])
         for block in (8, 32):
-            got, grid = seg._halo_trim(mask, strong, s1, margin, block)
+            got, grid, _, _ = seg._halo_trim(mask, strong, s1, margin, block)
             want, want_level = oracle_halo_trim(mask, strong, s1, margin, block)
             np.testing.assert_array_equal(got, want)
             assert (grid is None) == (want_level is None)
@@ -1299,8 +1425,9 @@ def junction_frame(gap_px: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def test_junction_restore_reaches_the_bright_line() -> None:
     for seed in range(3):
         frame, truth = junction_frame(0, seed)
-        without = segment_log_std(frame, junction_px=0).mask
-        with_junction = segment_log_std(frame).mask
+        # The noise-margin trim (the edge level is tested below).
+        without = segment_log_std(frame, junction_px=0, halo_level="noise").mask
+        with_junction = segment_log_std(frame, halo_level="noise").mask
         rows = slice(30, 67)  # the 37 rows of the contact
         # The trim leaves a 3-px gap (columns 47-49) along the contact; the
         # outline restore gives back few of its pixels (bright, next to the
@@ -1317,6 +1444,13 @@ def test_junction_restore_reaches_the_bright_line() -> None:
         assert labels[48, 30] != labels[48, 66]
         assert np.all(without <= with_junction)
         assert dice(with_junction, truth > 0) > dice(without, truth > 0) + 0.01
+        # The trim at the edge level leaves only the bright line itself.
+        edge = segment_log_std(frame).mask
+        assert np.count_nonzero(edge[rows, 47]) >= 33
+        assert np.count_nonzero(edge[rows, 49]) >= 33
+        assert not edge[:, 48].any()
+        assert ndi.label(edge)[1] == 2
+        assert dice(edge, truth > 0) >= dice(with_junction, truth > 0) - 0.005
 
 
 def test_junction_restore_leaves_a_wide_gap_alone() -> None:
@@ -1584,6 +1718,10 @@ def test_segment_with_watershed_option(cells: tuple[np.ndarray, np.ndarray]) -> 
         {"junction_px": 1, "halo_edge_k": None},
         {"junction_k": None},
         {"junction_k": 2.0, "junction_px": 2},
+        {"halo_level": "noise"},
+        {"halo_level": "noise", "junction_px": 1},
+        {"edge_offset_px": 0.0},
+        {"edge_offset_px": 1.5, "halo_edge_k": None},
     ],
     ids=[
         "defaults",
@@ -1602,6 +1740,10 @@ def test_segment_with_watershed_option(cells: tuple[np.ndarray, np.ndarray]) -> 
         "junction-1",
         "junction-no-window-test",
         "junction-k",
+        "noise-level",
+        "noise-level-junction-1",
+        "edge-offset-0",
+        "edge-offset-1.5",
     ],
 )
 def test_segment_matches_oracle_pipeline(options: dict[str, object]) -> None:
@@ -1626,7 +1768,13 @@ def test_segment_matches_oracle_on_synthetic_phase_contrast(
     result = segment_log_std(frame)
     np.testing.assert_array_equal(result.mask, oracle_segment(frame))
     unsplit = segment_log_std(frame, split="none")
-    assert ndi.label(result.mask)[1] > ndi.label(unsplit.mask)[1] or preset == "demo"
+    # (With the edge level the trim already separates some of them.)
+    assert ndi.label(result.mask)[1] >= ndi.label(unsplit.mask)[1]
+    noise = segment_log_std(frame, halo_level="noise")
+    np.testing.assert_array_equal(noise.mask, oracle_segment(frame, halo_level="noise"))
+    assert ndi.label(noise.mask)[1] > ndi.label(
+        segment_log_std(frame, halo_level="noise", split="none").mask
+    )[1] or (preset == "demo")
 
 
 # --------------------------------------------------------------------------------------
@@ -1969,6 +2117,12 @@ def test_bad_frame(frame: np.ndarray, error: type[Exception], match: str) -> Non
         ({"junction_px": 2.0}, TypeError, "junction_px must be an int"),
         ({"junction_k": -1.0}, ValueError, "junction_k must be a finite number >= 0"),
         ({"junction_k": "6"}, TypeError, "junction_k must be a real number"),
+        ({"halo_level": "mid"}, ValueError, "halo_level must be one of"),
+        (
+            {"edge_offset_px": -0.5},
+            ValueError,
+            "edge_offset_px must be a finite number >= 0",
+        ),
         ({"halo_block_px": 2}, ValueError, "halo_block_px must be an integer >= 4"),
         (
             {"halo_block_px": 33},
@@ -2018,3 +2172,138 @@ def test_numpy_integer_options_accepted() -> None:
     a = segment_log_std(frame, window=np.int64(5), threshold_k=np.float32(2.5))
     b = segment_log_std(frame, window=5, threshold_k=float(np.float32(2.5)))
     np.testing.assert_array_equal(a.mask, b.mask)
+
+
+# --------------------------------------------------------------------------------------
+# Edge level of the halo trim
+# --------------------------------------------------------------------------------------
+
+
+def _edge_inputs(frame: np.ndarray) -> tuple[np.ndarray, ...]:
+    numerator, s1 = seg._window_sums(frame, 3, keep_s1=True)
+    _, stats = oracle_stats(frame)
+    strong = numerator > 81.0 * math.exp(2.0 * (stats["mode"] + 1.25 * stats["sigma"]))
+    filled = seg._fill_holes(strong, 64)
+    return s1, strong, filled
+
+
+@pytest.mark.parametrize("offset", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize(
+    "variant",
+    [{}, {"halo_strength": 0.5}, {"halo_kernel": "airy"}, {"phase_model": "zernike"}],
+    ids=["standard", "weak-halo", "airy", "zernike"],
+)
+def test_edge_ratio_matches_oracle(variant: dict[str, object], offset: float) -> None:
+    params = synth.preset(
+        "standard", frame_sizes=((128, 160),), n_fov=1, n_frames=2, **variant
+    )
+    frame = synth.simulate_fov(params, 0).render(0).images[0]
+    s1, strong, filled = _edge_inputs(frame)
+    for block in (16, 32):
+        grid = seg._background_grid(strong, s1, block)
+        assert grid is not None
+        got = seg._edge_ratio(
+            s1, filled, grid, block, seg._EdgeLevel(float(frame.min()), 9, offset)
+        )
+        background = oracle_bilinear(oracle_grid(strong, s1, block), 128, 160, block)
+        want = oracle_edge_ratio(s1, filled, background, 9, float(frame.min()), offset)
+        assert got == want
+
+
+def test_edge_ratio_needs_edges() -> None:
+    rng = np.random.default_rng(0)
+    frame = rng.poisson(1000, (64, 64)).astype(np.uint16)
+    s1, strong, _ = _edge_inputs(frame)
+    grid = seg._background_grid(strong, s1, 16)
+    assert grid is not None
+    # A mask without dark-to-bright steps: no edge level.
+    blob = disk((64, 64), 32, 32, 12)
+    assert math.isnan(seg._edge_ratio(s1, blob, grid, 16, seg._EdgeLevel(0.0, 9, 0.5)))
+    # Frames too small for the 3-px margin.
+    small = np.ones((6, 40), dtype=bool)
+    assert math.isnan(
+        seg._edge_ratio(s1[:6], small, grid, 16, seg._EdgeLevel(0.0, 9, 0.5))
+    )
+
+
+def test_edge_ratio_by_hand() -> None:
+    # A straight step from 600 (cell) to 1400 (halo) centred on column 47 (a
+    # sampled column) over a background of 1000: its steepest point has the
+    # window mean 1000, so rho is 0 with no offset and the slope per px times
+    # the offset over the background with one.
+    rows, cols = 128, 96
+    x = np.arange(cols, dtype=np.float64)
+    profile = 1000.0 + 400.0 * np.tanh((x - 47.0) / 2.0)
+    frame = np.rint(np.tile(profile, (rows, 1))).astype(np.uint16)
+    s1 = seg._window_sums(frame, 3, keep_s1=True)[1]
+    filled = np.zeros((rows, cols), dtype=bool)
+    filled[:, :52] = True
+    low = float(frame.min())
+    grid = np.full((4, 3), 9.0 * (1000.0 - low))
+    mean = frame[0].astype(np.float64)
+    slope = (mean[47:50].mean() - mean[45:48].mean()) / 2.0
+    for offset in (0.0, 1.0):
+        rho = seg._edge_ratio(s1, filled, grid, 32, seg._EdgeLevel(low, 9, offset))
+        level = mean[46:49].mean() + offset * slope
+        assert rho == pytest.approx(level / 1000.0 - 1.0, abs=1e-12)
+        assert rho == pytest.approx(offset * 0.163, abs=0.002)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_outline_band_peels_from_outside_only(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    mask = ndi.binary_opening(rng.random((40, 50)) < 0.6, iterations=1)
+    s1 = rng.integers(0, 100, mask.shape).astype(np.int64)
+    grid = np.full((2, 2), 60.0)
+    got = seg._trim_outline_band(mask, s1, grid, 32)
+    band = mask & ~oracle_erode(mask, 7, 1)
+    want = oracle_peel(mask, band & (s1 > 60.0), 3)
+    np.testing.assert_array_equal(got, want)
+    # Only removes; a pixel removed has a removed or outside neighbour chain.
+    assert np.all(got <= mask)
+    assert ndi.binary_fill_holes(got).sum() - got.sum() <= (
+        ndi.binary_fill_holes(mask).sum() - mask.sum()
+    )
+
+
+@pytest.mark.parametrize(
+    ("variant", "noise_too_large"),
+    [
+        ({}, False),
+        ({"halo_strength": 0.5}, True),
+        ({"psf_sigma_px": 2.0}, False),
+        ({"halo_sigma_px": 10.0}, True),
+        ({"halo_kernel": "exponential"}, False),
+    ],
+    ids=["standard", "weak-halo", "psf-2", "wide-halo", "exponential"],
+)
+def test_edge_level_puts_outlines_on_the_cells(
+    variant: dict[str, object], noise_too_large: bool
+) -> None:
+    # Ground truth from the generator: matched cells' area ratio. The edge
+    # level keeps it within 7 % where the noise margin drifted with the halo.
+    params = synth.preset(
+        "standard", frame_sizes=((256, 256),), n_fov=1, n_frames=3, **variant
+    )
+    sim = synth.simulate_fov(params, 0)
+    ratios: dict[str, list[float]] = {"edge": [], "noise": []}
+    for t in (0, 2):
+        frame = sim.render(t)
+        truth = frame.labels.astype(np.int64)
+        for level in ratios:
+            pred, _ = ndi.label(segment_log_std(frame.images[0], halo_level=level).mask)
+            nt, npd = truth.max() + 1, pred.max() + 1
+            counts = np.bincount(
+                (truth * npd + pred).ravel(), minlength=nt * npd
+            ).reshape(nt, npd)
+            at, ap = counts.sum(1), counts.sum(0)
+            iou = counts[1:, 1:] / np.maximum(
+                at[1:, None] + ap[None, 1:] - counts[1:, 1:], 1
+            )
+            ti, pj = np.nonzero(iou > 0.5)
+            ratios[level] += (ap[pj + 1] / at[ti + 1]).tolist()
+    edge = float(np.median(ratios["edge"]))
+    noise = float(np.median(ratios["noise"]))
+    assert 0.93 <= edge <= 1.07, edge
+    if noise_too_large:
+        assert noise > edge + 0.03, (noise, edge)
