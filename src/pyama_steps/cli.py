@@ -49,6 +49,9 @@ def _status(argv: Sequence[str]) -> int:
         state = entry["status"]
         if state == "ok":
             detail = f"{entry['n_cells']} cells ({entry['n_good']} good)"
+            n_warn = len(entry.get("warnings", []))
+            if n_warn:
+                detail += f", {n_warn} segmentation warning{'s' * (n_warn > 1)}"
         elif state == "failed":
             where = args.output_dir / entry["log"]
             detail = f"step {entry['step']}: {entry['message']} (log: {where})"
@@ -56,11 +59,19 @@ def _status(argv: Sequence[str]) -> int:
         else:
             detail = "not run or interrupted"
         print(f"FOV {int(fov):>4}  {state:<8} {detail}")
+        # the segmentation checks (algorithms.md §2.8), under their FOV
+        for level, key in (("warning", "warnings"), ("note", "notes")):
+            for item in entry.get(key, []):
+                print(f"          {level}: {item['message']}")
     counts = {
         s: sum(1 for e in status.values() if e["status"] == s)
         for s in ("ok", "failed", "pending")
     }
-    print(f"{counts['ok']} ok, {counts['failed']} failed, {counts['pending']} pending")
+    warned = sum(1 for e in status.values() if e.get("warnings"))
+    line = f"{counts['ok']} ok, {counts['failed']} failed, {counts['pending']} pending"
+    if warned:
+        line += f"; {warned} FOV(s) with segmentation warnings (see above)"
+    print(line)
     if failed:
         print(
             "Fix the cause, then rerun the same snakemake command: finished FOVs "
