@@ -104,7 +104,7 @@ def _inspect(argv: Sequence[str]) -> int:
 
 
 def _init(argv: Sequence[str]) -> int:
-    from pyama_steps.describe import describe_file, render_config
+    from pyama_steps.describe import describe_file, looks_like_phase, render_config
     from pyama_steps.io import InputError
 
     parser = argparse.ArgumentParser(
@@ -131,6 +131,17 @@ def _init(argv: Sequence[str]) -> int:
         return 2
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(render_config(desc, output_dir=args.output_dir))
+    names = desc["scenes"][0]["channel_names"] if desc["scenes"] else []
+    if not any(looks_like_phase(n) for n in names):
+        listing = ", ".join(f"{i}: {n!r}" for i, n in enumerate(names))
+        print(
+            "pyama-steps init: warning: no channel name looks like phase contrast, "
+            f"bright field or DIC ({listing}); channel 0 was written as channels.pc. "
+            "The segmentation needs a transmitted-light channel: check channels.pc "
+            f"in {args.output} (a fluorescence channel there makes the run warn "
+            "that the phase-contrast channel looks like fluorescence).",
+            file=sys.stderr,
+        )
     print(f"wrote {args.output}; check the lines marked CHECK, then run:")
     print(f"  snakemake --cores 8 --configfile {args.output}")
     return 0
