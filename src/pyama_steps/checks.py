@@ -170,7 +170,7 @@ def phase_statistics(
         background = values[~inside]
         if objects.size and background.size:
             level = float(np.median(background)) + _BRIGHT_K * noise
-            bright = np.count_nonzero(objects > level) / objects.size
+            bright = float(np.count_nonzero(objects > level)) / objects.size
     return PhaseStatistics(minimum=minimum, maximum=maximum, bright_fraction=bright)
 
 
