@@ -3,7 +3,8 @@
 ``generate``
     Write a synthetic time-lapse with ground truth (demo and test data).
 ``status``
-    Show which FOVs of a run are ok, failed (with the error) or pending.
+    Show which FOVs of a run are ok, failed (with the error) or pending, and
+    the segmentation checks' warnings and notes of each FOV.
 ``evaluate``
     Score a run against the generator's ground truth (algorithms.md §8).
 ``export-ctc``
@@ -30,7 +31,8 @@ def _status(argv: Sequence[str]) -> int:
     from pyama_steps.paths import MANIFEST
 
     parser = argparse.ArgumentParser(
-        prog="pyama-steps status", description="Show the status of every FOV of a run."
+        prog="pyama-steps status",
+        description="Show the status and segmentation warnings of every FOV of a run.",
     )
     parser.add_argument("output_dir", type=Path, help="the run's output_dir")
     args = parser.parse_args(argv)
@@ -158,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "  inspect FILE [--json]         scenes, sizes, channels, frame times\n"
             "  init FILE -o CONFIG.yaml      write a commented config for FILE\n"
             "  generate OUT_DIR              write a synthetic time-lapse with truth\n"
-            "  status OUTPUT_DIR             show ok / failed / pending FOVs of a run\n"
+            "  status OUTPUT_DIR             FOVs ok / failed / pending, and warnings\n"
             "  evaluate TRUTH_DIR OUTPUT_DIR score a run against ground truth\n"
             "  export-ctc OUTPUT_DIR DEST    write tracks as Cell Tracking Challenge "
             "folders",
