@@ -48,7 +48,7 @@ def _warm() -> None:
 def _fov(args: tuple[dict[str, Any], dict[str, Any], str, int]) -> float:
     """All steps of one FOV, in order; returns the seconds spent."""
     from pyama_steps import steps
-    from pyama_steps.paths import fov_file, stack_file
+    from pyama_steps.paths import fov_file, fov_json, stack_file
 
     plan, config, out, fov = args
     t0 = time.perf_counter()
@@ -65,8 +65,9 @@ def _fov(args: tuple[dict[str, Any], dict[str, Any], str, int]) -> float:
             scale_factor=None, scale_offset=ing["scale_offset"],
         )  # fmt: skip
     steps.segment_phase(
-        pc=path("pc", pc), output=path("seg", pc), params=config["segmentation"]
-    )
+        pc=path("pc", pc), output=path("seg", pc), params=config["segmentation"],
+        stats=f"{out}/{fov_json(base, fov, 'seg_stats')}",
+    )  # fmt: skip
     for c in fl:
         steps.correct_background(
             fl=path("fl", c), seg=path("seg", pc), corrected=path("fl_corrected", c),
@@ -75,7 +76,7 @@ def _fov(args: tuple[dict[str, Any], dict[str, Any], str, int]) -> float:
     steps.track_cells(
         seg=path("seg", pc), labeled=path("seg_labeled", pc),
         lineage=f"{out}/{fov_file(base, fov, 'lineage')}", fov=fov,
-        params=config["tracking"],
+        params=config["tracking"], stats=f"{out}/{fov_json(base, fov, 'cell_stats')}",
     )  # fmt: skip
     times = next(f for f in plan["fovs"] if f["fov"] == fov)["times_min"]
     steps.extract_traces(

@@ -3,7 +3,8 @@
 ``generate``
     Write a synthetic time-lapse with ground truth (demo and test data).
 ``status``
-    Show which FOVs of a run are ok, failed (with the error) or pending.
+    Show which FOVs of a run are ok, failed (with the error) or pending, and
+    the segmentation checks' warnings and notes of each FOV.
 ``evaluate``
     Score a run against the generator's ground truth (algorithms.md §8).
 ``export-ctc``
@@ -30,7 +31,8 @@ def _status(argv: Sequence[str]) -> int:
     from pyama_steps.paths import MANIFEST
 
     parser = argparse.ArgumentParser(
-        prog="pyama-steps status", description="Show the status of every FOV of a run."
+        prog="pyama-steps status",
+        description="Show the status and segmentation warnings of every FOV of a run.",
     )
     parser.add_argument("output_dir", type=Path, help="the run's output_dir")
     args = parser.parse_args(argv)
@@ -49,6 +51,9 @@ def _status(argv: Sequence[str]) -> int:
         state = entry["status"]
         if state == "ok":
             detail = f"{entry['n_cells']} cells ({entry['n_good']} good)"
+            n_warn = len(entry.get("warnings", []))
+            if n_warn:
+                detail += f", {n_warn} segmentation warning{'s' * (n_warn > 1)}"
         elif state == "failed":
             where = args.output_dir / entry["log"]
             detail = f"step {entry['step']}: {entry['message']} (log: {where})"
@@ -56,11 +61,19 @@ def _status(argv: Sequence[str]) -> int:
         else:
             detail = "not run or interrupted"
         print(f"FOV {int(fov):>4}  {state:<8} {detail}")
+        # the segmentation checks (algorithms.md §2.8), under their FOV
+        for level, key in (("warning", "warnings"), ("note", "notes")):
+            for item in entry.get(key, []):
+                print(f"          {level}: {item['message']}")
     counts = {
         s: sum(1 for e in status.values() if e["status"] == s)
         for s in ("ok", "failed", "pending")
     }
-    print(f"{counts['ok']} ok, {counts['failed']} failed, {counts['pending']} pending")
+    warned = sum(1 for e in status.values() if e.get("warnings"))
+    line = f"{counts['ok']} ok, {counts['failed']} failed, {counts['pending']} pending"
+    if warned:
+        line += f"; {warned} FOV(s) with segmentation warnings (see above)"
+    print(line)
     if failed:
         print(
             "Fix the cause, then rerun the same snakemake command: finished FOVs "
@@ -93,7 +106,7 @@ def _inspect(argv: Sequence[str]) -> int:
 
 
 def _init(argv: Sequence[str]) -> int:
-    from pyama_steps.describe import describe_file, render_config
+    from pyama_steps.describe import describe_file, looks_like_phase, render_config
     from pyama_steps.io import InputError
 
     parser = argparse.ArgumentParser(
@@ -120,6 +133,17 @@ def _init(argv: Sequence[str]) -> int:
         return 2
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(render_config(desc, output_dir=args.output_dir))
+    names = desc["scenes"][0]["channel_names"] if desc["scenes"] else []
+    if not any(looks_like_phase(n) for n in names):
+        listing = ", ".join(f"{i}: {n!r}" for i, n in enumerate(names))
+        print(
+            "pyama-steps init: warning: no channel name looks like phase contrast, "
+            f"bright field or DIC ({listing}); channel 0 was written as channels.pc. "
+            "The segmentation needs a transmitted-light channel: check channels.pc "
+            f"in {args.output} (a fluorescence channel there makes the run warn "
+            "that the phase-contrast channel looks like fluorescence).",
+            file=sys.stderr,
+        )
     print(f"wrote {args.output}; check the lines marked CHECK, then run:")
     print(f"  snakemake --cores 8 --configfile {args.output}")
     return 0
@@ -136,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "  inspect FILE [--json]         scenes, sizes, channels, frame times\n"
             "  init FILE -o CONFIG.yaml      write a commented config for FILE\n"
             "  generate OUT_DIR              write a synthetic time-lapse with truth\n"
-            "  status OUTPUT_DIR             show ok / failed / pending FOVs of a run\n"
+            "  status OUTPUT_DIR             FOVs ok / failed / pending, and warnings\n"
             "  evaluate TRUTH_DIR OUTPUT_DIR score a run against ground truth\n"
             "  export-ctc OUTPUT_DIR DEST    write tracks as Cell Tracking Challenge "
             "folders",

@@ -31,6 +31,7 @@ ALGORITHM_SECTIONS: tuple[str, ...] = (
     "background",
     "tracking",
     "extraction",
+    "qc",
 )
 
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
@@ -243,6 +244,16 @@ def validate_config(
         raise ConfigError(
             f"config key 'segmentation.window' = {window!r} must be odd "
             "(3, 5, ..., 37)."
+        )
+    diameters = instance.get("qc", {}).get("cell_diameter_px")
+    if (
+        isinstance(diameters, list)
+        and len(diameters) == 2
+        and diameters[0] > diameters[1]
+    ):
+        raise ConfigError(
+            f"config key 'qc.cell_diameter_px' = {diameters!r} must be [min, max] "
+            "with min <= max; swap the two values."
         )
     if not instance.get("input") and not instance.get("samples"):
         raise ConfigError(

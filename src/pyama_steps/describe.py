@@ -15,14 +15,60 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["describe_file", "format_description", "guess_channels", "render_config"]
+__all__ = [
+    "describe_file",
+    "format_description",
+    "guess_channels",
+    "looks_like_phase",
+    "render_config",
+]
 
-#: Channel names that usually mean a transmitted-light (phase) channel.
-_PHASE_NAME = re.compile(
-    r"(^|[^a-z])(phase|ph[123]?|pc|bf|brightfield|bright field|dic|trans|tl|"
-    r"transmitted|mono|t pmt)([^a-z]|$)",
+#: Words (case-insensitive, optionally followed by digits: ``Phase2``, ``PH3``)
+#: that usually mean a transmitted-light (phase) channel.
+_PHASE_WORD = re.compile(
+    r"(?:phase|phc|pc|bf|brightfield|dic|trans|transmitted|tl|mono)\d*|ph[123]?",
     re.IGNORECASE,
 )
+#: Two-word names of transmitted-light channels.
+_PHASE_PHRASES = (("bright", "field"), ("t", "pmt"))
+
+
+def looks_like_phase(name: str) -> bool:
+    """Tell whether a channel name names a transmitted-light (phase) channel.
+
+    The name is split into words at every character that is not a letter or a
+    digit, and one whole word must be a phase word (``Phase``, ``Ph1``-``Ph3``,
+    ``PH``, ``PhC``, ``PC``, ``BF``, ``Brightfield``, ``DIC``, ``Trans``,
+    ``Transmitted``, ``TL``, ``Mono``, optionally followed by digits) or two
+    words ``Bright Field`` / ``T PMT``. A word inside another word does not
+    count (``PhotoConversion``, ``BFP``), and ``pH`` written as the acidity
+    (lower-case p, upper-case H: ``5-FAM/pH 9.0``) is not phase.
+
+    Parameters
+    ----------
+    name : str
+        One channel name.
+
+    Returns
+    -------
+    bool
+        True if the name looks like phase contrast, bright field or DIC.
+
+    Examples
+    --------
+    >>> [looks_like_phase(n) for n in ("Phase", "PH3", "TL BF", "5-FAM/pH 9.0")]
+    [True, True, True, False]
+    """
+    words = re.findall(r"[A-Za-z0-9]+", name or "")
+    for i, word in enumerate(words):
+        if word == "pH":  # the acidity of a dye's buffer, as in '5-FAM/pH 9.0'
+            continue
+        if _PHASE_WORD.fullmatch(word):
+            return True
+        pair = tuple(w.lower() for w in words[i : i + 2])
+        if pair in _PHASE_PHRASES:
+            return True
+    return False
 
 
 def guess_channels(names: Sequence[str]) -> tuple[int, list[int], str]:
@@ -36,15 +82,16 @@ def guess_channels(names: Sequence[str]) -> tuple[int, list[int], str]:
     Returns
     -------
     pc : int
-        The first channel whose name looks like transmitted light (phase, PC,
-        BF, DIC, Trans, ...), else 0.
+        The first channel whose name looks like transmitted light
+        (:func:`looks_like_phase`: Phase, PC, BF, DIC, Trans, ... as whole
+        words), else 0.
     fl : list of int
         Every other channel.
     reason : str
         Why ``pc`` was chosen, for the comment in the generated config.
     """
     for i, name in enumerate(names):
-        if _PHASE_NAME.search(name or ""):
+        if looks_like_phase(name):
             return i, [c for c in range(len(names)) if c != i], f"name {name!r}"
     return 0, list(range(1, len(names))), "no phase-like name: channel 0"
 

@@ -17,9 +17,23 @@ from pathlib import Path
 from typing import Any
 
 from pyama_steps import __version__
+from pyama_steps.checks import (
+    CELL_STATS_FIELDS,
+    SEG_STATS_FIELDS,
+    Finding,
+    check_segmentation,
+    read_stats_json,
+)
 from pyama_steps.config import ALGORITHM_SECTIONS
 from pyama_steps.io import atomic_output, atomic_write_text
-from pyama_steps.paths import MANIFEST, METADATA, TRACES_ALL, fov_file, stack_file
+from pyama_steps.paths import (
+    MANIFEST,
+    METADATA,
+    TRACES_ALL,
+    fov_file,
+    fov_json,
+    stack_file,
+)
 
 __all__ = [
     "RULE_STEPS",
@@ -27,7 +41,9 @@ __all__ = [
     "expected_outputs",
     "fov_status",
     "log_path",
+    "segmentation_findings",
     "summary_line",
+    "warning_lines",
     "write_results",
 ]
 
@@ -108,12 +124,14 @@ def expected_outputs(
             for c in fl
         ],
         "segment_phase": [
-            (stack_file(base, fov, "seg", pc), log_path("segment_phase", fov))
+            (stack_file(base, fov, "seg", pc), log_path("segment_phase", fov)),
+            (fov_json(base, fov, "seg_stats"), log_path("segment_phase", fov)),
         ],
         "correct_background": [],
         "track_cells": [
             (stack_file(base, fov, "seg_labeled", pc), log_path("track_cells", fov)),
             (fov_file(base, fov, "lineage"), log_path("track_cells", fov)),
+            (fov_json(base, fov, "cell_stats"), log_path("track_cells", fov)),
         ],
         "extract_traces": [
             (fov_file(base, fov, "traces"), log_path("extract_traces", fov))
@@ -219,6 +237,9 @@ def fov_status(
         if config["ingest"]["dtype_policy"] == "scale":
             entry["clipped_px"] = clipped
             entry["nan_px"] = nan
+        findings = segmentation_findings(out, meta, config, fov)
+        entry["warnings"] = [f.to_dict() for f in findings if f.level == "warning"]
+        entry["notes"] = [f.to_dict() for f in findings if f.level == "note"]
         return entry
     for rule, lg in missing:
         line = _last_line(out / lg)
@@ -230,6 +251,51 @@ def fov_status(
                 "log": lg,
             }
     return {"status": "pending"}
+
+
+def segmentation_findings(
+    out_dir: str | Path,
+    meta: Mapping[str, Any],
+    config: Mapping[str, Any],
+    fov: int,
+) -> list[Finding]:
+    """Run the segmentation checks (algorithms.md §2.8) on one FOV's statistics.
+
+    Reads the ``seg_stats`` and ``cell_stats`` JSON files that the segment and
+    track jobs wrote; ``qc`` and ``tracking`` of `config` set the limits.
+
+    Raises
+    ------
+    ValueError
+        If a statistics file is not valid (the message says to delete it and
+        rerun, which recomputes it).
+    """
+    out = Path(out_dir)
+    base = meta["base_name"]
+    pc = meta["channels"]["pc"]
+    seg_path = out / fov_json(base, fov, "seg_stats")
+    cell_path = out / fov_json(base, fov, "cell_stats")
+    seg = read_stats_json(
+        seg_path.read_text(encoding="utf-8"),
+        fields=SEG_STATS_FIELDS,
+        name=str(seg_path),
+    )
+    cells = read_stats_json(
+        cell_path.read_text(encoding="utf-8"),
+        fields=CELL_STATS_FIELDS,
+        name=str(cell_path),
+    )
+    tracking = config["tracking"]
+    low, high = config["qc"]["cell_diameter_px"]
+    return check_segmentation(
+        seg,
+        cells,
+        fov=fov,
+        channel=f"{int(pc['channel'])} ({pc['name']!r})",
+        cell_diameter_px=(float(low), float(high)),
+        jump_factor=float(config["qc"]["jump_factor"]),
+        max_gap=int(tracking["max_gap"]) if tracking["mode"] == "lineage" else 0,
+    )
 
 
 def _versions() -> dict[str, str]:
@@ -286,6 +352,8 @@ def build_manifest(
 
         traces = fov_file(base, f, "traces")
         lineage = fov_file(base, f, "lineage")
+        seg_stats = fov_json(base, f, "seg_stats")
+        cell_stats = fov_json(base, f, "cell_stats")
         results[str(f)] = {
             "pc": _entry(out, ok, pc, stack_file(base, f, "pc", pc)),
             "fl": many("fl"),
@@ -295,6 +363,8 @@ def build_manifest(
             "fl_corrected": many("fl_corrected"),
             "traces": traces if ok and (out / traces).exists() else None,
             "lineage": lineage if ok and (out / lineage).exists() else None,
+            "seg_stats": seg_stats if ok and (out / seg_stats).exists() else None,
+            "cell_stats": cell_stats if ok and (out / cell_stats).exists() else None,
         }
     identity = dict(meta.get("input", {"path": config["input"]}))
     identity["path"] = str(config["input"])
@@ -401,8 +471,52 @@ def summary_line(manifest: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
         for f, v in status.items()
         if v["status"] == "ok"
     )
-    return (
+    line = (
         f"FOVs: {counts['ok']} ok, {counts['failed']} failed, "
         f"{counts['pending']} pending; "
         f"cells: {cells} ({good} good); frames: {frames}"
     )
+    warned = [f for f, v in status.items() if v.get("warnings")]
+    if warned:
+        n = sum(len(status[f]["warnings"]) for f in warned)
+        line += (
+            f"; segmentation warnings: {n} in {len(warned)} FOV(s) "
+            f"({', '.join(warned[:10])}{', ...' if len(warned) > 10 else ''})"
+        )
+    return line
+
+
+def warning_lines(
+    manifest: Mapping[str, Any], *, limit: int | None = None, out_dir: str = "OUT"
+) -> list[str]:
+    """List the segmentation warnings and notes of every FOV, one line each.
+
+    Parameters
+    ----------
+    manifest : mapping
+        The manifest (``fov_status``).
+    limit : int, optional
+        Keep at most this many lines; a last line then says how many were
+        left out and how to see them.
+    out_dir : str, optional
+        The output directory, for that last line.
+
+    Returns
+    -------
+    list of str
+        ``warning: <message>`` and ``note: <message>`` lines, FOV by FOV,
+        each FOV's warnings before its notes.
+    """
+    lines = [
+        f"{level}: {item['message']}"
+        for entry in manifest["fov_status"].values()
+        for level, key in (("warning", "warnings"), ("note", "notes"))
+        for item in entry.get(key, [])
+    ]
+    if limit is not None and len(lines) > limit:
+        more = (
+            f"... and {len(lines) - limit} more warning(s) or note(s): "
+            f"`pyama-steps status {out_dir}` lists them all"
+        )
+        lines = [*lines[:limit], more]
+    return lines

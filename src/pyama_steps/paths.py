@@ -18,6 +18,7 @@ __all__ = [
     "check_writable",
     "fov_dir",
     "fov_file",
+    "fov_json",
     "parse_fov_list",
     "stack_file",
 ]
@@ -81,6 +82,12 @@ def fov_file(base: str, fov: int | str, kind: str) -> str:
     """Return ``fov_NNN/{base}_fov_NNN_{kind}.csv`` (``traces``, ``lineage``)."""
     d = fov_dir(fov)
     return f"{d}/{base}_{d}_{kind}.csv"
+
+
+def fov_json(base: str, fov: int | str, kind: str) -> str:
+    """Return ``fov_NNN/{base}_fov_NNN_{kind}.json`` (``seg_stats``, ``cell_stats``)."""
+    d = fov_dir(fov)
+    return f"{d}/{base}_{d}_{kind}.json"
 
 
 def check_writable(output_dir: str | Path) -> None:

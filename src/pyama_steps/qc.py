@@ -50,9 +50,11 @@ SUMMARY_COLUMNS: Final = (
     "cells",
     "good_cells",
     "frames",
+    "warnings",
     "step",
     "message",
     "log",
+    "checks",
 )
 
 _DPI: Final = 100
@@ -495,7 +497,10 @@ def summary_table(manifest: Mapping[str, Any], meta: Mapping[str, Any]) -> pd.Da
     DataFrame
         Columns :data:`SUMMARY_COLUMNS` in FOV order; ``step``, ``message``
         and ``log`` (the failed job's log, relative to the output directory)
-        are empty strings unless the FOV failed.
+        are empty strings unless the FOV failed. ``warnings`` counts the
+        segmentation checks' warnings (algorithms.md §2.8) and ``checks``
+        holds them and the notes, ``warning: <message>`` / ``note:
+        <message>``, joined by ``" | "``.
     """
     rows = []
     for key, status in sorted(
@@ -510,12 +515,22 @@ def summary_table(manifest: Mapping[str, Any], meta: Mapping[str, Any]) -> pd.Da
                 "cells": int(status.get("n_cells", 0)),
                 "good_cells": int(status.get("n_good", 0)),
                 "frames": int(shape[0]) if shape else 0,
+                "warnings": len(status.get("warnings", [])),
                 "step": str(status.get("step", "")),
                 "message": str(status.get("message", "")),
                 "log": str(status.get("log", "")),
+                "checks": " | ".join(_check_lines(status)),
             }
         )
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+
+
+def _check_lines(status: Mapping[str, Any]) -> list[str]:
+    return [
+        f"{level}: {item['message']}"
+        for level, key in (("warning", "warnings"), ("note", "notes"))
+        for item in status.get(key, [])
+    ]
 
 
 def _totals(table: pd.DataFrame) -> dict[str, int]:
@@ -529,6 +544,7 @@ def _totals(table: pd.DataFrame) -> dict[str, int]:
         "good cells": int(table["good_cells"].sum()),
         # as in the run's closing line: frames of the FOVs that are done
         "frames": int(table.loc[ok, "frames"].sum()),
+        "warnings": int(table["warnings"].sum()),
     }
 
 
@@ -536,6 +552,7 @@ _CSS: Final = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif;
        margin: 1.5rem; color: #1f2933; }
 h1 { font-size: 1.3rem; margin: 0 0 .3rem 0; }
+h2 { font-size: 1.1rem; margin: 0 0 .3rem 0; }
 p.source { color: #52606d; font-size: .85rem; margin: 0 0 1rem 0; }
 table { border-collapse: collapse; margin-bottom: 1.5rem; font-size: .9rem; }
 th, td { border: 1px solid #cbd2d9; padding: .3rem .7rem; text-align: right; }
@@ -543,6 +560,9 @@ th { background: #f0f4f8; white-space: nowrap; }
 .text { text-align: left; }
 tr.failed td { background: #ffe3e3; }
 tr.pending td { background: #fff3c4; }
+tr.warned td { background: #fff3c4; }
+ul.checks { font-size: .9rem; max-width: 70rem; }
+ul.checks li { margin-bottom: .4rem; }
 """
 
 
@@ -560,8 +580,10 @@ def summary_html(table: pd.DataFrame, *, title: str = "pyama-steps run summary")
     -------
     str
         HTML with a totals table (FOVs, ok/failed/pending, cells, good cells,
-        frames) and the per-FOV table; failed FOVs are highlighted with their
-        step, error line and log file. Text is HTML-escaped.
+        frames, warnings), the per-FOV table and the segmentation checks'
+        warnings and notes; failed FOVs are highlighted with their step,
+        error line and log file, FOVs with warnings in yellow. Text is
+        HTML-escaped.
     """
     totals = _totals(table)
     head = "".join(f"<th>{html.escape(k)}</th>" for k in totals)
@@ -572,25 +594,28 @@ def summary_html(table: pd.DataFrame, *, title: str = "pyama-steps run summary")
         "cells": "cells",
         "good_cells": "good cells",
         "frames": "frames",
+        "warnings": "warnings",
         "step": "failed step",
         "message": "error",
         "log": "log",
     }
     text_cols = {"status", "step", "message", "log"}
+    shown = [c for c in SUMMARY_COLUMNS if c in names]
     rows = []
     for rec in table.to_dict("records"):
         cells = "".join(
             f'<td class="text">{html.escape(str(rec[c]))}</td>'
             if c in text_cols
             else f"<td>{html.escape(str(rec[c]))}</td>"
-            for c in SUMMARY_COLUMNS
+            for c in shown
         )
-        rows.append(f'<tr class="{html.escape(str(rec["status"]))}">{cells}</tr>')
+        css = "warned" if rec["status"] == "ok" and rec["warnings"] else rec["status"]
+        rows.append(f'<tr class="{html.escape(str(css))}">{cells}</tr>')
     fov_head = "".join(
         f'<th class="text">{names[c]}</th>'
         if c in text_cols
         else f"<th>{names[c]}</th>"
-        for c in SUMMARY_COLUMNS
+        for c in shown
     )
     return (
         "<!doctype html>\n"
@@ -601,8 +626,32 @@ def summary_html(table: pd.DataFrame, *, title: str = "pyama-steps run summary")
         '<p class="source">From processing_results.yaml (fov_status) and '
         "metadata.json; frames count the FOVs that are ok.</p>\n"
         f"<table>\n<tr>{head}</tr>\n<tr>{vals}</tr>\n</table>\n"
-        f"<table>\n<tr>{fov_head}</tr>\n" + "\n".join(rows) + "\n</table>\n"
-        "</body>\n</html>\n"
+        f"<table>\n<tr>{fov_head}</tr>\n"
+        + "\n".join(rows)
+        + "\n</table>\n"
+        + _checks_html(table)
+        + "</body>\n</html>\n"
+    )
+
+
+def _checks_html(table: pd.DataFrame) -> str:
+    """Render the segmentation checks' warnings and notes, FOV by FOV (§2.8)."""
+    items = [
+        f'<li><span class="text">{html.escape(line)}</span></li>'
+        for text in table["checks"]
+        if text
+        for line in str(text).split(" | ")
+    ]
+    if not items:
+        return (
+            "<h2>Segmentation checks</h2>\n<p>No warning: every FOV's "
+            "segmentation passed the checks of algorithms.md §2.8.</p>\n"
+        )
+    return (
+        "<h2>Segmentation checks</h2>\n"
+        "<p>Warnings and notes of the checks of algorithms.md §2.8 (the FOVs "
+        "stay ok); each names the frames and the likely fix.</p>\n"
+        '<ul class="checks">\n' + "\n".join(items) + "\n</ul>\n"
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import math
 import threading
 import time
 import traceback
@@ -267,19 +268,28 @@ def copy_channel(
 # --------------------------------------------------------------------------
 
 
-def segment_phase(*, pc: str, output: str, params: Mapping[str, Any]) -> None:
-    """Segment a phase-contrast stack frame by frame with log-STD (§2)."""
+def segment_phase(
+    *, pc: str, output: str, params: Mapping[str, Any], stats: str | None = None
+) -> None:
+    """Segment a phase-contrast stack frame by frame with log-STD (§2).
+
+    With `stats`, also write the per-frame figures of the segmentation checks
+    (§2.8) there as JSON, after the mask stack is complete.
+    """
+    from pyama_steps.checks import SEG_STATS_FIELDS, stats_json
     from pyama_steps.segmentation import segment_log_std
 
     _work_begins()
     options = {k: v for k, v in params.items() if k != "method"}
+    columns: dict[str, list[float]] = {f: [] for f in SEG_STATS_FIELDS}
     with (
         NpyFrameReader(pc) as reader,
         NpyFrameWriter(output, reader.shape, np.bool_) as out,
     ):
         progress = _Progress(f"segment {Path(pc).name}", len(reader))
         for t in range(len(reader)):
-            result = segment_log_std(reader.read(t), **options)
+            frame = reader.read(t)
+            result = segment_log_std(frame, **options)
             out.write(t, result.mask)
             log.info(
                 "frame %d lo=%.6g hi=%.6g mode=%.6g sigma=%.6g threshold=%.6g "
@@ -293,7 +303,28 @@ def segment_phase(*, pc: str, output: str, params: Mapping[str, Any]) -> None:
                 result.foreground_fraction,
                 result.edge_ratio,
             )
+            if stats is not None:
+                for name, value in _segment_figures(frame, result).items():
+                    columns[name].append(value)
             progress(t)
+    if stats is not None:
+        atomic_write_text(stats, stats_json(columns, fields=SEG_STATS_FIELDS))
+
+
+def _segment_figures(frame: np.ndarray, result: Any) -> dict[str, float]:
+    """One frame's figures for the segmentation checks (§2.8)."""
+    from pyama_steps.checks import phase_statistics
+
+    noise = math.exp(result.mode) if math.isfinite(result.mode) else math.nan
+    figures = phase_statistics(frame, result.mask, noise=noise)
+    return {
+        "minimum": figures.minimum,
+        "maximum": figures.maximum,
+        "threshold": result.threshold,
+        "foreground_fraction": result.foreground_fraction,
+        "noise": noise,
+        "bright_fraction": figures.bright_fraction,
+    }
 
 
 # --------------------------------------------------------------------------
@@ -399,9 +430,20 @@ def correct_background(
 
 
 def track_cells(
-    *, seg: str, labeled: str, lineage: str, fov: int, params: Mapping[str, Any]
+    *,
+    seg: str,
+    labeled: str,
+    lineage: str,
+    fov: int,
+    params: Mapping[str, Any],
+    stats: str | None = None,
 ) -> None:
-    """Track cells through a mask stack and write labels and lineage (§4)."""
+    """Track cells through a mask stack and write labels and lineage (§4).
+
+    With `stats`, also write each frame's number of objects and median object
+    area (the figures of the segmentation checks, §2.8) there as JSON.
+    """
+    from pyama_steps.checks import CELL_STATS_FIELDS, object_statistics, stats_json
     from pyama_steps.io import atomic_output
     from pyama_steps.tracking import (
         LineageTracker,
@@ -412,10 +454,14 @@ def track_cells(
 
     _work_begins()
     tracker = LineageTracker(**params)
+    columns: dict[str, list[float]] = {f: [] for f in CELL_STATS_FIELDS}
     with NpyFrameReader(seg) as masks:
         progress = _Progress(f"track fov {fov} (pass 1)", len(masks))
         for t in range(len(masks)):
             tracker.push(masks.read(t))
+            n_objects, median_area = object_statistics(tracker.last_areas)
+            columns["n_objects"].append(n_objects)
+            columns["median_area_px"].append(median_area)
             progress(t)
         result = tracker.finish()
         log.info("%d track(s), max id %d", len(result.tracks), result.max_id)
@@ -436,6 +482,8 @@ def track_cells(
         open(tmp, "w", encoding="utf-8", newline="\n") as fh,
     ):
         write_lineage_csv(table, fh)
+    if stats is not None:
+        atomic_write_text(stats, stats_json(columns, fields=CELL_STATS_FIELDS))
 
 
 # --------------------------------------------------------------------------

@@ -662,6 +662,20 @@ class LineageTracker:
         """Number of frames pushed so far."""
         return len(self._luts)
 
+    @property
+    def last_areas(self) -> Int64Array:
+        """Areas (px) of the components of the frame pushed last.
+
+        ``(n,)`` int64 in label order, empty before the first push; read-only.
+        Pass 1 counts them anyway, so the segmentation checks (algorithms.md
+        §2.8) get each frame's objects without another pass over the pixels.
+        """
+        if not self._frames:
+            return np.zeros(0, dtype=np.int64)
+        areas = self._frames[-1].area[1:]
+        areas.setflags(write=False)
+        return areas
+
     def push(self, mask: BoolArray) -> Int64Array:
         """Track the next frame.
 
@@ -695,10 +709,11 @@ class LineageTracker:
             )
         comp, n = label_components(mask, connectivity=self._connectivity)
         t = self.n_frames
+        fg = np.flatnonzero(mask)
         if self._mode == "lineage":
-            frame = self._push_lineage(t, comp, n, np.flatnonzero(mask))
+            frame = self._push_lineage(t, comp, n, fg)
         else:
-            frame = self._push_upstream(t, comp, n)
+            frame = self._push_upstream(t, comp, n, fg)
         frame.lut.setflags(write=False)
         self._frames.append(frame)
         self._luts.append(frame.lut)
@@ -875,16 +890,20 @@ class LineageTracker:
 
     # -- upstream mode (§4.2) ------------------------------------------------
 
-    def _push_upstream(self, t: int, comp: npt.NDArray[np.int32], n: int) -> _Frame:
+    def _push_upstream(
+        self, t: int, comp: npt.NDArray[np.int32], n: int, fg: npt.NDArray[np.intp]
+    ) -> _Frame:
         tracks = self._tracks
         lut = np.zeros(n + 1, dtype=np.int64)
         boxes = _bboxes(comp, n)
+        # Only for last_areas: this mode's linking uses the boxes alone.
+        area = np.bincount(comp.ravel()[fg], minlength=n + 1).astype(np.int64)
         # The past frame only needs its boxes and lut, not its label image.
         frame = _Frame(
             t=t,
             comp=_NO_COMP,
             n=n,
-            area=np.zeros(0, np.int64),
+            area=area,
             lut=lut,
             boxes=boxes,
             fg=_NO_INDEX,

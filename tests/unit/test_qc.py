@@ -337,6 +337,64 @@ def test_summary_html_totals_and_escaping() -> None:
     assert '<tr class="failed">' in page
 
 
+WARNED = {
+    "fov_status": {
+        "0": {
+            "status": "ok",
+            "n_cells": 0,
+            "n_good": 0,
+            "warnings": [
+                {
+                    "check": "blank_channel",
+                    "frames": "0-29",
+                    "n_frames": 30,
+                    "message": "FOV 0: the phase-contrast channel 0 ('Phase') is "
+                    "blank in all 30 frames (value 0) <x>",
+                }
+            ],
+            "notes": [],
+        },
+        "2": {
+            "status": "ok",
+            "n_cells": 5,
+            "n_good": 0,
+            "warnings": [],
+            "notes": [
+                {
+                    "check": "dropped_frames",
+                    "frames": "4",
+                    "n_frames": 1,
+                    "message": "FOV 2, frame 4: the phase-contrast image is all zero",
+                }
+            ],
+        },
+    }
+}
+
+
+def test_summary_lists_the_segmentation_checks() -> None:
+    table = summary_table(WARNED, META)
+    assert table["warnings"].tolist() == [1, 0]
+    assert table.loc[0, "checks"].startswith("warning: FOV 0: the phase-contrast")
+    assert table.loc[1, "checks"] == (
+        "note: FOV 2, frame 4: the phase-contrast image is all zero"
+    )
+    page = summary_html(table)
+    assert "<h2>Segmentation checks</h2>" in page
+    assert "warning: FOV 0: the phase-contrast channel 0 (&#x27;Phase&#x27;)" in page
+    assert "(value 0) &lt;x&gt;" in page
+    assert "note: FOV 2, frame 4" in page
+    assert '<tr class="warned">' in page  # FOV 0: ok, with a warning
+    assert '<tr class="ok">' in page
+    # the totals end with the number of warnings
+    assert "<td>5</td><td>0</td><td>42</td><td>1</td></tr>" in page
+
+
+def test_summary_without_warnings_says_so() -> None:
+    page = summary_html(summary_table(MANIFEST, META))
+    assert "No warning: every FOV" in page
+
+
 def test_write_summary(tmp_path: Path) -> None:
     import json
 

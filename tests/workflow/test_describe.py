@@ -27,6 +27,17 @@ from tests.conftest import REPO, real_data_dir
         (["DAPI", "EGFP"], 0),  # no phase-like name: channel 0
         (["PhotoConversion", "GFP"], 0),  # 'ph' inside a word does not count
         ([""], 0),
+        # whole words only, and pH the acidity is not phase (cluster.nd2)
+        (["FM 4-64/2% CHAPS", "5-FAM/pH 9.0"], 0),
+        (["5-FAM/pH 9.0", "TL"], 1),
+        (["GFP", "pH7 buffer", "PH3"], 2),
+        (["EBFP2", "Brightfield"], 1),
+        (["GFP", "PC"], 1),
+        (["GFP", "TL Phase"], 1),
+        (["GFP", "Trans-PMT"], 1),
+        (["GFP", "Bright Field"], 1),
+        (["GFP", "Ph1"], 1),
+        (["GFP", "PhC"], 1),
     ],
 )
 def test_guess_phase_channel(names: list[str], pc: int) -> None:
@@ -97,3 +108,35 @@ def test_init_writes_a_valid_commented_config(name: str, tmp_path: Path) -> None
     again = _cli("init", str(real_data_dir() / name), "-o", str(out))
     assert again.returncode == 2
     assert "--force" in again.stderr
+
+
+def _tiny_ome_tiff(path: Path, names: list[str]) -> Path:
+    import numpy as np
+    import tifffile
+
+    data = np.zeros((2, len(names), 16, 16), dtype=np.uint16)
+    tifffile.imwrite(
+        path, data, ome=True, metadata={"axes": "TCYX", "Channel": {"Name": names}}
+    )
+    return path
+
+
+def test_init_warns_when_no_channel_looks_like_phase(tmp_path: Path) -> None:
+    image = _tiny_ome_tiff(tmp_path / "fluo.ome.tiff", ["FM 4-64", "5-FAM/pH 9.0"])
+    out = tmp_path / "cfg.yaml"
+    proc = _cli("init", str(image), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.startswith(
+        "pyama-steps init: warning: no channel name looks like phase contrast, "
+        "bright field or DIC (0: 'FM 4-64', 1: '5-FAM/pH 9.0'); channel 0 was "
+        "written as channels.pc."
+    )
+    assert yaml.safe_load(out.read_text())["channels"] == {
+        "pc": "FM 4-64",
+        "fl": ["5-FAM/pH 9.0"],
+    }
+    phase = _tiny_ome_tiff(tmp_path / "phase.ome.tiff", ["GFP", "Ph3"])
+    proc = _cli("init", str(phase), "-o", str(tmp_path / "p.yaml"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert yaml.safe_load((tmp_path / "p.yaml").read_text())["channels"]["pc"] == "Ph3"

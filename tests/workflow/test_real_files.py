@@ -236,6 +236,16 @@ def test_real_file_to_traces(name: str, extra: dict[str, Any], tmp_path: Path) -
     assert header[:6] == ["fov", "cell", "parent", "frame", "time", "good"]
     assert "pyama-steps: FOVs:" in proc.stdout
     assert "aggregate_results" in jobs_run(proc.stdout)
+    # segmentation checks (algorithms.md §2.8): DIC passes; the CZIs, whose
+    # "phase" channel is a fluorescence channel, are said to look like one
+    checks = [
+        {w["check"] for w in s["warnings"]} for s in manifest["fov_status"].values()
+    ]
+    if name == "example-cerevisiae.nd2":
+        assert checks == [set()]
+    else:
+        assert all("fluorescence_like" in c for c in checks)
+        assert "looks like fluorescence" in proc.stdout
 
 
 @pytest.mark.workflow

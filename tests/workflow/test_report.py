@@ -80,6 +80,12 @@ def test_qc_outputs(report_run: Path) -> None:
     assert table["cells"].tolist() == [status[k]["n_cells"] for k in ("0", "1")]
     assert table["good_cells"].tolist() == [status[k]["n_good"] for k in ("0", "1")]
     assert table["frames"].tolist() == [8, 8]
+    # the easy data give no segmentation warning, only FOV 0's dropped frame
+    assert table["warnings"].tolist() == [0, 0]
+    assert table["checks"].tolist() == [
+        "note: " + status["0"]["notes"][0]["message"],
+        "",
+    ]
     # the default target does not need the QC files and is still complete
     again = run_snakemake(report_run, _config(_input(report_run)), "-n")
     assert "Nothing to be done" in again.stdout

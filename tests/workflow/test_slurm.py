@@ -404,7 +404,7 @@ def test_failed_fov_is_rerun_alone_through_slurm(
     # the other FOV's outputs are kept
     fov0 = tmp_path / "out" / "fov_000"
     kept = {p.name: p.stat().st_mtime_ns for p in fov0.iterdir()}
-    assert len(kept) == 7, sorted(kept)
+    assert len(kept) == 9, sorted(kept)  # 7 stacks and CSVs, 2 check JSONs
 
     # fix the fault (remove the bad file) and rerun the same command: only the
     # failed FOV's batch and the aggregate are submitted

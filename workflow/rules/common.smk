@@ -22,7 +22,7 @@ from pyama_steps import paths as P
 from pyama_steps.config import ConfigError, load_schema, validate_config
 from pyama_steps.execute import run_step
 from pyama_steps.io import InputError
-from pyama_steps.manifest import summary_line, write_results
+from pyama_steps.manifest import summary_line, warning_lines, write_results
 from pyama_steps.plan import plan_run_cached, z_mode_for
 from pyama_steps.samples import read_sample_sheet, sample_config, summary_table
 
@@ -63,6 +63,10 @@ class Run:
     def fov_csv(self, kind, fov="{fov}"):
         """Path (pattern) of one per-FOV CSV (traces, lineage)."""
         return f"{self.out}/{P.fov_file(self.base, fov, kind)}"
+
+    def fov_json(self, kind, fov="{fov}"):
+        """Path (pattern) of one per-FOV JSON (seg_stats, cell_stats)."""
+        return f"{self.out}/{P.fov_json(self.base, fov, kind)}"
 
     def log(self, rule, suffix=""):
         return f"{self.out}/logs/{rule}/fov_{{fov}}{suffix}.log"
@@ -115,6 +119,7 @@ class Run:
             if self.bg["write_background"]:
                 files += [self.stack("fl_background", c, fov) for c in self.fl]
             files += [self.fov_csv("lineage", fov), self.fov_csv("traces", fov)]
+            files += [self.fov_json("seg_stats", fov), self.fov_json("cell_stats", fov)]
         return files
 
     def report(self, failed):
@@ -143,6 +148,9 @@ class Run:
                     f"pyama-steps: {label}FOV {f} failed in step {s['step']}: "
                     f"{s['message']} (log: {self.out}/{s['log']})"
                 )
+        # the segmentation checks (algorithms.md §2.8): warnings and notes
+        for line in warning_lines(manifest, limit=20, out_dir=self.out):
+            print(f"pyama-steps: {label}{line}")
         return manifest
 
 

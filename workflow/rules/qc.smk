@@ -138,7 +138,7 @@ for run in RUNS:
                 _qc["html"],
                 caption="../report/qc_summary.rst",
                 category=_label + "Run summary",
-                labels={"table": "FOVs, cells, good cells, frames, failures"},
+                labels={"table": "FOVs, cells, frames, failures, warnings"},
             ),
             tsv=_qc["tsv"],
         params:

@@ -1,5 +1,6 @@
 # Segment (algorithms.md §2): log-STD thresholding of the phase-contrast stack,
-# one job per FOV, frame by frame.
+# one job per FOV, frame by frame; also the per-frame figures of the
+# segmentation checks (§2.8), which the manifest turns into warnings.
 
 for run in RUNS:
 
@@ -10,6 +11,8 @@ for run in RUNS:
             pc=run.stack("pc", run.pc),
         output:
             seg=run.stack("seg", run.pc),
+            # per-frame figures of the segmentation checks (§2.8)
+            stats=run.fov_json("seg_stats"),
         params:
             segmentation=run.config["segmentation"],
         log:
@@ -30,5 +33,6 @@ for run in RUNS:
                 "pyama_steps.steps:segment_phase",
                 pc=input.pc,
                 output=output.seg,
+                stats=output.stats,
                 params=dict(params.segmentation),
             )

@@ -11,6 +11,8 @@ for run in RUNS:
         output:
             labeled=run.stack("seg_labeled", run.pc),
             lineage=run.fov_csv("lineage"),
+            # objects and median area per frame, for the segmentation checks
+            stats=run.fov_json("cell_stats"),
         params:
             fov=lambda wc: int(wc.fov),
             tracking=run.config["tracking"],
@@ -33,6 +35,7 @@ for run in RUNS:
                 seg=input.seg,
                 labeled=output.labeled,
                 lineage=output.lineage,
+                stats=output.stats,
                 fov=params.fov,
                 params=dict(params.tracking),
             )
