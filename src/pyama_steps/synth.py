@@ -578,6 +578,22 @@ _PRESET_VALUES: Final[dict[str, dict[str, Any]]] = {
         "motility_px": 1.5,
         "drift_px": 0.5,
     },
+    # Small cells (issue 13): semi-axes 6-13 px (12-26 px across) in 1024²
+    # frames, about 80 cells per FOV at the start, the standard optics,
+    # motion and growth.
+    "small": {
+        "n_fov": 2,
+        "n_frames": 40,
+        "frame_sizes": ((1024, 1024),),
+        "cell_diameter_px": (12.0, 26.0),
+        "max_aspect": 1.3,
+        "coverage": 0.018,
+        "cluster_fraction": 0.3,
+        "cluster_radius_px": 25.0,
+        "doubling_time_h": 18.0,
+        "motility_px": 1.5,
+        "drift_px": 0.5,
+    },
 }
 PRESETS: Final = tuple(_PRESET_VALUES)
 _BACKGROUND_AUTO_BYTES: Final = 256 * 2**20
@@ -598,7 +614,7 @@ def preset(name: str, **overrides: Any) -> SynthParams:
 
     Parameters
     ----------
-    name : {'easy', 'demo', 'standard'}
+    name : {'easy', 'demo', 'standard', 'small'}
         Preset name (see Notes).
     **overrides
         Field values replacing the preset's (any :class:`SynthParams` field). When
@@ -624,7 +640,9 @@ def preset(name: str, **overrides: Any) -> SynthParams:
     ``demo``: 3 FOVs (512², 576x640, 384x448) x 24 frames at 10 min, cells 15-50
     px at 12 % coverage, 20 h doubling, 0.4 px/frame drift, one dropped frame.
     ``standard``: 4 FOVs x 60 frames x 512², 30 % coverage in colonies, 18 h
-    doubling, 1.5 px/frame motility, 0.5 px/frame drift.
+    doubling, 1.5 px/frame motility, 0.5 px/frame drift. ``small``: 2 FOVs x
+    40 frames x 1024², cells 12-26 px across (semi-axes 6-13 px), about 80
+    per FOV at the start, otherwise as ``standard``.
     """
     if name not in _PRESET_VALUES:
         raise ValueError(

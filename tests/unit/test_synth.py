@@ -64,7 +64,11 @@ def _fov_dir(root: Path, name: str, fov: int) -> Path:
 
 # ----------------------------------------------------------------- parameters
 def test_preset_names_and_defaults():
-    assert synth.PRESETS == ("easy", "demo", "standard")
+    assert synth.PRESETS == ("easy", "demo", "standard", "small")
+    small = synth.preset("small")
+    assert small.frame_sizes == ((1024, 1024),)
+    # Semi-axes 6-13 px: widths and lengths within 12-26 px.
+    assert small.cell_diameter_px == (12.0, 26.0)
     demo = synth.preset("demo")
     assert demo.preset == "demo"
     assert dataclasses.replace(demo, preset="custom") == synth.SynthParams()
