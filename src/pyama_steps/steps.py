@@ -268,11 +268,14 @@ def copy_channel(
 
 
 def segment_phase(*, pc: str, output: str, params: Mapping[str, Any]) -> None:
-    """Segment a phase-contrast stack frame by frame with log-STD (§2)."""
+    """Segment a phase-contrast stack frame by frame (§2; log-STD or rods)."""
+    if params.get("method") == "rods":
+        _segment_rods(pc=pc, output=output, options=params.get("rods", {}))
+        return
     from pyama_steps.segmentation import segment_log_std
 
     _work_begins()
-    options = {k: v for k, v in params.items() if k != "method"}
+    options = {k: v for k, v in params.items() if k not in {"method", "rods"}}
     with (
         NpyFrameReader(pc) as reader,
         NpyFrameWriter(output, reader.shape, np.bool_) as out,
@@ -289,6 +292,34 @@ def segment_phase(*, pc: str, output: str, params: Mapping[str, Any]) -> None:
                 result.mode,
                 result.sigma,
                 result.threshold,
+                result.foreground_fraction,
+            )
+            progress(t)
+
+
+def _segment_rods(*, pc: str, output: str, options: Mapping[str, Any]) -> None:
+    """Segment a phase-contrast stack frame by frame with the rods method (§2.8)."""
+    from pyama_steps.segment_rods import segment_rods
+
+    _work_begins()
+    with (
+        NpyFrameReader(pc) as reader,
+        NpyFrameWriter(output, reader.shape, np.bool_) as out,
+    ):
+        progress = _Progress(f"segment {Path(pc).name}", len(reader))
+        for t in range(len(reader)):
+            result = segment_rods(reader.read(t), **options)
+            out.write(t, result.mask)
+            log.info(
+                "frame %d dark=%.6g bright=%.6g body=%.6g core=%.6g noise=%.6g "
+                "cells=%d fg=%.6f",
+                t,
+                result.dark_level,
+                result.bright_level,
+                result.body_threshold,
+                result.core_threshold,
+                result.noise,
+                result.n_cells,
                 result.foreground_fraction,
             )
             progress(t)
