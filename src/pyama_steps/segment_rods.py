@@ -85,7 +85,7 @@ def segment_rods(
     *,
     smooth_sigma_px: float = 1.5,
     background_px: int = 48,
-    body_level: float = 0.85,
+    body_level: float = 0.7,
     core_level: float = 0.5,
     ridge_threshold: float = 0.007,
     grow_px: int = 4,
