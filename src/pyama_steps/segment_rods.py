@@ -26,7 +26,7 @@ from skimage.filters import threshold_otsu
 
 from pyama_steps._typing import BoolArray, RealArray
 
-__all__ = ["RodSegmentation", "segment_rods"]
+__all__ = ["DenseRodsCheck", "RodSegmentation", "check_dense_rods", "segment_rods"]
 
 F32 = npt.NDArray[np.float32]
 I32 = npt.NDArray[np.int32]
@@ -239,6 +239,131 @@ def segment_rods(
         n_cells=n_cells,
         foreground_fraction=float(mask.mean()),
     )
+
+
+@dataclass(frozen=True)
+class DenseRodsCheck:
+    """Whether a phase-contrast frame is a dense field of elongated dark objects.
+
+    Attributes
+    ----------
+    dense_rods : bool
+        The verdict of :func:`check_dense_rods`.
+    n_cells : int
+        Objects of at least `min_area_px` found by :func:`segment_rods`.
+    median_aspect : float
+        Median length/width ratio of those objects (from their second
+        moments); NaN without objects.
+    touching_fraction : float
+        Share of those objects with another object within 2 px (city block
+        and diagonal: a 5 x 5 window); NaN without objects.
+    foreground_fraction : float
+        Share of the frame covered by the mask of :func:`segment_rods`.
+    """
+
+    dense_rods: bool
+    n_cells: int
+    median_aspect: float
+    touching_fraction: float
+    foreground_fraction: float
+
+
+def check_dense_rods(
+    frame: RealArray,
+    *,
+    min_cells: int = 10,
+    min_aspect: float = 2.0,
+    min_touching: float = 0.3,
+    min_area_px: int = 150,
+) -> DenseRodsCheck:
+    """Decide whether a frame shows rod-shaped cells packed against each other.
+
+    Parameters
+    ----------
+    frame : (Y, X) ndarray
+        One phase-contrast frame (any real dtype, finite); not modified.
+    min_cells : int, optional
+        At least this many objects; >= 1.
+    min_aspect : float, optional
+        Their median length/width ratio at least this; >= 1. Rods of the
+        generator's ``rods`` preset give 2.6-2.7, round and oval cells
+        (``demo``, ``standard``) 1.2-1.5.
+    min_touching : float, optional
+        At least this share of them has a neighbour within 2 px; in [0, 1].
+        Dense colonies give 0.65-0.8, sparse cells up to 0.2.
+    min_area_px : int, optional
+        Objects smaller than this are not counted; >= 1.
+
+    Returns
+    -------
+    DenseRodsCheck
+        The verdict and the measures it rests on.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`segment_rods` for the frame; for an option out of range.
+
+    Notes
+    -----
+    The frame is segmented with :func:`segment_rods` (its defaults), so the
+    check costs one segmentation. ``pyama-steps init`` runs it on the first
+    and the last phase plane of the first FOV to propose
+    ``segmentation.method: rods`` (algorithms.md §2.8).
+    """
+    min_cells = _check_int("min_cells", min_cells, minimum=1)
+    min_aspect = _check_real("min_aspect", min_aspect, minimum=1.0)
+    min_touching = _check_real("min_touching", min_touching, minimum=0.0)
+    if min_touching > 1.0:
+        raise ValueError(f"min_touching must be in [0, 1]; got {min_touching!r}")
+    min_area_px = _check_int("min_area_px", min_area_px, minimum=1)
+    mask = segment_rods(frame).mask
+    labels, n = ndi.label(mask)
+    labels = np.asarray(labels, dtype=np.int32)
+    aspect, touching, big = _object_shapes(labels, n, min_area_px)
+    n_big = int(big.sum())
+    nan = math.nan
+    med_aspect = float(np.median(aspect[big])) if n_big else nan
+    touch = float(touching[big].mean()) if n_big else nan
+    dense = n_big >= min_cells and med_aspect >= min_aspect and touch >= min_touching
+    return DenseRodsCheck(
+        dense_rods=bool(dense),
+        n_cells=n_big,
+        median_aspect=med_aspect,
+        touching_fraction=touch,
+        foreground_fraction=float(mask.mean()),
+    )
+
+
+def _object_shapes(
+    labels: I32, n: int, min_area_px: int
+) -> tuple[npt.NDArray[np.float64], BoolArray, BoolArray]:
+    """Aspect ratio, touching flag and size flag of every label (index = id)."""
+    flat = labels.ravel()
+    yy, xx = np.indices(labels.shape, dtype=np.float64)
+    count = np.bincount(flat, minlength=n + 1).astype(np.float64)
+    c = np.maximum(count, 1.0)
+
+    def mean(values: Any) -> npt.NDArray[np.float64]:
+        return np.bincount(flat, weights=values.ravel(), minlength=n + 1) / c
+
+    my, mx = mean(yy), mean(xx)
+    # + 1/12: the variance of a uniform pixel, so a 1-px line is not degenerate
+    vy = mean(yy * yy) - my * my + 1.0 / 12.0
+    vx = mean(xx * xx) - mx * mx + 1.0 / 12.0
+    cxy = mean(xx * yy) - mx * my
+    mid = (vx + vy) / 2.0
+    spread = np.sqrt(((vx - vy) / 2.0) ** 2 + cxy * cxy)
+    aspect = np.sqrt((mid + spread) / np.maximum(mid - spread, 1e-12))
+    top = ndi.maximum_filter(labels, size=5, mode="constant")
+    low = ndi.minimum_filter(
+        np.where(labels > 0, labels, n + 1), size=5, mode="constant", cval=n + 1
+    )
+    near = (labels > 0) & ((top != labels) | (low != labels))
+    touching = np.bincount(flat[near.ravel()], minlength=n + 1) > 0
+    big = count >= min_area_px
+    big[0] = False
+    return aspect, touching, big
 
 
 # --------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from scipy import ndimage
 
 from pyama_steps import synth
 from pyama_steps.evaluate import _match_frame
-from pyama_steps.segment_rods import RodSegmentation, segment_rods
+from pyama_steps.segment_rods import RodSegmentation, check_dense_rods, segment_rods
 
 
 # ------------------------------------------------------------------ helpers
@@ -292,3 +292,55 @@ def test_bad_frames(frame, error, match):
 def test_bad_options(option, value, error, match):
     with pytest.raises(error, match=match):
         segment_rods(np.zeros((16, 16), dtype=np.uint16), **{option: value})
+
+
+# ------------------------------------------------------------ dense-rods check
+@pytest.mark.parametrize(
+    ("preset", "expected"),
+    [("rods", True), ("demo", False), ("standard", False), ("easy", False)],
+)
+def test_check_dense_rods_on_generated_fields(preset, expected):
+    params = synth.preset(preset, n_fov=1, n_frames=3, seed=1)
+    frame = synth.simulate_fov(params, 0).render(2).images[0]
+    check = check_dense_rods(frame)
+    assert check.dense_rods is expected
+    if expected:
+        assert check.median_aspect > 2.2
+        assert check.touching_fraction > 0.5
+    else:
+        assert check.median_aspect < 1.7
+
+
+def test_check_dense_rods_needs_all_three_signs():
+    # Sparse rods (no neighbours) and a pack of short, wide cells are no
+    # dense-rod field; an empty frame has no objects.
+    shape = (256, 256)
+    sparse = [
+        _capsule(shape, (40 + 60 * (k // 3), 40 + 80 * (k % 3)), 60, 16)
+        for k in range(9)
+    ]
+    sparse += [_capsule(shape, (230, 60 + 70 * k), 60, 16) for k in range(3)]
+    check = check_dense_rods(_phase(sparse))
+    assert check.n_cells == 12
+    assert check.median_aspect > 3.0
+    assert check.touching_fraction < 0.1
+    assert not check.dense_rods
+    packed = [
+        _capsule(shape, (30 + 27 * r, 30 + 27 * c), 26, 26) for r in range(8)
+        for c in range(8)
+    ]  # fmt: skip
+    check = check_dense_rods(_phase(packed))
+    assert check.touching_fraction > 0.8
+    assert check.median_aspect < 1.3
+    assert not check.dense_rods
+    empty = check_dense_rods(np.full(shape, 500, dtype=np.uint16))
+    assert empty.n_cells == 0
+    assert math.isnan(empty.median_aspect)
+    assert not empty.dense_rods
+
+
+def test_check_dense_rods_errors():
+    with pytest.raises(ValueError, match=r"min_touching must be in \[0, 1\]"):
+        check_dense_rods(np.zeros((8, 8)), min_touching=2.0)
+    with pytest.raises(ValueError, match=r"min_aspect must be a finite number >= 1"):
+        check_dense_rods(np.zeros((8, 8)), min_aspect=0.5)
