@@ -466,18 +466,29 @@ def _flatten(image: F32, window: int) -> F32:
 
 
 def _upsample(small: F32, n: int, *, axis: int) -> F32:
-    """Interpolate block centres linearly to ``n`` pixel centres along ``axis``."""
-    m = small.shape[axis]
-    pos = (np.arange(n, dtype=np.float64) + 0.5) / _BLOCK - 0.5
-    pos = np.clip(pos, 0.0, m - 1.0)
-    lo = np.minimum(np.floor(pos).astype(np.intp), max(m - 2, 0))
-    hi = np.minimum(lo + 1, m - 1)
-    w = (pos - lo).astype(np.float32)
+    """Interpolate block centres linearly to ``n`` pixel centres along ``axis``.
+
+    Pixel ``k`` of block ``i`` lies ``(k + 0.5) / B - 0.5`` blocks from the
+    centre of block ``i``; beyond the outermost centres the value is constant.
+    """
+    edge = (slice(0, 1), slice(-1, None))
     if axis == 0:
-        out = small[lo] * (1 - w)[:, None] + small[hi] * w[:, None]
+        ext = np.concatenate([small[edge[0]], small, small[edge[1]]], axis=0)
+        mid, before, after = ext[1:-1], ext[:-2], ext[2:]
     else:
-        out = small[:, lo] * (1 - w)[None, :] + small[:, hi] * w[None, :]
-    return np.asarray(out, dtype=np.float32)
+        ext = np.concatenate([small[:, edge[0]], small, small[:, edge[1]]], axis=1)
+        mid, before, after = ext[:, 1:-1], ext[:, :-2], ext[:, 2:]
+    parts = []
+    for k in range(_BLOCK):
+        f = (k + 0.5) / _BLOCK - 0.5
+        near = before if f < 0 else after
+        parts.append(mid * np.float32(1.0 - abs(f)) + near * np.float32(abs(f)))
+    stacked = np.stack(parts, axis=axis + 1)
+    shape = list(small.shape)
+    shape[axis] *= _BLOCK
+    out = stacked.reshape(shape)
+    out = out[:n] if axis == 0 else out[:, :n]
+    return np.ascontiguousarray(out, dtype=np.float32)
 
 
 def _levels(s: F32, flat: F32) -> tuple[float, float, float] | None:
@@ -499,16 +510,25 @@ def _levels(s: F32, flat: F32) -> tuple[float, float, float] | None:
 
 
 def _ridge_strength(s: F32) -> F32:
-    """Negative smaller eigenvalue of the Hessian (central differences)."""
-    hyy = np.zeros_like(s)
-    hxx = np.zeros_like(s)
-    hxy = np.zeros_like(s)
-    hyy[1:-1] = s[2:] - 2 * s[1:-1] + s[:-2]
-    hxx[:, 1:-1] = s[:, 2:] - 2 * s[:, 1:-1] + s[:, :-2]
-    hxy[1:-1, 1:-1] = (s[2:, 2:] - s[2:, :-2] - s[:-2, 2:] + s[:-2, :-2]) * 0.25
+    """Negative smaller eigenvalue of the Hessian (central differences).
+
+    The outermost rows and columns, where the differences are undefined, repeat
+    their inner neighbours, so a junction line runs on to the frame edge (0 for
+    a frame under 3 px on a side).
+    """
+    out = np.zeros_like(s)
+    if min(s.shape) < 3:
+        return out
+    c = s[1:-1, 1:-1]
+    hyy = s[2:, 1:-1] + s[:-2, 1:-1] - 2 * c
+    hxx = s[1:-1, 2:] + s[1:-1, :-2] - 2 * c
+    hxy = (s[2:, 2:] - s[2:, :-2] - s[:-2, 2:] + s[:-2, :-2]) * np.float32(0.25)
     half = (hxx - hyy) * np.float32(0.5)
     root = np.sqrt(half * half + hxy * hxy)
-    return np.asarray(root - (hxx + hyy) * np.float32(0.5), dtype=np.float32)
+    out[1:-1, 1:-1] = root - (hxx + hyy) * np.float32(0.5)
+    out[0], out[-1] = out[1], out[-2]
+    out[:, 0], out[:, -1] = out[:, 1], out[:, -2]
+    return out
 
 
 # --------------------------------------------------------------------------------------

@@ -192,7 +192,7 @@ def test_input_not_modified_and_deterministic():
 
 def test_ridge_strength_matches_the_eigenvalues():
     # Oracle: numpy's symmetric eigen-solver on every 2 x 2 Hessian of the same
-    # central differences.
+    # central differences; the outermost rows and columns repeat their neighbours.
     from pyama_steps.segment_rods import _ridge_strength
 
     rng = np.random.default_rng(0)
@@ -206,7 +206,13 @@ def test_ridge_strength_matches_the_eigenvalues():
     hxy[1:-1, 1:-1] = (d[2:, 2:] - d[2:, :-2] - d[:-2, 2:] + d[:-2, :-2]) / 4
     hessian = np.stack([np.stack([hyy, hxy], -1), np.stack([hxy, hxx], -1)], -2)
     expected = -np.linalg.eigvalsh(hessian)[..., 0]
-    np.testing.assert_allclose(_ridge_strength(s), expected, atol=1e-6)
+    ridge = _ridge_strength(s)
+    np.testing.assert_allclose(ridge[1:-1, 1:-1], expected[1:-1, 1:-1], atol=1e-6)
+    np.testing.assert_array_equal(ridge[0], ridge[1])
+    np.testing.assert_array_equal(ridge[-1], ridge[-2])
+    np.testing.assert_array_equal(ridge[:, 0], ridge[:, 1])
+    np.testing.assert_array_equal(ridge[:, -1], ridge[:, -2])
+    assert not _ridge_strength(np.ones((2, 9), dtype=np.float32)).any()
 
 
 # -------------------------------------------------------------- generated data
@@ -344,3 +350,20 @@ def test_check_dense_rods_errors():
         check_dense_rods(np.zeros((8, 8)), min_touching=2.0)
     with pytest.raises(ValueError, match=r"min_aspect must be a finite number >= 1"):
         check_dense_rods(np.zeros((8, 8)), min_aspect=0.5)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (17, 30), (64, 64)])
+def test_upsample_is_linear_interpolation_of_block_centres(shape):
+    # Oracle: numpy.interp between the block centres, constant beyond them.
+    from pyama_steps.segment_rods import _BLOCK, _upsample
+
+    rng = np.random.default_rng(1)
+    small = rng.random(shape).astype(np.float32)
+    for axis, n in ((0, shape[0] * _BLOCK - 2), (1, shape[1] * _BLOCK)):
+        out = _upsample(small, n, axis=axis)
+        centres = np.arange(shape[axis], dtype=np.float64)
+        pos = (np.arange(n) + 0.5) / _BLOCK - 0.5
+        lines = small if axis == 1 else small.T
+        ref = np.array([np.interp(pos, centres, line) for line in lines])
+        ref = ref if axis == 1 else ref.T
+        np.testing.assert_allclose(out, ref, atol=1e-6)
