@@ -19,6 +19,10 @@ Everything is seeded: FOV ``f`` uses ``numpy.random.default_rng([seed, f, k])``
 streams, so a FOV's content does not depend on how many FOVs are generated, and
 frame ``t``'s camera noise is drawn from its own stream ``[seed, f, 3, t]``.
 
+Cells are smooth blobs around ellipses, or with ``cell_shape='rod'`` rod-shaped
+bacteria (spherocylinders of fixed width that grow in length, divide end to end
+and pack side by side in colonies; preset ``rods``).
+
 Ground-truth definitions (binding for the evaluator)
 ----------------------------------------------------
 * **Labels.** Pixel ``(y, x)`` carries the truth id of the cell whose undistorted,
@@ -690,7 +694,7 @@ def preset(name: str, **overrides: Any) -> SynthParams:
 
     Parameters
     ----------
-    name : {'easy', 'demo', 'standard'}
+    name : {'easy', 'demo', 'standard', 'rods'}
         Preset name (see Notes).
     **overrides
         Field values replacing the preset's (any :class:`SynthParams` field). When
@@ -717,6 +721,13 @@ def preset(name: str, **overrides: Any) -> SynthParams:
     px at 12 % coverage, 20 h doubling, 0.4 px/frame drift, one dropped frame.
     ``standard``: 4 FOVs x 60 frames x 512², 30 % coverage in colonies, 18 h
     doubling, 1.5 px/frame motility, 0.5 px/frame drift.
+    ``rods``: dense rod-shaped bacteria (``cell_shape='rod'``): 2 FOVs (512²,
+    448x576) x 20 frames at 5 min, rods 15-25 px wide and 40-90 px long, 50 %
+    coverage, 95 % of it in colonies of radius ~110 px made of aligned domains
+    of rods packed side by side, 2 h doubling with division end to end, little
+    motion (0.3 px/frame), phase contrast with flat dark bodies
+    (``edge_thickness`` 0.6), a 6-px halo at 0.7 strength and bright lines
+    between touching rods; one dropped frame (FOV 0, frame 10).
     """
     if name not in _PRESET_VALUES:
         raise ValueError(
