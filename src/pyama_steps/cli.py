@@ -12,7 +12,8 @@
 ``inspect``
     Show the scenes, sizes, channels, pixel size and frame times of a file.
 ``init``
-    Write a commented configuration for a file, with the channels guessed.
+    Write a commented configuration for a file, with the channels guessed (and
+    the rods segmentation when its first phase planes show dense rods).
 """
 
 from __future__ import annotations
@@ -106,12 +107,20 @@ def _inspect(argv: Sequence[str]) -> int:
 
 
 def _init(argv: Sequence[str]) -> int:
-    from pyama_steps.describe import describe_file, looks_like_phase, render_config
+    from pyama_steps.describe import (
+        check_phase_planes,
+        describe_file,
+        looks_like_phase,
+        render_config,
+    )
     from pyama_steps.io import InputError
 
     parser = argparse.ArgumentParser(
         prog="pyama-steps init",
-        description="Write a commented configuration for a microscopy file.",
+        description=(
+            "Write a commented configuration for a microscopy file (metadata, "
+            "and the first and last phase plane of FOV 0)."
+        ),
     )
     parser.add_argument("file", help="ND2, CZI, OME-TIFF or any file bioio reads")
     parser.add_argument(
@@ -128,11 +137,13 @@ def _init(argv: Sequence[str]) -> int:
         return 2
     try:
         desc = describe_file(args.file)
+        phase_check = check_phase_planes(args.file, desc)
     except InputError as e:
         print(f"pyama-steps init: {e}", file=sys.stderr)
         return 2
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(render_config(desc, output_dir=args.output_dir))
+    text = render_config(desc, output_dir=args.output_dir, phase_check=phase_check)
+    args.output.write_text(text)
     names = desc["scenes"][0]["channel_names"] if desc["scenes"] else []
     if not any(looks_like_phase(n) for n in names):
         listing = ", ".join(f"{i}: {n!r}" for i, n in enumerate(names))

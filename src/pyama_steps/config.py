@@ -239,6 +239,14 @@ def validate_config(
             f"'segmentation.threshold_k' = {high!r} (it is the lower hysteresis "
             "threshold); set it lower or null."
         )
+    rods = seg.get("rods", {})
+    core, body = rods.get("core_level"), rods.get("body_level")
+    if isinstance(core, int | float) and isinstance(body, int | float) and core > body:
+        raise ConfigError(
+            f"config key 'segmentation.rods.core_level' = {core!r} must not exceed "
+            f"'segmentation.rods.body_level' = {body!r} (the seed cores lie inside "
+            "the cell bodies); set it lower."
+        )
     window = instance.get("segmentation", {}).get("window")
     if isinstance(window, int) and window % 2 == 0:
         raise ConfigError(

@@ -1,8 +1,10 @@
 """What is in a microscopy file, and a starting configuration for it.
 
 ``pyama-steps inspect FILE`` prints :func:`describe_file`; ``pyama-steps init
-FILE -o config/my.yaml`` writes :func:`render_config`. Both read metadata only,
-never pixels.
+FILE -o config/my.yaml`` writes :func:`render_config`. Both read metadata;
+``init`` also reads the first and the last phase plane of the first FOV
+(:func:`check_phase_planes`, never the whole file) to tell a dense field of
+rod-shaped bacteria, which needs ``segmentation.method: rods``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "check_phase_planes",
     "describe_file",
     "format_description",
     "guess_channels",
@@ -202,11 +205,74 @@ def format_description(desc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def render_config(desc: dict[str, Any], *, output_dir: str = "results") -> str:
+_DIC_NAME = re.compile(r"dic|bright|(^|[^a-z])bf([^a-z]|$)", re.IGNORECASE)
+
+
+def check_phase_planes(path: str | Path, desc: dict[str, Any]) -> dict[str, Any] | None:
+    """Check the first and last phase plane of FOV 0 for dense rod-shaped cells.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file :func:`describe_file` described.
+    desc : dict
+        Its description (channels, T, RGB samples).
+
+    Returns
+    -------
+    dict or None
+        ``None`` when the file has no scene or frame, or its phase channel
+        (guessed from the names) looks like DIC or bright field. Otherwise
+        ``dense_rods`` (bool: any plane is a dense field of elongated dark
+        objects, :func:`pyama_steps.segment_rods.check_dense_rods`) and, for
+        the deciding plane (the last when none is), ``frame``, ``n_cells``,
+        ``median_aspect`` and ``touching_fraction``.
+
+    Notes
+    -----
+    Reads at most two planes (Z index 0; RGB samples averaged), one at a time.
+    """
+    from pyama_steps.io import PlaneReader, open_image
+    from pyama_steps.segment_rods import check_dense_rods
+
+    scenes = desc["scenes"]
+    if not scenes or scenes[0]["T"] < 1:
+        return None
+    names = scenes[0]["channel_names"]
+    pc, _, _ = guess_channels(names)
+    if names and _DIC_NAME.search(names[pc] or ""):
+        return None  # no dark bodies with a bright halo in DIC or bright field
+    reader = PlaneReader(open_image(path), 0, pc)
+    result: dict[str, Any] = {}
+    for t in sorted({0, scenes[0]["T"] - 1}):
+        plane = np.asarray(reader.plane(t, 0), dtype=np.float64)
+        if plane.ndim == 3:
+            plane = plane.mean(axis=-1)
+        check = check_dense_rods(plane)
+        result = {
+            "dense_rods": check.dense_rods,
+            "frame": t,
+            "n_cells": check.n_cells,
+            "median_aspect": check.median_aspect,
+            "touching_fraction": check.touching_fraction,
+        }
+        if check.dense_rods:
+            break
+    return result
+
+
+def render_config(
+    desc: dict[str, Any],
+    *,
+    output_dir: str = "results",
+    phase_check: dict[str, Any] | None = None,
+) -> str:
     """Write a commented starting configuration for a described file.
 
     Every guess is marked ``# CHECK:`` so that the user can confirm it. Keys
-    not written keep their defaults (``config/config.yaml``).
+    not written keep their defaults (``config/config.yaml``). With
+    `phase_check` (:func:`check_phase_planes`) saying ``dense_rods``, the
+    configuration selects ``segmentation.method: rods`` and says why.
     """
     scenes = desc["scenes"]
     names = scenes[0]["channel_names"] if scenes else []
@@ -263,7 +329,20 @@ def render_config(desc: dict[str, Any], *, output_dir: str = "results") -> str:
         ]
     if ingest:
         lines += ["", "ingest:", *ingest]
-    if names and re.search(r"dic|bright|(^|[^a-z])bf([^a-z]|$)", names[pc] or "", re.I):
+    if phase_check is not None and phase_check["dense_rods"]:
+        c = phase_check
+        aspect, touching = c["median_aspect"], 100 * c["touching_fraction"]
+        lines += [
+            "",
+            "segmentation:",
+            f"  # CHECK: frame {c['frame']} of FOV 0 is a dense field of dark rods",
+            f"  # ({c['n_cells']} objects, median length/width {aspect:.1f},",
+            f"  # {touching:.0f} % with a neighbour within 2 px): rod-shaped bacteria",
+            "  # packed in colonies, which log-STD would merge into one object per",
+            "  # colony. Use method logstd for other cells.",
+            "  method: rods",
+        ]
+    elif names and _DIC_NAME.search(names[pc] or ""):
         # DIC and bright-field show no dark body with a bright phase halo
         lines += [
             "",

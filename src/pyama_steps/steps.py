@@ -271,16 +271,15 @@ def copy_channel(
 def segment_phase(
     *, pc: str, output: str, params: Mapping[str, Any], stats: str | None = None
 ) -> None:
-    """Segment a phase-contrast stack frame by frame with log-STD (§2).
+    """Segment a phase-contrast stack frame by frame (§2: log-STD, or rods §2.9).
 
     With `stats`, also write the per-frame figures of the segmentation checks
     (§2.8) there as JSON, after the mask stack is complete.
     """
     from pyama_steps.checks import SEG_STATS_FIELDS, stats_json
-    from pyama_steps.segmentation import segment_log_std
 
+    segment = _segmenter(params)
     _work_begins()
-    options = {k: v for k, v in params.items() if k != "method"}
     columns: dict[str, list[float]] = {f: [] for f in SEG_STATS_FIELDS}
     with (
         NpyFrameReader(pc) as reader,
@@ -289,41 +288,83 @@ def segment_phase(
         progress = _Progress(f"segment {Path(pc).name}", len(reader))
         for t in range(len(reader)):
             frame = reader.read(t)
-            result = segment_log_std(frame, **options)
-            out.write(t, result.mask)
-            log.info(
-                "frame %d lo=%.6g hi=%.6g mode=%.6g sigma=%.6g threshold=%.6g "
-                "fg=%.6f edge=%.6g",
-                t,
-                result.lo,
-                result.hi,
-                result.mode,
-                result.sigma,
-                result.threshold,
-                result.foreground_fraction,
-                result.edge_ratio,
-            )
+            mask, figures, line = segment(frame)
+            out.write(t, mask)
+            log.info("frame %d %s", t, line)
             if stats is not None:
-                for name, value in _segment_figures(frame, result).items():
+                for name, value in _segment_figures(frame, mask, figures).items():
                     columns[name].append(value)
             progress(t)
     if stats is not None:
         atomic_write_text(stats, stats_json(columns, fields=SEG_STATS_FIELDS))
 
 
-def _segment_figures(frame: np.ndarray, result: Any) -> dict[str, float]:
+_Segmenter = Callable[[np.ndarray], tuple[np.ndarray, dict[str, float], str]]
+
+
+def _segmenter(params: Mapping[str, Any]) -> _Segmenter:
+    """Return the frame function of ``segmentation.method``.
+
+    It gives a frame's mask, its figures for the checks and its log line.
+    """
+    if params.get("method") == "rods":
+        from pyama_steps.segment_rods import segment_rods
+
+        rods = dict(params.get("rods", {}))
+
+        def rod_frame(frame: np.ndarray) -> tuple[np.ndarray, dict[str, float], str]:
+            r = segment_rods(frame, **rods)
+            line = (
+                f"dark={r.dark_level:.6g} bright={r.bright_level:.6g} "
+                f"body={r.body_threshold:.6g} core={r.core_threshold:.6g} "
+                f"noise={r.noise:.6g} cells={r.n_cells:d} "
+                f"fg={r.foreground_fraction:.6f}"
+            )
+            figures = {
+                "threshold": r.body_threshold,
+                "noise": r.noise,
+                "foreground_fraction": r.foreground_fraction,
+            }
+            return r.mask, figures, line
+
+        return rod_frame
+
+    from pyama_steps.segmentation import segment_log_std
+
+    options = {k: v for k, v in params.items() if k not in {"method", "rods"}}
+
+    def log_std_frame(frame: np.ndarray) -> tuple[np.ndarray, dict[str, float], str]:
+        r = segment_log_std(frame, **options)
+        line = (
+            f"lo={r.lo:.6g} hi={r.hi:.6g} mode={r.mode:.6g} sigma={r.sigma:.6g} "
+            f"threshold={r.threshold:.6g} fg={r.foreground_fraction:.6f} "
+            f"edge={r.edge_ratio:.6g}"
+        )
+        noise = math.exp(r.mode) if math.isfinite(r.mode) else math.nan
+        figures = {
+            "threshold": r.threshold,
+            "noise": noise,
+            "foreground_fraction": r.foreground_fraction,
+        }
+        return r.mask, figures, line
+
+    return log_std_frame
+
+
+def _segment_figures(
+    frame: np.ndarray, mask: np.ndarray, figures: Mapping[str, float]
+) -> dict[str, float]:
     """One frame's figures for the segmentation checks (§2.8)."""
     from pyama_steps.checks import phase_statistics
 
-    noise = math.exp(result.mode) if math.isfinite(result.mode) else math.nan
-    figures = phase_statistics(frame, result.mask, noise=noise)
+    stats = phase_statistics(frame, mask, noise=figures["noise"])
     return {
-        "minimum": figures.minimum,
-        "maximum": figures.maximum,
-        "threshold": result.threshold,
-        "foreground_fraction": result.foreground_fraction,
-        "noise": noise,
-        "bright_fraction": figures.bright_fraction,
+        "minimum": stats.minimum,
+        "maximum": stats.maximum,
+        "threshold": figures["threshold"],
+        "foreground_fraction": figures["foreground_fraction"],
+        "noise": figures["noise"],
+        "bright_fraction": stats.bright_fraction,
     }
 
 

@@ -19,6 +19,10 @@ Everything is seeded: FOV ``f`` uses ``numpy.random.default_rng([seed, f, k])``
 streams, so a FOV's content does not depend on how many FOVs are generated, and
 frame ``t``'s camera noise is drawn from its own stream ``[seed, f, 3, t]``.
 
+Cells are smooth blobs around ellipses, or with ``cell_shape='rod'`` rod-shaped
+bacteria (spherocylinders of fixed width that grow in length, divide end to end
+and pack side by side in colonies; preset ``rods``).
+
 Ground-truth definitions (binding for the evaluator)
 ----------------------------------------------------
 * **Labels.** Pixel ``(y, x)`` carries the truth id of the cell whose undistorted,
@@ -62,6 +66,7 @@ from scipy import ndimage, signal, special
 from scipy.spatial import cKDTree
 
 __all__ = [
+    "CELL_SHAPES",
     "FL_CHANNEL_NAMES",
     "GENERATOR_NAME",
     "GENERATOR_VERSION",
@@ -107,6 +112,8 @@ _ORDERS: Final = 3
 # spacing, so no overlap is missed.
 _BOUNDARY_SAMPLES: Final = 72
 _MAX_RESOLVE_ITER: Final = 40
+# Cell outlines: a smooth blob around an ellipse, or a rod (spherocylinder).
+CELL_SHAPES: Final = ("blob", "rod")
 # Phase-contrast image models and shapes of the halo's low-pass kernel.
 PHASE_MODELS: Final = ("linear", "zernike")
 HALO_KERNELS: Final = ("gaussian", "exponential", "airy")
@@ -177,6 +184,28 @@ class SynthParams:
     shape_irregularity : float
         Sum of the relative amplitudes of the 2nd-4th Fourier modes that turn the
         ellipse into a smooth blob (0 gives pure ellipses; below 0.2).
+    cell_shape : {'blob', 'rod'}
+        ``'blob'``: the perturbed ellipses above, whose width and length grow
+        together and which divide into two daughters lying side by side across
+        the mother's long axis. ``'rod'``: spherocylinders (capsules: a
+        rectangle with two half-disc caps), as rod-shaped bacteria: the width is
+        fixed per lineage and only the length grows; a rod divides across its
+        long axis into two daughters lying end to end; colonies are seeded as
+        dense patches of rods packed side by side (see Notes). Rods use
+        `rod_width_px` and `rod_length_px` instead of `cell_diameter_px` and
+        `max_aspect`, and their optical thickness follows the distance to the
+        rod's axis (see `edge_thickness`).
+    rod_width_px : (float, float)
+        ``(w_min, w_max)``: range of the rod diameters (``cell_shape='rod'``),
+        px; each founder draws its width uniformly, daughters inherit it.
+    rod_length_px : (float, float)
+        ``(l_min, l_max)``: every rod is at least ``l_min`` and at most
+        ``l_max`` px long, tip to tip, at every frame (``cell_shape='rod'``);
+        ``l_min >= w_max`` and ``2 l_min - w_min (1 - pi/4) <= l_max`` (a
+        division length exists whose daughters are long enough).
+    rod_domain_px : float
+        Radius of the aligned domains of a rod colony, px: rods in one domain
+        share an orientation (``cell_shape='rod'``).
     coverage : float
         Fraction of the area covered by cells at the start (0-0.6).
     cluster_fraction : float
@@ -240,7 +269,8 @@ class SynthParams:
         Optical thickness of a cell at its outline relative to its centre (the
         profile rises as a dome from there), in [0, 1]: 1 is a flat slab (a
         bacterium seen from above), small values a cell that thins out towards
-        its edge.
+        its edge. For rods the dome runs across the width (the distance to the
+        rod's axis), so the body is flat along its length.
     fl_psf_sigma_px : float or None
         Standard deviation of the fluorescence point-spread function, px;
         ``None`` uses ``psf_sigma_px``.
@@ -305,6 +335,17 @@ class SynthParams:
     ``tau = t - t0`` and ``norm`` the curve's maximum, so ``A`` is the peak
     concentration. Daughters inherit the mother's expression parameters, so the
     concentration is continuous across a division while the total halves.
+
+    Rods (``cell_shape='rod'``) of width ``w`` and length ``L`` have the area
+    ``pi w²/4 + w (L - w)``. A rod divides when it reaches its division length
+    (drawn uniformly per rod between the smallest length whose daughters are
+    at least ``l_min`` long and ``l_max``); each daughter gets half the area,
+    hence the length ``L/2 + (w/2)(1 - pi/4)``. Colonies (``cluster_fraction``
+    of the covered area) are discs of radius about ``cluster_radius_px``,
+    split into domains of radius about `rod_domain_px`; each domain is filled
+    with rows of rods packed side by side along its own orientation (a few
+    degrees of jitter), and rods that would overlap a neighbour are left out.
+    The other rods are placed uniformly, like blobs.
     """
 
     preset: str = "custom"
@@ -322,6 +363,10 @@ class SynthParams:
     cell_diameter_px: tuple[float, float] = (15.0, 50.0)
     max_aspect: float = 1.6
     shape_irregularity: float = 0.06
+    cell_shape: str = "blob"
+    rod_width_px: tuple[float, float] = (15.0, 25.0)
+    rod_length_px: tuple[float, float] = (40.0, 90.0)
+    rod_domain_px: float = 60.0
     coverage: float = 0.12
     cluster_fraction: float = 0.25
     cluster_radius_px: float = 35.0
@@ -457,6 +502,7 @@ def _validate(p: SynthParams) -> None:
             "area between the diameter limits; widen cell_diameter_px or lower "
             "max_aspect",
         )
+    _validate_rods(p)
     if p.phase_model not in PHASE_MODELS:
         raise _fail("phase_model", p.phase_model, f"one of {PHASE_MODELS}")
     if p.halo_kernel not in HALO_KERNELS:
@@ -541,6 +587,31 @@ def _validate(p: SynthParams) -> None:
         raise _fail("onset_window", p.onset_window, "(low, high) with low <= high")
 
 
+def _validate_rods(p: SynthParams) -> None:
+    if p.cell_shape not in CELL_SHAPES:
+        raise _fail("cell_shape", p.cell_shape, f"one of {CELL_SHAPES}")
+    w_lo, w_hi = p.rod_width_px
+    if not 0 < w_lo <= w_hi:
+        raise _fail("rod_width_px", p.rod_width_px, "0 < w_min <= w_max")
+    l_lo, l_hi = p.rod_length_px
+    if not w_hi <= l_lo < l_hi:
+        raise _fail(
+            "rod_length_px",
+            p.rod_length_px,
+            f"w_max = {w_hi} <= l_min < l_max (a rod is longer than it is wide)",
+        )
+    if _rod_division_min(l_lo, w_lo) > l_hi:
+        raise _fail(
+            "rod_length_px",
+            p.rod_length_px,
+            f"l_max >= {_rod_division_min(l_lo, w_lo):.3f}: a rod must be able to "
+            "grow to a length whose two daughters are at least l_min long; raise "
+            "l_max or lower l_min",
+        )
+    if not p.rod_domain_px > 0:
+        raise _fail("rod_domain_px", p.rod_domain_px, "a positive number")
+
+
 # -------------------------------------------------------------------------- presets
 _PRESET_VALUES: Final[dict[str, dict[str, Any]]] = {
     # Tiny movie for unit tests: two small FOVs of different shapes, accelerated
@@ -594,6 +665,33 @@ _PRESET_VALUES: Final[dict[str, dict[str, Any]]] = {
         "motility_px": 1.5,
         "drift_px": 0.5,
     },
+    # Dense rod-shaped bacteria (E. coli-like): capsules 15-25 px wide and
+    # 40-90 px long, packed side by side in large colonies with aligned domains,
+    # dividing end to end every ~2 h at 5 min per frame; dark, nearly flat
+    # bodies (edge_thickness 0.6) with a bright halo and a weaker shade-off
+    # (halo_strength 0.7) than the blob presets, little texture.
+    "rods": {
+        "n_fov": 2,
+        "n_frames": 20,
+        "frame_sizes": ((512, 512), (448, 576)),
+        "interval_min": 5.0,
+        "cell_shape": "rod",
+        "cell_diameter_px": (15.0, 90.0),
+        "shape_irregularity": 0.0,
+        "coverage": 0.5,
+        "cluster_fraction": 0.95,
+        "cluster_radius_px": 110.0,
+        "doubling_time_h": 2.0,
+        "motility_px": 0.3,
+        "persistence": 0.5,
+        "rotation_deg": 0.5,
+        "drift_px": 0.3,
+        "edge_thickness": 0.6,
+        "halo_sigma_px": 6.0,
+        "halo_strength": 0.7,
+        "granule_density": 0.004,
+        "debris_per_mpx": 10.0,
+    },
 }
 PRESETS: Final = tuple(_PRESET_VALUES)
 _BACKGROUND_AUTO_BYTES: Final = 256 * 2**20
@@ -614,7 +712,7 @@ def preset(name: str, **overrides: Any) -> SynthParams:
 
     Parameters
     ----------
-    name : {'easy', 'demo', 'standard', 'small'}
+    name : {'easy', 'demo', 'standard', 'small', 'rods'}
         Preset name (see Notes).
     **overrides
         Field values replacing the preset's (any :class:`SynthParams` field). When
@@ -643,6 +741,13 @@ def preset(name: str, **overrides: Any) -> SynthParams:
     doubling, 1.5 px/frame motility, 0.5 px/frame drift. ``small``: 2 FOVs x
     40 frames x 1024², cells 12-26 px across (semi-axes 6-13 px), about 80
     per FOV at the start, otherwise as ``standard``.
+    ``rods``: dense rod-shaped bacteria (``cell_shape='rod'``): 2 FOVs (512²,
+    448x576) x 20 frames at 5 min, rods 15-25 px wide and 40-90 px long, 50 %
+    coverage, 95 % of it in colonies of radius ~110 px made of aligned domains
+    of rods packed side by side, 2 h doubling with division end to end, little
+    motion (0.3 px/frame), phase contrast with flat dark bodies
+    (``edge_thickness`` 0.6), a 6-px halo at 0.7 strength and bright lines
+    between touching rods; one dropped frame (FOV 0, frame 10).
     """
     if name not in _PRESET_VALUES:
         raise ValueError(
@@ -796,6 +901,44 @@ def _semi_axes(area: Any, aspect: Any) -> tuple[Any, Any]:
     return a, b
 
 
+def _rod_area(length: Any, width: Any) -> Any:
+    """Area of a spherocylinder of total ``length`` and ``width`` (px²)."""
+    return math.pi * width * width / 4.0 + width * (length - width)
+
+
+def _rod_axes(area: Any, width: Any) -> tuple[Any, Any]:
+    """Half-length (tip to centre) and radius of a rod of ``area`` and ``width``."""
+    b = width / 2.0
+    half_straight = np.maximum((area - math.pi * b * b) / (4.0 * b), 0.0)
+    return half_straight + b, b
+
+
+def _rod_division_min(l_min: float, width: float) -> float:
+    """Shortest division length whose daughters are at least ``l_min`` long.
+
+    A daughter of a rod of length ``L`` gets half its area, hence the length
+    ``L/2 + (w/2)(1 - pi/4)``.
+    """
+    return 2.0 * l_min - width * (1.0 - math.pi / 4.0)
+
+
+def _capsule_radius(cos_t: Any, sin_t: Any, a: Any, b: Any) -> F64:
+    """Boundary radius of a capsule (half-length ``a``, radius ``b``).
+
+    The ray leaves through the flat side at ``b / |sin|`` when that point lies
+    on the straight part, otherwise through the cap, at the root of
+    ``(rho cos - h)² + (rho sin)² = b²`` with ``h = a - b``. Only +, -, *, /
+    and sqrt are used, as in :func:`_radius`.
+    """
+    h = a - b
+    ac = np.abs(cos_t)
+    asn = np.abs(sin_t)
+    on_side = b * ac <= h * asn
+    side = b / np.where(on_side, asn, 1.0)
+    cap = h * ac + np.sqrt(np.maximum(b * b - h * h * asn * asn, 0.0))
+    return np.asarray(np.where(on_side, side, cap), dtype=np.float64)
+
+
 def _radius(
     cos_t: F64,
     sin_t: F64,
@@ -803,16 +946,24 @@ def _radius(
     b: Any,
     eps: Any,
     phi: Any,
+    rod: Any = False,
 ) -> F64:
     """Boundary radius of a blob in the direction ``theta`` (cell frame).
 
     ``eps`` and ``phi`` are sequences of ``_ORDERS`` arrays broadcastable against
     ``cos_t``. Only +, -, *, / and sqrt are used (all correctly rounded), so the
     same pixel gets the same answer whatever the array it is computed in.
+    Where ``rod`` is true the base outline is a capsule (:func:`_capsule_radius`)
+    instead of the ellipse.
     """
     bc = b * cos_t
     asn = a * sin_t
     r = a * b / np.sqrt(bc * bc + asn * asn)
+    if np.any(rod):
+        if np.all(rod) and not any(np.any(e) for e in eps):
+            # Exact capsules (every rod): the perturbation below would be 1.
+            return _capsule_radius(cos_t, sin_t, a, b)
+        r = np.where(rod, _capsule_radius(cos_t, sin_t, a, b), r)
     ck, sk = cos_t, sin_t
     pert = np.ones_like(r)
     for k in range(_ORDERS):
@@ -836,6 +987,8 @@ class _Static:
     nucleus: list[float]  # relative nucleus size
     mother: list[int]
     birth_frame: list[int]
+    # Rod diameter (px) of rods, 0 for blobs.
+    width: list[float] = dataclasses.field(default_factory=list)
 
     @classmethod
     def empty(cls) -> _Static:
@@ -898,6 +1051,7 @@ class _Geometry:
     def __init__(self, static: _Static, uid: I64, area: F64) -> None:
         aspect = np.array([static.aspect[u] for u in uid], dtype=np.float64)
         self.a, self.b = _semi_axes(area, aspect)
+        self.a, self.b, self.rod = _with_rods(static, uid, area, self.a, self.b)
         self.eps = np.array([static.eps[u] for u in uid], dtype=np.float64).reshape(
             -1, _ORDERS
         )
@@ -905,6 +1059,19 @@ class _Geometry:
             -1, _ORDERS
         )
         self.rb = self.a * (1.0 + np.abs(self.eps).sum(axis=1))
+
+
+def _with_rods(
+    static: _Static, uid: I64, area: F64, a: F64, b: F64
+) -> tuple[F64, F64, B]:
+    """Replace the ellipse axes of the rods among ``uid`` by their rod axes."""
+    width = np.array([static.width[u] for u in uid], dtype=np.float64)
+    rod = width > 0
+    if rod.any():
+        ra, rb = _rod_axes(area, np.where(rod, width, 1.0))
+        a = np.where(rod, ra, a)
+        b = np.where(rod, rb, b)
+    return a, b, rod
 
 
 def _pair_depth(
@@ -924,6 +1091,7 @@ def _pair_depth(
         geo.b[i, None],
         [geo.eps[i, n, None] for n in range(_ORDERS)],
         [geo.phi[i, n, None] for n in range(_ORDERS)],
+        geo.rod[i, None],
     )
     ca, sa = np.cos(angle[i])[:, None], np.sin(angle[i])[:, None]
     px = x[i, None] + ri * (ct * ca - st * sa)
@@ -943,8 +1111,146 @@ def _pair_depth(
         geo.b[j, None],
         [geo.eps[j, n, None] for n in range(_ORDERS)],
         [geo.phi[j, n, None] for n in range(_ORDERS)],
+        geo.rod[j, None],
     )
     return np.asarray((rj + gap - rho).max(axis=1), dtype=np.float64)
+
+
+def _capsule_depth(
+    geo: _Geometry, x: F64, y: F64, angle: F64, i: I64, j: I64, gap: float
+) -> F64:
+    """Return how far rods ``i`` and ``j`` overlap when grown by ``gap`` (px).
+
+    Exact for capsules: the distance between the two axis segments against the
+    sum of the radii (rods carry no shape perturbation).
+    """
+    return _capsule_contacts(geo, x, y, angle, i, j, gap)[0]
+
+
+def _capsule_contacts(
+    geo: _Geometry, x: F64, y: F64, angle: F64, i: I64, j: I64, gap: float
+) -> tuple[F64, F64, F64]:
+    """Overlap depth, closest axis points on ``i`` and on ``j`` of rod pairs.
+
+    Returns ``(depth, ci, cj)`` with ``ci``, ``cj`` of shape (n, 2) as
+    ``(x, y)``. Crossing axes get the closest points of their centres (the
+    push then acts along the centre line).
+    """
+    h = geo.a - geo.b
+    ux, uy = np.cos(angle) * h, np.sin(angle) * h
+    p1 = np.stack([x[i] - ux[i], y[i] - uy[i]], axis=1)
+    q1 = np.stack([x[i] + ux[i], y[i] + uy[i]], axis=1)
+    p2 = np.stack([x[j] - ux[j], y[j] - uy[j]], axis=1)
+    q2 = np.stack([x[j] + ux[j], y[j] + uy[j]], axis=1)
+    cands = [
+        (p1, _closest_on_segment(p1, p2, q2)),
+        (q1, _closest_on_segment(q1, p2, q2)),
+        (_closest_on_segment(p2, p1, q1), p2),
+        (_closest_on_segment(q2, p1, q1), q2),
+    ]
+    dists = np.stack([np.hypot(*(b - a).T) for a, b in cands])
+    best = np.argmin(dists, axis=0)
+    rows = np.arange(len(i))
+    ci = np.stack([c[0] for c in cands])[best, rows]
+    cj = np.stack([c[1] for c in cands])[best, rows]
+    dist = dists[best, rows]
+    crossing = (_cross(p1, q1, p2) * _cross(p1, q1, q2) < 0) & (
+        _cross(p2, q2, p1) * _cross(p2, q2, q1) < 0
+    )
+    dist = np.where(crossing, 0.0, dist)
+    centre_i = np.stack([x[i], y[i]], axis=1)
+    centre_j = np.stack([x[j], y[j]], axis=1)
+    ci = np.where(crossing[:, None], centre_i, ci)
+    cj = np.where(crossing[:, None], centre_j, cj)
+    depth = np.asarray(geo.b[i] + geo.b[j] + gap - dist, dtype=np.float64)
+    return depth, ci, cj
+
+
+def _closest_on_segment(pt: F64, p: F64, q: F64) -> F64:
+    """Closest point to each of ``pt`` on the segments ``p``-``q`` ((n, 2) rows)."""
+    d = q - p
+    len2 = np.sum(d * d, axis=1)
+    s = np.sum((pt - p) * d, axis=1) / np.where(len2 > 0, len2, 1.0)
+    s = np.clip(s, 0.0, 1.0)
+    return np.asarray(p + s[:, None] * d, dtype=np.float64)
+
+
+def _cross(p: F64, q: F64, r: F64) -> F64:
+    """Return the z of ``(q - p) x (r - p)`` per row (the side of ``r``)."""
+    return np.asarray(
+        (q[:, 0] - p[:, 0]) * (r[:, 1] - p[:, 1])
+        - (q[:, 1] - p[:, 1]) * (r[:, 0] - p[:, 0]),
+        dtype=np.float64,
+    )
+
+
+def _resolve_rods(
+    state: _State,
+    static: _Static,
+    frozen: B,
+    gap: float,
+    *,
+    pull: F64 | None = None,
+    rounds: int = _MAX_RESOLVE_ITER,
+) -> I64:
+    """Push overlapping rods apart in place, turning them; return pairs left.
+
+    Each overlapping pair is pushed apart along its contact normal (the line
+    between the closest points of the two axes) by the overlap plus 0.02 px,
+    split between the two rods (a frozen rod does not move), and each rod
+    turns by the torque of that push about its centre, so rods pushed at one
+    end swing into line with their neighbours. With ``pull`` ((n, 2) target
+    points as ``(x, y)``), every free rod first moves 0.5 px towards its
+    target in each round (compaction of a colony).
+    """
+    geo = _Geometry(static, state.uid, state.area)
+    n = len(state)
+    for _ in range(rounds):
+        if pull is not None:
+            dx = pull[:, 0] - state.x
+            dy = pull[:, 1] - state.y
+            dist = np.hypot(dx, dy)
+            step = np.where(frozen, 0.0, np.minimum(dist, 0.5))
+            safe = np.where(dist > 0, dist, 1.0)
+            state.x += step * dx / safe
+            state.y += step * dy / safe
+        pairs, _ = _overlaps(state, static, gap, geo=geo)
+        if len(pairs) == 0:
+            if pull is None:
+                return pairs
+            continue
+        i, j = pairs[:, 0], pairs[:, 1]
+        depth, ci, cj = _capsule_contacts(geo, state.x, state.y, state.angle, i, j, gap)
+        normal = cj - ci
+        norm = np.hypot(normal[:, 0], normal[:, 1])
+        ok = norm > 1e-9
+        normal = np.where(ok[:, None], normal / np.where(ok, norm, 1.0)[:, None], 0.0)
+        # Coincident closest points: push along the centre line instead.
+        cl = np.stack([state.x[j] - state.x[i], state.y[j] - state.y[i]], axis=1)
+        cl_norm = np.maximum(np.hypot(cl[:, 0], cl[:, 1]), 1e-9)
+        normal = np.where(ok[:, None], normal, cl / cl_norm[:, None])
+        push = np.maximum(depth, 0.0) + 0.02
+        fi, fj = frozen[i], frozen[j]
+        wi = np.where(fi, 0.0, np.where(fj, 1.0, 0.5))
+        wj = np.where(fj, 0.0, np.where(fi, 1.0, 0.5))
+        sx, sy, turn = np.zeros(n), np.zeros(n), np.zeros(n)
+        for idx, w, c, sign in ((i, wi, ci, -1.0), (j, wj, cj, 1.0)):
+            fx = sign * w * push * normal[:, 0]
+            fy = sign * w * push * normal[:, 1]
+            np.add.at(sx, idx, fx)
+            np.add.at(sy, idx, fy)
+            # Torque of the push about the rod's centre over its moment of
+            # inertia (a thin rod: half-length² / 3).
+            rx, ry = c[:, 0] - state.x[idx], c[:, 1] - state.y[idx]
+            inertia = np.maximum(geo.a[idx] ** 2 / 3.0, 1.0)
+            np.add.at(turn, idx, (rx * fy - ry * fx) / inertia)
+        mag = np.hypot(sx, sy)
+        scale = np.where(mag > 3.0, 3.0 / np.where(mag > 0, mag, 1.0), 1.0)
+        state.x += sx * scale
+        state.y += sy * scale
+        state.angle += np.clip(turn, -0.03, 0.03)
+    pairs, _ = _overlaps(state, static, gap, geo=geo)
+    return pairs
 
 
 def _close_pairs(x: F64, y: F64, rb: F64, gap: float) -> I64:
@@ -989,10 +1295,13 @@ def _overlaps(
     if len(pairs) == 0:
         return pairs, np.zeros(0)
     i, j = pairs[:, 0], pairs[:, 1]
-    depth = np.maximum(
-        _pair_depth(geo, state.x, state.y, state.angle, i, j, gap),
-        _pair_depth(geo, state.x, state.y, state.angle, j, i, gap),
-    )
+    if geo.rod.all():
+        depth = _capsule_depth(geo, state.x, state.y, state.angle, i, j, gap)
+    else:
+        depth = np.maximum(
+            _pair_depth(geo, state.x, state.y, state.angle, i, j, gap),
+            _pair_depth(geo, state.x, state.y, state.angle, j, i, gap),
+        )
     bad = depth > 0
     return pairs[bad], depth[bad]
 
@@ -1046,6 +1355,7 @@ def _footprint(
     phi: F64,
     ys: F64,
     xs: F64,
+    rod: bool = False,
 ) -> tuple[F64, F64]:
     """Return ``(rho, R)`` of a cell on the pixel grid ``ys x xs``.
 
@@ -1061,8 +1371,25 @@ def _footprint(
     safe = np.where(rho > 0, rho, 1.0)
     cos_t = np.where(rho > 0, u / safe, 1.0)
     sin_t = np.where(rho > 0, v / safe, 0.0)
-    r = _radius(cos_t, sin_t, a, b, list(eps), list(phi))
+    r = _radius(cos_t, sin_t, a, b, list(eps), list(phi), rod)
     return rho, r
+
+
+def _rod_axis_fraction(
+    cx: float, cy: float, a: float, b: float, angle: float, ys: F64, xs: F64
+) -> F64:
+    """Distance of each pixel centre from a rod's axis segment, over its radius.
+
+    Clipped to 1; the optical thickness of a rod is a dome across its width
+    (a cylinder lying flat), flat along its length.
+    """
+    dy = ys[:, None] - cy
+    dx = xs[None, :] - cx
+    ca, sa = math.cos(angle), math.sin(angle)
+    u = np.abs(dx * ca + dy * sa)
+    v = dy * ca - dx * sa
+    beyond = np.maximum(u - (a - b), 0.0)
+    return np.asarray(np.minimum(np.sqrt(beyond * beyond + v * v) / b, 1.0))
 
 
 def _bbox(c: float, r: float, lo: int, hi: int) -> tuple[int, int]:
@@ -1201,6 +1528,8 @@ class FovSimulation:
         ny, nx = self.shape
         t_count = self.n_frames
         d_max = p.cell_diameter_px[1]
+        if p.cell_shape == "rod":
+            d_max = max(d_max, p.rod_length_px[1])
         c_lo, c_hi = _size_constants(p)
 
         # Stage drift: a constant velocity in a random direction plus jitter.
@@ -1230,7 +1559,10 @@ class FovSimulation:
             [rng.uniform(y_lo, y_hi, n_debris), rng.uniform(x_lo, x_hi, n_debris), amp]
         )
 
-        state = self._seed_cells(rng, world, world_area, c_lo, c_hi)
+        if p.cell_shape == "rod":
+            state = self._seed_rods(rng, world, world_area)
+        else:
+            state = self._seed_cells(rng, world, world_area, c_lo, c_hi)
         tid_of: dict[int, int] = {}
         rows: dict[int, list[int]] = {}  # tid -> [parent, first, last]
         next_tid = 1
@@ -1345,6 +1677,7 @@ class FovSimulation:
         st.nucleus.append(nucleus)
         st.mother.append(mother)
         st.birth_frame.append(t)
+        st.width.append(0.0)
         return len(st) - 1
 
     def _draw_expression(self, rng: np.random.Generator) -> F64:
@@ -1474,8 +1807,259 @@ class FovSimulation:
             st.nucleus,
             st.mother,
             st.birth_frame,
+            st.width,
         ):
             del lst[n_keep:]
+
+    # ------------------------------------------------------------------- rods
+    def _draw_rod_division(self, rng: np.random.Generator, width: float) -> float:
+        """Draw a rod's division length (tip to tip, px) for its ``width``."""
+        l_lo, l_hi = self.params.rod_length_px
+        lo = min(max(_rod_division_min(l_lo, width), l_lo), l_hi)
+        return float(rng.uniform(lo, l_hi))
+
+    def _new_rod(
+        self,
+        rng: np.random.Generator,
+        *,
+        width: float,
+        t: int,
+        l_div: float | None = None,
+        mother: int = -1,
+        expr: F64 | None = None,
+    ) -> int:
+        """Draw the constants of a new rod and return its uid.
+
+        Rods are exact capsules (no Fourier perturbation), so the length limits
+        hold exactly; granules and the nucleoid scale with the rod's axes as a
+        blob's do.
+        """
+        p = self.params
+        st = self._static
+        if l_div is None:
+            l_div = self._draw_rod_division(rng, width)
+        a_div = float(_rod_area(l_div, width))
+        td_h = p.doubling_time_h * math.exp(rng.normal(0.0, p.doubling_time_cv))
+        if expr is None:
+            expr = self._draw_expression(rng)
+        n_gran = rng.poisson(p.granule_density * a_div)
+        rad = 0.85 * np.sqrt(rng.random(n_gran))
+        ang = rng.uniform(0.0, 2.0 * math.pi, n_gran)
+        peak = rng.normal(0.35, 0.12, n_gran) * np.where(
+            rng.random(n_gran) < 0.2, -1.0, 1.0
+        )
+        st.aspect.append(l_div / width)
+        st.eps.append(np.zeros(_ORDERS))
+        st.phi.append(np.zeros(_ORDERS))
+        st.a_div.append(a_div)
+        st.td_h.append(td_h)
+        st.expr.append(expr)
+        st.granules.append(
+            np.column_stack([rad * np.cos(ang), rad * np.sin(ang), peak])
+        )
+        st.nucleus.append(float(rng.uniform(*_NUCLEUS_SCALE)))
+        st.mother.append(mother)
+        st.birth_frame.append(t)
+        st.width.append(float(width))
+        return len(st) - 1
+
+    def _random_rod(self, rng: np.random.Generator, t: int) -> tuple[int, float]:
+        """Create a rod at a random point of its cycle; return ``(uid, area)``."""
+        width = float(rng.uniform(*self.params.rod_width_px))
+        uid = self._new_rod(rng, width=width, t=t)
+        a_div = self._static.a_div[uid]
+        area = a_div / 2.0 * 2.0 ** rng.random()
+        return uid, float(min(area, a_div * 0.999))
+
+    def _divide_rod(
+        self, rng: np.random.Generator, cur: _State, k: int, t: int
+    ) -> _State:
+        """Split rod ``k`` across its long axis into two daughters end to end."""
+        st = self._static
+        gap = self.params.contact_gap_px
+        mother = int(cur.uid[k])
+        width = st.width[mother]
+        area_d = float(cur.area[k]) / 2.0
+        axis = float(cur.angle[k]) + rng.normal(0.0, 0.03)
+        ux, uy = math.cos(axis), math.sin(axis)
+        # The daughters' inner tips meet at the mother's centre.
+        off = float(_rod_axes(area_d, width)[0]) + gap / 2.0 + 0.05
+        uids, xs, ys, angs = [], [], [], []
+        for sign in (1.0, -1.0):
+            uids.append(
+                self._new_rod(
+                    rng,
+                    width=width,
+                    t=t,
+                    mother=mother,
+                    expr=st.expr[mother].copy(),
+                )
+            )
+            xs.append(float(cur.x[k]) + sign * off * ux)
+            ys.append(float(cur.y[k]) + sign * off * uy)
+            angs.append(axis + rng.normal(0.0, 0.02))
+        return _State(
+            np.array(uids, dtype=np.int64),
+            np.array(xs),
+            np.array(ys),
+            np.array([area_d, area_d]),
+            np.array(angs),
+            np.full(2, cur.vx[k]),
+            np.full(2, cur.vy[k]),
+        )
+
+    def _rod_colony(
+        self, rng: np.random.Generator, cy: float, cx: float, radius: float
+    ) -> _State:
+        """Create the rods of one colony: aligned domains of side-by-side rows.
+
+        The colony is the disc of ``radius`` around ``(cy, cx)``, split between
+        domains (nearest domain centre) of radius about ``rod_domain_px``. Each
+        domain is tiled with rows of rods along its orientation; every rod has
+        the colony's width up to 4 % and a random point of its cycle. The rods
+        may overlap their neighbours by the orientation jitter and across
+        domain borders; :meth:`_place_rods` resolves that.
+        """
+        p = self.params
+        gap = p.contact_gap_px
+        w_lo, w_hi = p.rod_width_px
+        n_dom = max(1, round((radius / p.rod_domain_px) ** 2))
+        seed_r = radius * np.sqrt(rng.random(n_dom))
+        seed_a = rng.uniform(0.0, 2.0 * math.pi, n_dom)
+        seeds = np.column_stack(
+            [cy + seed_r * np.sin(seed_a), cx + seed_r * np.cos(seed_a)]
+        )
+        orient = rng.uniform(0.0, math.pi, n_dom)
+        width_c = float(rng.uniform(w_lo, w_hi))
+        uids: list[int] = []
+        rows: list[tuple[float, float, float, float]] = []  # x, y, area, angle
+        for d in range(n_dom):
+            ex, ey = math.cos(orient[d]), math.sin(orient[d])
+            off_n = -radius
+            while off_n < radius:
+                row: list[tuple[float, float, float, float]] = []
+                s_pos = -radius - float(rng.uniform(0.0, p.rod_length_px[1]))
+                while s_pos < radius:
+                    w = min(max(width_c * math.exp(rng.normal(0.0, 0.04)), w_lo), w_hi)
+                    l_div = self._draw_rod_division(rng, w)
+                    area = float(_rod_area(l_div, w)) / 2.0 * 2.0 ** rng.random()
+                    area = min(area, float(_rod_area(l_div, w)) * 0.999)
+                    length = 2.0 * float(_rod_axes(area, w)[0])
+                    row.append((w, l_div, area, s_pos + length / 2.0))
+                    s_pos += length + gap + float(rng.exponential(0.5))
+                row_w = max(r[0] for r in row)
+                centre_n = off_n + row_w / 2.0
+                for w, l_div, area, s_c in row:
+                    x = cx + s_c * ex - centre_n * ey
+                    y = cy + s_c * ey + centre_n * ex
+                    ang = float(orient[d] + rng.normal(0.0, math.radians(1.0)))
+                    near = np.argmin((seeds[:, 0] - y) ** 2 + (seeds[:, 1] - x) ** 2)
+                    if (x - cx) ** 2 + (y - cy) ** 2 > radius**2 or near != d:
+                        continue
+                    uids.append(self._new_rod(rng, width=w, t=0, l_div=l_div))
+                    rows.append((x, y, area, ang))
+                off_n += row_w + gap + float(rng.exponential(0.1))
+        speed = p.motility_px / math.sqrt(2.0)
+        n = len(uids)
+        table = np.array(rows, dtype=np.float64).reshape(n, 4)
+        return _State(
+            np.array(uids, dtype=np.int64),
+            table[:, 0],
+            table[:, 1],
+            table[:, 2],
+            table[:, 3],
+            rng.normal(0.0, speed, n),
+            rng.normal(0.0, speed, n),
+        )
+
+    def _place_rods(self, state: _State, cand: _State) -> tuple[_State, B]:
+        """Add the candidate rods that fit to ``state`` (which does not move).
+
+        The candidates are first pushed apart (:func:`_resolve_rods`); of every
+        pair still too close, the later candidate is left out. Returns the new
+        state and which rows of ``state`` + ``cand`` it kept.
+        """
+        both = _State.concat([state, cand])
+        frozen = np.arange(len(both)) < len(state)
+        drop = np.zeros(len(both), dtype=bool)
+        if len(cand):
+            pairs = _resolve_rods(
+                both, self._static, frozen, self.params.contact_gap_px
+            )
+            if len(pairs):
+                drop[pairs.max(axis=1)] = True
+        return both.take(~drop), ~drop
+
+    def _seed_rods(
+        self,
+        rng: np.random.Generator,
+        world: tuple[float, float, float, float],
+        world_area: float,
+    ) -> _State:
+        """Seed rod colonies (``cluster_fraction`` of the cover), then lone rods."""
+        p = self.params
+        y_lo, y_hi, x_lo, x_hi = world
+        target = p.coverage * world_area
+        state = _empty_state()
+        centres = np.zeros((0, 2))
+        covered = 0.0
+        for _ in range(200):
+            if covered >= p.cluster_fraction * target:
+                break
+            radius = p.cluster_radius_px * float(rng.uniform(0.7, 1.3))
+            cy, cx = rng.uniform(y_lo, y_hi), rng.uniform(x_lo, x_hi)
+            colony = self._rod_colony(rng, float(cy), float(cx), radius)
+            inside = (
+                (colony.y >= y_lo)
+                & (colony.y <= y_hi)
+                & (colony.x >= x_lo)
+                & (colony.x <= x_hi)
+            )
+            colony = colony.take(inside)
+            state, kept = self._place_rods(state, colony)
+            centres = np.concatenate([centres, np.tile([cx, cy], (len(colony), 1))])
+            centres = centres[kept]
+            covered = float(state.area.sum())
+        if len(state):
+            # Compaction: every colony contracts towards its centre, pushing its
+            # rods together side by side, then settles; rods still overlapping
+            # a neighbour are left out.
+            free = np.zeros(len(state), dtype=bool)
+            gap = p.contact_gap_px
+            _resolve_rods(state, self._static, free, gap, pull=centres, rounds=30)
+            pairs = _resolve_rods(state, self._static, free, gap)
+            drop = np.zeros(len(state), dtype=bool)
+            if len(pairs):
+                drop[pairs.max(axis=1)] = True
+            state = state.take(~drop)
+            covered = float(state.area.sum())
+        speed = p.motility_px / math.sqrt(2.0)
+        tree = cKDTree(np.column_stack([state.x, state.y])) if len(state) else None
+        rb_max = float(_Geometry(self._static, state.uid, state.area).rb.max(initial=0))
+        attempts = 0
+        while covered < target and attempts < 2000:
+            attempts += 1
+            cy, cx = rng.uniform(y_lo, y_hi), rng.uniform(x_lo, x_hi)
+            n_before = len(self._static)
+            uid, area = self._random_rod(rng, 0)
+            cand = _State(
+                np.array([uid]),
+                np.array([cx]),
+                np.array([cy]),
+                np.array([area]),
+                np.array([rng.uniform(0.0, 2.0 * math.pi)]),
+                np.array([rng.normal(0.0, speed)]),
+                np.array([rng.normal(0.0, speed)]),
+            )
+            if self._fits(state, cand, tree, rb_max):
+                state = _State.concat([state, cand])
+                covered += area
+                geo = _Geometry(self._static, state.uid, state.area)
+                rb_max = float(geo.rb.max())
+                tree = cKDTree(np.column_stack([state.x, state.y]))
+            else:
+                self._discard_last(n_before)
+        return state
 
     def _step(
         self,
@@ -1518,6 +2102,10 @@ class FovSimulation:
         parts = [cur.take(~dividing)]
         part_origin = [origin[~dividing]]
         for k in np.flatnonzero(dividing):
+            if p.cell_shape == "rod":
+                parts.append(self._divide_rod(rng, cur, int(k), t))
+                part_origin.append(np.full(2, k))
+                continue
             mother = int(cur.uid[k])
             area_d = float(cur.area[k]) / 2.0
             axis = float(cur.angle[k]) + rng.normal(0.0, 0.15)
@@ -1576,10 +2164,16 @@ class FovSimulation:
             for _try in range(30):
                 cy, cx = rng.uniform(y_lo, y_hi), rng.uniform(x_lo, x_hi)
                 n_before = len(st)
-                uid, area = self._random_cell(rng, c_lo, c_hi, t)
-                rb = _semi_axes(area, st.aspect[uid])[0] * (
-                    1.0 + float(np.abs(st.eps[uid]).sum())
-                )
+                if p.cell_shape == "rod":
+                    uid, area = self._random_rod(rng, t)
+                    rb = float(_rod_axes(area, st.width[uid])[0]) * (
+                        1.0 + float(np.abs(st.eps[uid]).sum())
+                    )
+                else:
+                    uid, area = self._random_cell(rng, c_lo, c_hi, t)
+                    rb = _semi_axes(area, st.aspect[uid])[0] * (
+                        1.0 + float(np.abs(st.eps[uid]).sum())
+                    )
                 in_band = not (
                     inner[0] - rb - 2 < cy < inner[1] + rb + 2
                     and inner[2] - rb - 2 < cx < inner[3] + rb + 2
@@ -1609,7 +2203,10 @@ class FovSimulation:
         # only ever grows the frozen set, and the previous frame was valid, so the
         # loop ends with a valid configuration.
         while True:
-            pairs = _resolve(new, st, frozen, gap)
+            if p.cell_shape == "rod":
+                pairs = _resolve_rods(new, st, frozen, gap)
+            else:
+                pairs = _resolve(new, st, frozen, gap)
             bad = np.zeros(len(new), dtype=bool)
             if len(pairs):
                 bad[pairs.ravel()] = True
@@ -1692,6 +2289,7 @@ class FovSimulation:
             geo.phi[k],
             np.arange(y0, y1 + 1, dtype=np.float64),
             np.arange(x0, x1 + 1, dtype=np.float64),
+            bool(geo.rod[k]),
         )
         return y0, y1, x0, x1, rho <= r
 
@@ -1800,6 +2398,7 @@ class FovSimulation:
         emitted_sum = np.zeros((n_fl, self.max_id + 1))
         aspect = np.array([st.aspect[u] for u in snap.uid], dtype=np.float64)
         a_all, b_all = _semi_axes(snap.area, aspect)
+        a_all, b_all, rod_all = _with_rods(st, snap.uid, snap.area, a_all, b_all)
         for k in range(len(snap.uid)):
             uid = int(snap.uid[k])
             eps, phi = st.eps[uid], st.phi[uid]
@@ -1813,10 +2412,14 @@ class FovSimulation:
             ys = np.arange(y0, y1 + 1, dtype=np.float64)
             xs = np.arange(x0, x1 + 1, dtype=np.float64)
             angle = float(snap.angle[k])
-            rho, r = _footprint(cx, cy, a, b, angle, eps, phi, ys, xs)
+            rod = bool(rod_all[k])
+            rho, r = _footprint(cx, cy, a, b, angle, eps, phi, ys, xs, rod)
             # Area coverage of each pixel from the distance to the outline.
             cover = np.clip(r - rho + 0.5, 0.0, 1.0)
-            s = np.minimum(rho / r, 1.0)
+            if rod:
+                s = _rod_axis_fraction(cx, cy, a, b, angle, ys, xs)
+            else:
+                s = np.minimum(rho / r, 1.0)
             dome = p.edge_thickness + (1.0 - p.edge_thickness) * np.sqrt(1.0 - s * s)
             nuc_r = st.nucleus[uid] * r
             in_nuc = np.clip((nuc_r - rho) / 2.0 + 0.5, 0.0, 1.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 import json
 import math
@@ -64,7 +65,7 @@ def _fov_dir(root: Path, name: str, fov: int) -> Path:
 
 # ----------------------------------------------------------------- parameters
 def test_preset_names_and_defaults():
-    assert synth.PRESETS == ("easy", "demo", "standard", "small")
+    assert synth.PRESETS == ("easy", "demo", "standard", "small", "rods")
     small = synth.preset("small")
     assert small.frame_sizes == ((1024, 1024),)
     # Semi-axes 6-13 px: widths and lengths within 12-26 px.
@@ -121,6 +122,11 @@ def test_preset_errors():
         ("ring_transmission", 1.5, r"ring_transmission=1.5 is invalid"),
         ("edge_thickness", 1.2, r"edge_thickness=1.2 is invalid"),
         ("fl_psf_sigma_px", 0.0, r"fl_psf_sigma_px=0.0 is invalid"),
+        ("cell_shape", "disk", r"cell_shape='disk' is invalid: expected one of"),
+        ("rod_width_px", (20.0, 10.0), r"rod_width_px=.* is invalid"),
+        ("rod_length_px", (20.0, 90.0), r"rod_length_px=.* is invalid: .*w_max"),
+        ("rod_length_px", (60.0, 90.0), r"rod_length_px=.* is invalid: .*l_max >="),
+        ("rod_domain_px", 0.0, r"rod_domain_px=0.0 is invalid"),
     ],
 )
 def test_params_validation(field, value, match):
@@ -842,3 +848,175 @@ def test_halo_kernels_have_unit_sum_and_symmetry(kind):
     np.testing.assert_array_equal(kernel, kernel[::-1, ::-1])
     np.testing.assert_array_equal(kernel, kernel.T)
     assert synth._halo_kernel("gaussian", 4.0) is None
+
+
+# ------------------------------------------------------------ existing presets
+# SHA-256 of FOV ``fov``'s phase, fluorescence, labels and emitted totals at the
+# listed frames plus the lineage, recorded on commit 1577ace, before the rod
+# shape existed: new fields must leave the existing presets byte-identical.
+# Re-record only for a change that is meant to alter the rendering.
+_EASY = "1ffb725f4b416bfe8c6b8e75f6b8ce9852daa94627cffc43720664393e4dfdfa"
+_DEMO = "1f4df28af79fca86dcadbf207dddf4d7fc9b9ae74300cb6b38360a602ba713f7"
+_STANDARD = "584ab79ca38891fd1e96dff8313575c676db8dc02c5700234b64c64f42c11783"
+PRESET_DIGESTS = [
+    ("easy", 1, (0, 4, 7), _EASY),
+    ("demo", 1, (0, 11, 23), _DEMO),
+    ("standard", 0, (0, 30, 59), _STANDARD),
+]
+
+
+@pytest.mark.parametrize(("name", "fov", "frames", "expected"), PRESET_DIGESTS)
+def test_existing_presets_byte_identical(name, fov, frames, expected):
+    sim = synth.simulate_fov(synth.preset(name), fov)
+    digest = hashlib.sha256()
+    for t in frames:
+        frame = sim.render(t)
+        for arr in (*frame.images, frame.labels, *frame.fl_signal):
+            digest.update(np.ascontiguousarray(arr).tobytes())
+        digest.update(np.asarray(frame.true_total).tobytes())
+    digest.update(sim.lineage.to_numpy().tobytes())
+    assert digest.hexdigest() == expected
+
+
+# ---------------------------------------------------------------------- rods
+@pytest.fixture(scope="module")
+def rods_params() -> synth.SynthParams:
+    return synth.preset("rods", n_fov=1, n_frames=10, frame_sizes=((320, 352),))
+
+
+@pytest.fixture(scope="module")
+def rods_sim(rods_params) -> synth.FovSimulation:
+    return synth.simulate_fov(rods_params, 0)
+
+
+@pytest.fixture(scope="module")
+def rods_dir(tmp_path_factory: pytest.TempPathFactory, rods_params) -> Path:
+    out = tmp_path_factory.mktemp("rods")
+    synth_io.write_dataset(out, rods_params, name="rods")
+    return out
+
+
+def _rod_width_length(mask: np.ndarray) -> tuple[float, float]:
+    # Width: twice the largest distance from the outline (pixel centres, so up
+    # to one pixel short); length: the largest Feret diameter.
+    depth = ndimage.distance_transform_edt(np.pad(mask, 1))
+    (region,) = regionprops(mask.astype(np.uint8))
+    return 2.0 * float(depth.max()), float(region.feret_diameter_max)
+
+
+def test_rods_preset():
+    params = synth.preset("rods")
+    assert params.cell_shape == "rod"
+    assert params.rod_width_px == (15.0, 25.0)
+    assert params.rod_length_px == (40.0, 90.0)
+    assert params.preset == "rods"
+    assert synth.SynthParams().cell_shape == "blob"
+
+
+def test_rod_sizes_within_range(rods_sim, rods_params):
+    w_lo, w_hi = rods_params.rod_width_px
+    l_lo, l_hi = rods_params.rod_length_px
+    widths, lengths = [], []
+    for t in range(rods_params.n_frames):
+        if t in rods_sim.dropped_frames:
+            continue
+        frame = rods_sim.render(t)
+        for cell in frame.cell:
+            mask = frame.labels == cell
+            if _touches_edge(mask):
+                continue
+            width, length = _rod_width_length(mask)
+            widths.append(width)
+            lengths.append(length)
+    assert len(widths) > 100
+    assert min(widths) >= w_lo - 1.5
+    assert max(widths) <= w_hi + 1.5
+    assert min(lengths) >= l_lo - 1.5
+    assert max(lengths) <= l_hi + 1.5
+    # The ranges are used: short and long rods, thin and thick ones.
+    assert min(lengths) < l_lo + 10
+    assert max(lengths) > l_hi - 15
+    assert max(widths) - min(widths) > 3
+
+
+def test_rods_no_pixel_in_two_cells_and_dense(rods_sim, rods_params):
+    touching_cells = cells = 0
+    for t in range(0, rods_params.n_frames, 3):
+        count = np.zeros(rods_sim.shape, dtype=np.int64)
+        owner = np.zeros(rods_sim.shape, dtype=np.int64)
+        for cell, win, mask in rods_sim.cell_masks(t):
+            count[win] += mask
+            owner[win][mask] = cell
+        assert count.max() <= 1
+        frame = rods_sim.render(t)
+        if not frame.dropped:
+            np.testing.assert_array_equal(owner, frame.labels)
+        lab = frame.labels
+        touching = set()
+        for a, b in ((lab[:, :-1], lab[:, 1:]), (lab[:-1], lab[1:])):
+            pair = (a > 0) & (b > 0) & (a != b)
+            touching |= set(a[pair].tolist()) | set(b[pair].tolist())
+        touching_cells += len(touching)
+        cells += len(frame.cell)
+    # Dense colonies: most rods touch a neighbour (4-adjacent labels).
+    assert touching_cells > 0.7 * cells
+
+
+def test_rod_divisions_end_to_end(rods_sim):
+    lineage = rods_sim.lineage
+    checked = 0
+    for mother, group in lineage[lineage["parent"] > 0].groupby("parent"):
+        if len(group) != 2:
+            continue
+        t = int(group["first_frame"].iloc[0])
+        before, after = rods_sim.render(t - 1), rods_sim.render(t)
+        if before.dropped or after.dropped:
+            continue
+        m_mask = before.labels == mother
+        d_masks = [after.labels == d for d in group["cell"]]
+        if _touches_edge(m_mask) or any(_touches_edge(m) for m in d_masks):
+            continue
+        (m_reg,) = regionprops(m_mask.astype(np.uint8))
+        d_regs = [regionprops(m.astype(np.uint8))[0] for m in d_masks]
+        axis = np.array([math.cos(m_reg.orientation), math.sin(m_reg.orientation)])
+        # skimage's orientation is the angle of the major axis to the rows.
+        link = np.subtract(d_regs[0].centroid, d_regs[1].centroid)
+        span = float(np.linalg.norm(link))
+        assert abs(float(link @ axis)) / span > math.cos(math.radians(10))
+        for reg in d_regs:
+            turn = abs(reg.orientation - m_reg.orientation) % math.pi
+            assert min(turn, math.pi - turn) < math.radians(15)
+        # End to end: the centroids lie half the daughters' lengths apart.
+        half = sum(r.feret_diameter_max for r in d_regs) / 2.0
+        assert span == pytest.approx(half, rel=0.15)
+        assert sum(r.area for r in d_regs) == pytest.approx(m_reg.area, rel=0.1)
+        checked += 1
+    assert checked >= 3
+
+
+def test_truth_consistency_rods(rods_dir, rods_params):
+    info = _truth(rods_dir, "rods")
+    assert info["params"]["cell_shape"] == "rod"
+    for fov_info in info["fovs"]:
+        _check_fov_truth(
+            rods_dir, "rods", fov_info["fov"], fov_info, rods_params.n_fl_channels
+        )
+
+
+def test_rods_dark_bodies_bright_lines_between(rods_sim):
+    # Phase contrast of a dense colony: rod bodies darker than the open
+    # background, the line between two touching rods brighter than the bodies.
+    frame = rods_sim.render(1)
+    image = frame.expected[0].astype(np.float64)
+    lab = frame.labels
+    cells = lab > 0
+    background = np.median(image[~ndimage.binary_dilation(cells, iterations=15)])
+    bodies = ndimage.binary_erosion(cells, iterations=4)
+    between = np.zeros_like(cells)
+    between[:, :-1] |= (
+        (lab[:, :-1] > 0) & (lab[:, 1:] > 0) & (lab[:, :-1] != lab[:, 1:])
+    )
+    between[:-1] |= (lab[:-1] > 0) & (lab[1:] > 0) & (lab[:-1] != lab[1:])
+    assert between.sum() > 50
+    assert np.median(image[bodies]) < 0.9 * background
+    assert np.median(image[between]) > np.median(image[bodies]) * 1.1

@@ -140,3 +140,35 @@ def test_init_warns_when_no_channel_looks_like_phase(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert yaml.safe_load((tmp_path / "p.yaml").read_text())["channels"]["pc"] == "Ph3"
+
+
+# --------------------------------------------------------------------------
+# init reads the first phase planes: dense rods select segmentation.method rods
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("preset", "rods"),
+    [("rods", True), ("demo", False)],
+)
+def test_init_selects_rods_for_dense_rod_colonies(
+    preset: str, rods: bool, tmp_path: Path
+) -> None:
+    from pyama_steps import synth
+    from pyama_steps.synth_io import write_dataset
+
+    params = synth.preset(
+        preset, n_fov=1, n_frames=3, frame_sizes=((320, 384),), seed=2
+    )
+    image = write_dataset(tmp_path / "data", params, name=preset)
+    out = tmp_path / "cfg.yaml"
+    proc = _cli("init", str(image), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    config = yaml.safe_load(text)
+    if rods:
+        assert config["segmentation"] == {"method": "rods"}
+        assert "# CHECK: frame 0 of FOV 0 is a dense field of dark rods" in text
+        assert "rod-shaped bacteria" in text
+    else:
+        assert "segmentation" not in config
+    schema = load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
+    assert plan_run(validate_config(config, schema)).n_scenes == 1
