@@ -2,8 +2,8 @@
 
 Usage::
 
-    python benchmarks/robustness.py                # every section, writes robustness.md
-    python benchmarks/robustness.py --only held-out  # sections or variants, comma-separated
+    python benchmarks/robustness.py                 # everything -> robustness.md
+    python benchmarks/robustness.py --only held-out   # sections or variants
 
 Each variant is a rendering of the generator with other optics (phase model,
 halo kernel, width and strength, the cells' thickness profile, PSF, noise,
@@ -60,8 +60,8 @@ VARIANTS = [
     # --- tuning: looked at while choosing the defaults ------------------------
     V("standard", "tuning", "the standard preset", {}),
     V("weak-halo", "tuning", "halo strength 0.5", {"halo_strength": 0.5}),
-    V("airy-halo", "tuning", "ring-shaped (airy) halo kernel", {"halo_kernel": "airy"}),
-    V("zernike", "tuning", "Zernike phase-ring model (|E|²)", {"phase_model": "zernike"}),
+    V("airy-halo", "tuning", "ring (airy) halo kernel", {"halo_kernel": "airy"}),
+    V("zernike", "tuning", "Zernike phase ring (|E|²)", {"phase_model": "zernike"}),
     V(
         "thin-edge",
         "tuning",
@@ -201,7 +201,10 @@ def _data(v: Variant) -> Path:
     spec = json.dumps(
         {
             "preset": v.preset,
-            "overrides": {k: list(x) if isinstance(x, tuple) else x for k, x in v.overrides.items()},
+            "overrides": {
+                k: list(x) if isinstance(x, tuple) else x
+                for k, x in v.overrides.items()
+            },
             "n_fov": v.n_fov,
             "n_frames": v.n_frames,
             "size": list(v.size),
@@ -243,7 +246,9 @@ def _run(v: Variant, image: Path) -> tuple[dict[str, float], float]:
         "--configfile", str(REPO / "config" / "config.yaml"), str(own),
     ]  # fmt: skip
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     wall = time.perf_counter() - t0
     truth = image.parent / f"{v.name}_truth"
     return evaluate_run(truth, work / "out", ctc=False).overall, wall
@@ -293,17 +298,19 @@ def table(section: str, rows: list[tuple[Variant, dict[str, float]]]) -> str:
     if target:
         lines.append(target)
     for v, m in rows:
-        cells = [
-            _fmt(m.get(key, float("nan")), kind) + _met(section, key, m.get(key, float("nan")))
-            for _, key, kind in COLUMNS
-        ]
+        cells = []
+        for _, key, kind in COLUMNS:
+            value = m.get(key, float("nan"))
+            cells.append(_fmt(value, kind) + _met(section, key, value))
         lines.append(f"| {v.name} | {v.what} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default=None, help="sections or variants, comma-separated")
+    parser.add_argument(
+        "--only", default=None, help="sections or variants, comma-separated"
+    )
     args = parser.parse_args(argv)
     wanted = set(args.only.split(",")) if args.only else None
     chosen = [
@@ -316,18 +323,25 @@ def main(argv: list[str] | None = None) -> int:
         metrics, wall = _run(v, image)
         metrics["wall_s"] = wall
         results.setdefault(v.section, []).append((v, metrics))
-        print(f"{v.section:9s} {v.name:18s} " + "  ".join(
-            f"{c[0]} {_fmt(metrics.get(c[1], float('nan')), c[2])}" for c in COLUMNS
-        ), flush=True)
+        print(
+            f"{v.section:9s} {v.name:18s} "
+            + "  ".join(
+                f"{c[0]} {_fmt(metrics.get(c[1], float('nan')), c[2])}" for c in COLUMNS
+            ),
+            flush=True,
+        )
     parts = [
         "# Robustness: renderings the defaults were not chosen on\n",
-        f"{datetime.date.today().isoformat()}; `python benchmarks/robustness.py` "
-        f"({time.perf_counter() - t0:.0f} s, {platform.machine()}, 2 cores). Each "
-        "variant: the generator's `standard` preset (unless named) with the listed "
-        "changes, 2 FOVs x 40 frames x 512² unless named, seed 0, one fluorescence "
-        "channel; the real workflow with the default configuration; `pyama-steps "
-        "evaluate` (area ratio: median over matched cells not touching the edge of "
-        "predicted / true pixels; trace errors against the emitted light).\n",
+        (
+            f"{datetime.date.today().isoformat()}; `python benchmarks/robustness.py` "
+            f"({time.perf_counter() - t0:.0f} s, {platform.machine()}, 2 cores). "
+            "Each variant: the generator's `standard` preset (unless named) with the "
+            "listed changes, 2 FOVs x 40 frames x 512² unless named, seed 0, one "
+            "fluorescence channel; the real workflow with the default configuration; "
+            "`pyama-steps evaluate` (area ratio: median over matched cells not "
+            "touching the edge of predicted / true pixels; trace errors against the "
+            "emitted light).\n"
+        ),
     ]
     titles = {
         "held-out": "## Held out (targets per variant)",
