@@ -642,7 +642,7 @@ class LineageTracker:
         max_gap: int = 2,
         gap_min_iou: float = 0.1,
         divisions: bool = True,
-        division_min_overlap: float = 0.5,
+        division_min_overlap: float = 0.4,
         division_min_frames: int = 4,
         merge_min_overlap: float = 0.5,
     ) -> None:
@@ -794,6 +794,7 @@ class LineageTracker:
                 lut,
                 area,
                 min_iou=self._min_iou,
+                claim=True,
             )
 
         # Links that survived the division step.
@@ -838,27 +839,53 @@ class LineageTracker:
         area: Int64Array,
         *,
         min_iou: float,
+        claim: bool,
     ) -> None:
         """(2) Split linked tracks whose last mask holds an unlinked component too.
 
         Every array before `link_trk` has one entry per overlapping pair (track
         of the earlier frame, component of frame `t`); `mother_area` is the
-        track's area in the earlier frame.
+        track's area in the earlier frame. With `claim`, a component linked to
+        another track can be a daughter too (algorithms.md §4.5).
         """
         tracks = self._tracks
         share = self._division_min_overlap
+        # Overlap pairs are sorted by (component of the earlier frame,
+        # component of t), not by track id: look pairs up by an explicit key.
+        key = trk * lut.size + cols
+        key_order = np.argsort(key, kind="stable")
+        sorted_key = key[key_order]
+
+        def pair_of(a: Int64Array, b: Int64Array) -> npt.NDArray[np.intp]:
+            return key_order[np.searchsorted(sorted_key, a * lut.size + b)]
+
         # A daughter must hold `share` of the smaller of her own area and half
         # the mother's: daughters of a mother that rounded up before the split
         # are each larger than half of her last mask (algorithms.md §4.5).
         half = 0.5 * mother_area
         is_linked = np.zeros(tracks.count + 1, dtype=bool)
         is_linked[link_trk] = True
+        owner = lut[cols]
+        free = owner == 0
+        if claim:
+            # A small track next to the mother (a fragment, a bright pocket
+            # between cells) can win a daughter in the assignment with a low
+            # IoU; she is the mother's when she lies more inside the mother.
+            held = owner > 0
+            owner_inter = np.zeros(owner.size, dtype=np.int64)
+            owner_inter[held] = inter[pair_of(owner[held], cols[held])]
+            free |= held & (owner != trk) & (inter > owner_inter)
         cand = (
             is_linked[trk]
-            & (lut[cols] == 0)
+            & free
             & (iou >= min_iou)
             & (inter >= share * np.minimum(area[cols], half))
         )
+        if claim and np.any(cand):
+            # Never take a component from a track that may divide itself.
+            may_divide = np.zeros(tracks.count + 1, dtype=bool)
+            may_divide[trk[cand]] = True
+            cand &= (owner == 0) | ~may_divide[owner]
         if not np.any(cand):
             return
         m, k, i_mk = trk[cand], cols[cand], inter[cand]
@@ -873,11 +900,7 @@ class LineageTracker:
         link_of = np.zeros(tracks.count + 1, dtype=np.int64)
         link_of[link_trk] = link_comp
         j = link_of[mothers]
-        # overlap pairs are sorted by (component of t-1, component of t), not by
-        # track id, so look the (mother, j) intersection up by an explicit key.
-        key_order = np.argsort(trk * lut.size + cols, kind="stable")
-        sorted_key = (trk * lut.size + cols)[key_order]
-        pair = key_order[np.searchsorted(sorted_key, mothers * lut.size + j)]
+        pair = pair_of(mothers, j)
         divides = inter[pair] >= share * np.minimum(area[j], half[pair])
         mothers, j = mothers[divides], j[divides]
         if mothers.size == 0:
@@ -925,6 +948,7 @@ class LineageTracker:
                     lut,
                     cur.area,
                     min_iou=self._gap_min_iou,
+                    claim=False,
                 )
             bridged = b_trk[lut[b_comp] == b_trk]
             tracks.see(bridged, t)
@@ -1164,7 +1188,7 @@ def track_masks(
     max_gap: int = 2,
     gap_min_iou: float = 0.1,
     divisions: bool = True,
-    division_min_overlap: float = 0.5,
+    division_min_overlap: float = 0.4,
     division_min_frames: int = 4,
     merge_min_overlap: float = 0.5,
 ) -> TrackingResult:

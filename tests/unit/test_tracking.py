@@ -489,10 +489,10 @@ def test_division_ids_by_mother_then_label_then_births():
 
 
 def test_division_of_a_mother_that_rounded_up():
-    # The mother shrinks to a compact disk-like blob before the split, and each
-    # daughter is larger than half of that last mask: 18 of a daughter's 90 px
-    # lie inside the 48-px mother, below half her area but more than half of
-    # half the mother's (12 px).
+    # The mother shrinks to a compact blob before the split, and each daughter
+    # is larger than half of that last mask: 18 of a daughter's 90 px lie
+    # inside the 48-px mother, a fifth of her area but more than
+    # division_min_overlap (0.4) of half the mother (9.6 px).
     mother = (4, 14, 10, 30)
     masks = [
         frame(SHAPE, mother),
@@ -510,6 +510,28 @@ def test_division_of_a_mother_that_rounded_up():
     strict = by_cell(track_masks(masks, division_min_overlap=0.9))
     assert strict[1].fate == "end"
     assert all(tr.parent == 0 for tr in strict.values())
+
+
+def test_daughter_won_by_a_fragment_track_is_claimed_by_her_mother():
+    # A small fragment track next to the mother overlaps the right daughter
+    # (IoU 20/130 ~ 0.15), so the assignment gives it that daughter and the
+    # mother the left one (0.45 + 0.15 > 0.39). The daughter lies more inside
+    # the mother (90 px) than inside the fragment (20 px): she is a daughter.
+    mother = (4, 14, 10, 30)
+    fragment = (4, 14, 31, 34)
+    masks = [
+        frame(SHAPE, mother),
+        frame(SHAPE, mother, fragment),
+        *[frame(SHAPE, (4, 14, 10, 19), (4, 14, 21, 33))] * 4,
+    ]
+    result = track_masks(masks)
+    assert result.tracks == (
+        Track(1, 0, 0, 1, 2, 0, 0, "divided"),
+        Track(2, 0, 1, 1, 1, 0, 0, "merged"),
+        Track(3, 1, 2, 5, 4, 0, 0, "end"),
+        Track(4, 1, 2, 5, 4, 0, 1, "end"),
+    )
+    check_lineage_consistent(result, relabel_all(result, masks), masks)
 
 
 def test_division_across_a_gap():
