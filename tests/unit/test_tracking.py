@@ -489,16 +489,17 @@ def test_division_ids_by_mother_then_label_then_births():
 
 
 def test_division_of_a_mother_that_rounded_up():
-    # The mother shrinks to a compact blob before the split, and each daughter
-    # is larger than half of that last mask: 18 of a daughter's 90 px lie
-    # inside the 48-px mother, a fifth of her area but more than
-    # division_min_overlap (0.4) of half the mother (9.6 px).
+    # The mother shrinks to a compact blob before the split; the daughters,
+    # touching (a 1-px line between them), are each larger than half of that
+    # last mask: 24 and 18 of their 100 and 90 px lie inside the 48-px mother,
+    # a fifth of their area but more than division_min_overlap (0.4) of half
+    # the mother (9.6 px).
     mother = (4, 14, 10, 30)
     masks = [
         frame(SHAPE, mother),
         frame(SHAPE, mother),
         frame(SHAPE, (6, 12, 16, 24)),
-        *[frame(SHAPE, (4, 14, 10, 19), (4, 14, 21, 30))] * 3,
+        *[frame(SHAPE, (4, 14, 10, 20), (4, 14, 21, 30))] * 3,
     ]
     result = track_masks(masks)
     assert result.tracks == (
@@ -536,12 +537,12 @@ def test_daughter_won_by_a_fragment_track_is_claimed_by_her_mother():
 
 def test_division_across_a_gap():
     # The mother is not segmented in the frame before the split (a dropped
-    # frame); the daughters appear inside her last mask.
+    # frame); two touching daughters appear inside her last mask.
     masks = [
         frame(SHAPE, (4, 14, 10, 30)),
         frame(SHAPE, (4, 14, 10, 30)),
         frame(SHAPE),
-        *[frame(SHAPE, (4, 14, 9, 19), (4, 14, 21, 31))] * 3,
+        *[frame(SHAPE, (4, 14, 9, 20), (4, 14, 21, 31))] * 3,
     ]
     result = track_masks(masks)
     assert result.tracks == (
