@@ -30,7 +30,9 @@ Ground-truth definitions (binding for the evaluator)
   (they are kept at least ``contact_gap_px`` apart), so a pixel belongs to at most
   one cell. A truth id lives from the cell's birth or first appearance in the field
   to its division, its disappearance from the field, or the last frame; a cell that
-  leaves and comes back gets a new id with parent 0.
+  leaves and comes back gets a new id with parent 0. With
+  ``division_model='round'`` the frames in which a mother has rounded up before
+  the split belong to the mother's id (her label is the rounded disk).
 * **Lineage.** ``parent`` is the mother's id when the mother had pixels in the frame
   before the division and the daughter has pixels in the division frame; otherwise
   0. ``first_frame``/``last_frame`` are the first/last frame with at least one
@@ -67,6 +69,7 @@ from scipy.spatial import cKDTree
 
 __all__ = [
     "CELL_SHAPES",
+    "DIVISION_MODELS",
     "FL_CHANNEL_NAMES",
     "GENERATOR_NAME",
     "GENERATOR_VERSION",
@@ -131,6 +134,9 @@ _NOISE_BLOCK_ROWS: Final = 128
 _KIND_NONE: Final = 0
 _KIND_CONSTANT: Final = 1
 _KIND_TRANSFECTION: Final = 2
+# Division models: "default" splits a cell the frame it reaches its division
+# area; "round" first rounds it up (mitosis) and keeps the daughters together.
+DIVISION_MODELS: Final = ("default", "round")
 
 
 # --------------------------------------------------------------------------- params
@@ -219,6 +225,29 @@ class SynthParams:
         Log-normal spread (sigma of the log) of the per-cell doubling time.
     division_size_cv : float
         Log-normal spread of the division area around twice the birth area.
+    division_model : {'default', 'round'}
+        ``'default'``: a cell splits in the frame it reaches its division area.
+        ``'round'`` (nucleus-like cells, mitotic rounding): the cell first rounds
+        up for ``mitosis_frames`` frames (a disk of ``mitosis_area_factor``
+        times its area, ``mitosis_thickness`` times as thick, with a spherical
+        profile and no nucleus: compact and phase-dense, with a strong halo),
+        then splits into two daughters of half its area before the rounding,
+        which are held in contact for ``sister_contact_frames`` frames before
+        they move independently.
+    mitosis_frames : (int, int)
+        ``'round'`` only: inclusive range of the number of frames a mother
+        stays rounded up before she splits (drawn per cell; each frame the
+        split is blocked by crowding adds one).
+    mitosis_area_factor : float
+        ``'round'`` only: footprint of the rounded mother relative to her area
+        when she started to round up, in (0, 1].
+    mitosis_thickness : float
+        ``'round'`` only: optical thickness at the centre of the rounded mother
+        relative to an interphase cell (>= 1).
+    sister_contact_frames : (int, int)
+        ``'round'`` only: inclusive range of the number of frames after the
+        split during which the two daughters move together and are pulled back
+        into contact (drawn per division; 0 lets them part at once).
     motility_px : float
         RMS displacement of a cell per frame from its own motion, px/frame.
     persistence : float
@@ -373,6 +402,11 @@ class SynthParams:
     doubling_time_h: float = 20.0
     doubling_time_cv: float = 0.15
     division_size_cv: float = 0.08
+    division_model: str = "default"
+    mitosis_frames: tuple[int, int] = (1, 3)
+    mitosis_area_factor: float = 0.65
+    mitosis_thickness: float = 2.0
+    sister_contact_frames: tuple[int, int] = (3, 6)
     motility_px: float = 1.0
     persistence: float = 0.7
     rotation_deg: float = 3.0
@@ -503,6 +537,7 @@ def _validate(p: SynthParams) -> None:
             "max_aspect",
         )
     _validate_rods(p)
+    _validate_division_model(p)
     if p.phase_model not in PHASE_MODELS:
         raise _fail("phase_model", p.phase_model, f"one of {PHASE_MODELS}")
     if p.halo_kernel not in HALO_KERNELS:
@@ -612,6 +647,23 @@ def _validate_rods(p: SynthParams) -> None:
         raise _fail("rod_domain_px", p.rod_domain_px, "a positive number")
 
 
+def _validate_division_model(p: SynthParams) -> None:
+    if p.division_model not in DIVISION_MODELS:
+        raise _fail("division_model", p.division_model, f"one of {DIVISION_MODELS}")
+    for name, lo_min in (("mitosis_frames", 1), ("sister_contact_frames", 0)):
+        value = getattr(p, name)
+        if (
+            len(value) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            or not lo_min <= value[0] <= value[1]
+        ):
+            raise _fail(name, value, f"(low, high) ints with {lo_min} <= low <= high")
+    if not 0.0 < p.mitosis_area_factor <= 1.0:
+        raise _fail("mitosis_area_factor", p.mitosis_area_factor, "a value in (0, 1]")
+    if not p.mitosis_thickness >= 1.0:
+        raise _fail("mitosis_thickness", p.mitosis_thickness, "a number >= 1")
+
+
 # -------------------------------------------------------------------------- presets
 _PRESET_VALUES: Final[dict[str, dict[str, Any]]] = {
     # Tiny movie for unit tests: two small FOVs of different shapes, accelerated
@@ -692,6 +744,23 @@ _PRESET_VALUES: Final[dict[str, dict[str, Any]]] = {
         "granule_density": 0.004,
         "debris_per_mpx": 10.0,
     },
+    # Nucleus-like round cells (algorithms.md §4.8): 4 FOVs x 40 frames x 512²,
+    # mothers ~50 px across that round up for 1-3 frames before they split into
+    # two round daughters held in contact for 3-6 frames, 10 h doubling.
+    "round": {
+        "n_fov": 4,
+        "n_frames": 40,
+        "frame_sizes": ((512, 512),),
+        "cell_diameter_px": (30.0, 56.0),
+        "max_aspect": 1.2,
+        "shape_irregularity": 0.04,
+        "coverage": 0.25,
+        "cluster_fraction": 0.5,
+        "cluster_radius_px": 50.0,
+        "doubling_time_h": 10.0,
+        "motility_px": 1.0,
+        "division_model": "round",
+    },
 }
 PRESETS: Final = tuple(_PRESET_VALUES)
 _BACKGROUND_AUTO_BYTES: Final = 256 * 2**20
@@ -712,7 +781,7 @@ def preset(name: str, **overrides: Any) -> SynthParams:
 
     Parameters
     ----------
-    name : {'easy', 'demo', 'standard', 'small', 'rods'}
+    name : {'easy', 'demo', 'standard', 'small', 'rods', 'round'}
         Preset name (see Notes).
     **overrides
         Field values replacing the preset's (any :class:`SynthParams` field). When
@@ -748,6 +817,12 @@ def preset(name: str, **overrides: Any) -> SynthParams:
     motion (0.3 px/frame), phase contrast with flat dark bodies
     (``edge_thickness`` 0.6), a 6-px halo at 0.7 strength and bright lines
     between touching rods; one dropped frame (FOV 0, frame 10).
+    ``round``: nucleus-like cells, 4 FOVs x 40 frames x 512², round cells 30-56
+    px across (aspect <= 1.2) at 25 % coverage, half in colonies, 10 h
+    doubling, with ``division_model='round'``: a mother ~50 px across rounds
+    up for 1-3 frames (a disk of 65 % of her area, twice as thick: darker,
+    with a stronger halo), then splits into two round daughters that stay in
+    contact for 3-6 frames.
     """
     if name not in _PRESET_VALUES:
         raise ValueError(
@@ -989,6 +1064,9 @@ class _Static:
     birth_frame: list[int]
     # Rod diameter (px) of rods, 0 for blobs.
     width: list[float] = dataclasses.field(default_factory=list)
+    # Uids rounded up for mitosis in the frame being simulated ('round' model);
+    # _Geometry draws them as disks. Empty in the 'default' model.
+    rounded: set[int] = dataclasses.field(default_factory=set)
 
     @classmethod
     def empty(cls) -> _Static:
@@ -1043,18 +1121,34 @@ class _Snapshot:
     area: F64
     angle: F64
     tid: I64
+    rounded: frozenset[int] = frozenset()
 
 
 class _Geometry:
-    """Arrays of shape parameters for a set of entities, ready for broadcasting."""
+    """Arrays of shape parameters for a set of entities, ready for broadcasting.
 
-    def __init__(self, static: _Static, uid: I64, area: F64) -> None:
+    Entities in ``rounded`` (default: ``static.rounded``) are disks.
+    """
+
+    def __init__(
+        self,
+        static: _Static,
+        uid: I64,
+        area: F64,
+        rounded: set[int] | frozenset[int] | None = None,
+    ) -> None:
         aspect = np.array([static.aspect[u] for u in uid], dtype=np.float64)
-        self.a, self.b = _semi_axes(area, aspect)
-        self.a, self.b, self.rod = _with_rods(static, uid, area, self.a, self.b)
-        self.eps = np.array([static.eps[u] for u in uid], dtype=np.float64).reshape(
+        eps = np.array([static.eps[u] for u in uid], dtype=np.float64).reshape(
             -1, _ORDERS
         )
+        disks = static.rounded if rounded is None else rounded
+        if disks:
+            is_disk = np.array([int(u) in disks for u in uid], dtype=bool)
+            aspect[is_disk] = 1.0
+            eps[is_disk] = 0.0
+        self.a, self.b = _semi_axes(area, aspect)
+        self.a, self.b, self.rod = _with_rods(static, uid, area, self.a, self.b)
+        self.eps = eps
         self.phi = np.array([static.phi[u] for u in uid], dtype=np.float64).reshape(
             -1, _ORDERS
         )
@@ -1514,6 +1608,10 @@ class FovSimulation:
         )
         self._static = _Static.empty()
         self._snapshots: list[_Snapshot] = []
+        # 'round' division model: uid -> (area before rounding up, frames left
+        # rounded), and smaller sister uid -> [other sister, contact frames left].
+        self._mitosis: dict[int, tuple[float, int]] = {}
+        self._sisters: dict[int, list[int]] = {}
         self._debris = np.zeros((0, 3))
         self.drift = np.zeros((self.n_frames, 2))
         self.lineage = pd.DataFrame()
@@ -1607,6 +1705,7 @@ class FovSimulation:
                     state.area.copy(),
                     state.angle.copy(),
                     tid,
+                    frozenset(self._static.rounded),
                 )
             )
         self.max_id = next_tid - 1
@@ -2087,12 +2186,18 @@ class FovSimulation:
         cur.area = cur.area * np.exp2(dt_h / td)
         a_div = np.array([st.a_div[u] for u in cur.uid])
         dividing = cur.area >= a_div
+        round_model = p.division_model == "round"
+        if round_model:
+            prev_mitosis = dict(self._mitosis)
+            dividing = self._advance_mitosis(rng, prev, cur, dividing)
 
         # Motion: persistent random walk and slow rotation.
         sigma = p.motility_px / math.sqrt(2.0)
         kick = math.sqrt(1.0 - p.persistence**2) * sigma
         cur.vx = p.persistence * cur.vx + kick * rng.normal(size=len(cur))
         cur.vy = p.persistence * cur.vy + kick * rng.normal(size=len(cur))
+        if round_model:
+            self._move_sisters_together(cur)
         cur.x = cur.x + cur.vx
         cur.y = cur.y + cur.vy
         cur.angle = cur.angle + np.deg2rad(p.rotation_deg) * rng.normal(size=len(cur))
@@ -2108,6 +2213,9 @@ class FovSimulation:
                 continue
             mother = int(cur.uid[k])
             area_d = float(cur.area[k]) / 2.0
+            if round_model:
+                # Half the area the mother had before she rounded up.
+                area_d = self._mitosis[mother][0] / 2.0
             axis = float(cur.angle[k]) + rng.normal(0.0, 0.15)
             ux, uy = math.cos(axis), math.sin(axis)
             aspect_hi = min(p.max_aspect, area_d / c_lo, c_hi / (1.7 * area_d))
@@ -2157,6 +2265,9 @@ class FovSimulation:
                 )
             )
             part_origin.append(np.full(2, k))
+            if round_model:
+                lo, hi = p.sister_contact_frames
+                self._sisters[min(uids)] = [max(uids), int(rng.integers(lo, hi + 1))]
 
         # Influx: every cell that left the world is replaced by one entering from
         # the margin band, outside every position of the field.
@@ -2198,6 +2309,8 @@ class FovSimulation:
         new = _State.concat(parts)
         org = np.concatenate(part_origin)
         frozen = np.zeros(len(new), dtype=bool)
+        if round_model:
+            self._pull_sisters(new)
         # Resolve contacts; cells that cannot be placed keep their previous state
         # (contact inhibition: no move, no growth, division postponed). Reverting
         # only ever grows the frozen set, and the previous frame was valid, so the
@@ -2216,7 +2329,119 @@ class FovSimulation:
             if not bad.any():
                 break
             new, org, frozen = self._revert(new, org, frozen, bad, prev)
+            if round_model:
+                self._restore_mitosis(new.uid[frozen], prev_mitosis)
+        if round_model:
+            self._prune_mitosis(new.uid)
         return new, visible
+
+    def _advance_mitosis(
+        self, rng: np.random.Generator, prev: _State, cur: _State, ripe: B
+    ) -> B:
+        """Advance the mitotic rounding ('round' model); return who splits now.
+
+        ``cur`` is ``prev`` grown by one frame (same order). A cell that has
+        reached its division area (``ripe``) rounds up: its footprint shrinks to
+        ``mitosis_area_factor`` of its area and it stays so for a drawn number of
+        frames, without growing; then it splits.
+        """
+        p = self.params
+        lo, hi = p.mitosis_frames
+        splits = np.zeros(len(cur), dtype=bool)
+        for k in range(len(cur)):
+            uid = int(cur.uid[k])
+            entry = self._mitosis.get(uid)
+            if entry is not None:
+                cur.area[k] = prev.area[k]
+                if entry[1] == 0:
+                    splits[k] = True
+                else:
+                    self._mitosis[uid] = (entry[0], entry[1] - 1)
+            elif ripe[k]:
+                n = int(rng.integers(lo, hi + 1))
+                self._mitosis[uid] = (float(cur.area[k]), n - 1)
+                cur.area[k] = cur.area[k] * p.mitosis_area_factor
+        self._static.rounded = set(self._mitosis)
+        return splits
+
+    def _sister_pairs(self, state: _State) -> list[tuple[int, int, list[int]]]:
+        """Index pairs ``(i, j, entry)`` of sisters still held in contact."""
+        if not self._sisters:
+            return []
+        pos = {int(u): k for k, u in enumerate(state.uid)}
+        out = []
+        for u, entry in sorted(self._sisters.items()):
+            i, j = pos.get(u), pos.get(entry[0])
+            if i is not None and j is not None and entry[1] > 0:
+                out.append((i, j, entry))
+        return out
+
+    def _move_sisters_together(self, cur: _State) -> None:
+        """Give sisters held in contact their mean velocity ('round' model)."""
+        for i, j, _ in self._sister_pairs(cur):
+            vx = 0.5 * (cur.vx[i] + cur.vx[j])
+            vy = 0.5 * (cur.vy[i] + cur.vy[j])
+            cur.vx[i] = cur.vx[j] = vx
+            cur.vy[i] = cur.vy[j] = vy
+
+    def _pull_sisters(self, new: _State) -> None:
+        """Move sisters held in contact back to touching distance ('round' model).
+
+        Each pair closes the gap between its outlines along the line through
+        the centres beyond ``contact_gap_px``, half each; the contact
+        resolution that follows removes any overlap. Counts down the contact.
+        """
+        pairs = self._sister_pairs(new)
+        if not pairs:
+            return
+        gap = self.params.contact_gap_px
+        geo = _Geometry(self._static, new.uid, new.area)
+        for i, j, entry in pairs:
+            entry[1] -= 1
+            dx, dy = new.x[j] - new.x[i], new.y[j] - new.y[i]
+            dist = math.hypot(dx, dy)
+            if dist < 1e-9:
+                continue
+            ux, uy = dx / dist, dy / dist
+            reach = 0.0
+            for k, (vx, vy) in ((i, (ux, uy)), (j, (-ux, -uy))):
+                rel = math.atan2(vy, vx) - float(new.angle[k])
+                reach += float(
+                    _radius(
+                        np.array([math.cos(rel)]),
+                        np.array([math.sin(rel)]),
+                        geo.a[k],
+                        geo.b[k],
+                        list(geo.eps[k]),
+                        list(geo.phi[k]),
+                    )[0]
+                )
+            surplus = dist - reach - gap - 0.05
+            if surplus > 0:
+                new.x[i] += 0.5 * surplus * ux
+                new.y[i] += 0.5 * surplus * uy
+                new.x[j] -= 0.5 * surplus * ux
+                new.y[j] -= 0.5 * surplus * uy
+
+    def _restore_mitosis(self, uids: I64, before: dict[int, tuple[float, int]]) -> None:
+        """Give cells restored to their previous state their previous mitosis."""
+        for uid in uids.tolist():
+            if uid in before:
+                self._mitosis[uid] = before[uid]
+            else:
+                self._mitosis.pop(uid, None)
+        self._static.rounded = set(self._mitosis)
+
+    def _prune_mitosis(self, alive: I64) -> None:
+        """Forget the mitosis and contact records of cells no longer simulated."""
+        live = set(alive.tolist())
+        self._mitosis = {u: e for u, e in self._mitosis.items() if u in live}
+        self._sisters = {
+            u: e
+            for u, e in self._sisters.items()
+            if u in live and e[0] in live and e[1] > 0
+        }
+        self._static.rounded = set(self._mitosis)
 
     def _revert(
         self, new: _State, org: I64, frozen: B, bad: B, prev: _State
@@ -2258,8 +2483,10 @@ class FovSimulation:
     def _current_t(self) -> int:
         return len(self._snapshots)
 
-    def _cells_in_frame(self, state: _State, t: int) -> tuple[I64, _Geometry, F64, F64]:
-        geo = _Geometry(self._static, state.uid, state.area)
+    def _cells_in_frame(
+        self, state: _State, t: int, rounded: frozenset[int] | None = None
+    ) -> tuple[I64, _Geometry, F64, F64]:
+        geo = _Geometry(self._static, state.uid, state.area, rounded)
         ny, nx = self.shape
         cx = state.x - self.drift[t, 1]
         cy = state.y - self.drift[t, 0]
@@ -2397,11 +2624,16 @@ class FovSimulation:
         # (excitation profile included; lamp gain and bleaching applied below).
         emitted_sum = np.zeros((n_fl, self.max_id + 1))
         aspect = np.array([st.aspect[u] for u in snap.uid], dtype=np.float64)
+        if snap.rounded:
+            aspect[[int(u) in snap.rounded for u in snap.uid]] = 1.0
         a_all, b_all = _semi_axes(snap.area, aspect)
         a_all, b_all, rod_all = _with_rods(st, snap.uid, snap.area, a_all, b_all)
         for k in range(len(snap.uid)):
             uid = int(snap.uid[k])
             eps, phi = st.eps[uid], st.phi[uid]
+            rounded = uid in snap.rounded
+            if rounded:
+                eps = np.zeros_like(eps)
             a, b = float(a_all[k]), float(b_all[k])
             rb = a * (1.0 + float(np.abs(eps).sum()))
             cx, cy = float(cx_all[k]), float(cy_all[k])
@@ -2420,10 +2652,17 @@ class FovSimulation:
                 s = _rod_axis_fraction(cx, cy, a, b, angle, ys, xs)
             else:
                 s = np.minimum(rho / r, 1.0)
-            dome = p.edge_thickness + (1.0 - p.edge_thickness) * np.sqrt(1.0 - s * s)
-            nuc_r = st.nucleus[uid] * r
-            in_nuc = np.clip((nuc_r - rho) / 2.0 + 0.5, 0.0, 1.0)
-            body = cover * dome * (1.0 - _NUCLEUS_DIM * in_nuc)
+            if rounded:
+                # Mitotic rounding: a thick sphere-like body without a nucleus
+                # (the envelope has broken down).
+                body = cover * (p.mitosis_thickness * np.sqrt(1.0 - s * s))
+            else:
+                dome = p.edge_thickness + (1.0 - p.edge_thickness) * np.sqrt(
+                    1.0 - s * s
+                )
+                nuc_r = st.nucleus[uid] * r
+                in_nuc = np.clip((nuc_r - rho) / 2.0 + 0.5, 0.0, 1.0)
+                body = cover * dome * (1.0 - _NUCLEUS_DIM * in_nuc)
             win = (slice(y0 + pad, y1 + 1 + pad), slice(x0 + pad, x1 + 1 + pad))
             thick[win] += body.astype(np.float32)
             tid = int(snap.tid[k])
@@ -2564,7 +2803,7 @@ class FovSimulation:
         state = _State(
             snap.uid, snap.x, snap.y, snap.area, snap.angle, snap.x * 0, snap.x * 0
         )
-        idx, geo, cx, cy = self._cells_in_frame(state, t)
+        idx, geo, cx, cy = self._cells_in_frame(state, t, snap.rounded)
         for k in idx:
             tid = int(snap.tid[k])
             res = self._rasterize_inside(state, geo, cx, cy, int(k))

@@ -7,7 +7,9 @@ length (algorithms.md §7.4):
   of masks) labels each frame's connected components and decides, frame by
   frame, which track every component belongs to. It keeps at most
   ``max_gap + 2`` label frames and returns one look-up table per frame
-  (component label -> track id) plus the lineage records.
+  (component label -> track id) plus the lineage records; when it finishes,
+  it undoes the divisions that a daughter did not survive (segmentation
+  flicker) and renumbers the ids.
 * **Pass 2** (:func:`relabel_frame`) labels each frame again with the same
   function and indexes its look-up table, which gives the track-labelled frame
   in the dtype chosen after pass 1.
@@ -19,10 +21,11 @@ tracker: frame-0 seeds only and bounding-box IoU.
 
 from __future__ import annotations
 
+import itertools
 import numbers
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, Any, Final
 
 import numpy as np
@@ -591,8 +594,15 @@ class LineageTracker:
     divisions : bool, optional
         Detect divisions (``lineage`` only).
     division_min_overlap : float, optional
-        Share of each daughter's area that must lie inside the mother's last
-        mask (``lineage`` only).
+        Share of each daughter's area, or of half the mother's last area if
+        that is smaller, that must lie inside the mother's last mask
+        (``lineage`` only).
+    division_min_frames : int, optional
+        A daughter whose track ends (lost or merged) after fewer frames than
+        this was a part of a cell split by the segmentation, not a daughter:
+        she loses her parent, and a mother left with one daughter continues
+        in her (applied by :meth:`finish`; ``lineage`` only). 0 or 1 keeps
+        every division.
     merge_min_overlap : float, optional
         Share of a lost track's last mask that must lie inside another
         track's current component for it to count as merged (``lineage``
@@ -632,7 +642,8 @@ class LineageTracker:
         max_gap: int = 2,
         gap_min_iou: float = 0.1,
         divisions: bool = True,
-        division_min_overlap: float = 0.5,
+        division_min_overlap: float = 0.4,
+        division_min_frames: int = 4,
         merge_min_overlap: float = 0.5,
     ) -> None:
         self._mode = _check_mode(mode)
@@ -645,6 +656,9 @@ class LineageTracker:
         self._divisions = bool(divisions)
         self._division_min_overlap = _check_fraction(
             "division_min_overlap", division_min_overlap
+        )
+        self._division_min_frames = _check_int(
+            "division_min_frames", division_min_frames, minimum=0
         )
         self._merge_min_overlap = _check_fraction(
             "merge_min_overlap", merge_min_overlap
@@ -689,7 +703,9 @@ class LineageTracker:
         -------
         (n_t + 1,) ndarray of int64
             Read-only look-up table: component label -> track id, with
-            ``lut[0] == 0``.
+            ``lut[0] == 0``. These are the frame's decisions; :meth:`finish`
+            may still undo a division (`division_min_frames`), which
+            renumbers ids, so use its look-up tables for the output.
 
         Raises
         ------
@@ -781,7 +797,20 @@ class LineageTracker:
         lut[link_comp] = link_trk
 
         if self._divisions and link_trk.size:
-            self._divide(t, trk, cols, inter, iou, link_trk, link_comp, lut, area)
+            self._divide(
+                t,
+                trk,
+                cols,
+                inter,
+                iou,
+                prev.area[p_rows],
+                link_trk,
+                link_comp,
+                lut,
+                area,
+                min_iou=self._min_iou,
+                claim=True,
+            )
 
         # Links that survived the division step.
         linked = lut[link_comp] == link_trk
@@ -818,21 +847,60 @@ class LineageTracker:
         cols: Int64Array,
         inter: Int64Array,
         iou: Float64Array,
+        mother_area: Int64Array,
         link_trk: Int64Array,
         link_comp: Int64Array,
         lut: Int64Array,
         area: Int64Array,
+        *,
+        min_iou: float,
+        claim: bool,
     ) -> None:
+        """(2) Split linked tracks whose last mask holds an unlinked component too.
+
+        Every array before `link_trk` has one entry per overlapping pair (track
+        of the earlier frame, component of frame `t`); `mother_area` is the
+        track's area in the earlier frame. With `claim`, a component linked to
+        another track can be a daughter too (algorithms.md §4.5).
+        """
         tracks = self._tracks
         share = self._division_min_overlap
+        # Overlap pairs are sorted by (component of the earlier frame,
+        # component of t), not by track id: look pairs up by an explicit key.
+        key = trk * lut.size + cols
+        key_order = np.argsort(key, kind="stable")
+        sorted_key = key[key_order]
+
+        def pair_of(a: Int64Array, b: Int64Array) -> npt.NDArray[np.intp]:
+            return key_order[np.searchsorted(sorted_key, a * lut.size + b)]
+
+        # A daughter must hold `share` of the smaller of her own area and half
+        # the mother's: daughters of a mother that rounded up before the split
+        # are each larger than half of her last mask (algorithms.md §4.5).
+        half = 0.5 * mother_area
         is_linked = np.zeros(tracks.count + 1, dtype=bool)
         is_linked[link_trk] = True
+        owner = lut[cols]
+        free = owner == 0
+        if claim:
+            # A small track next to the mother (a fragment, a bright pocket
+            # between cells) can win a daughter in the assignment with a low
+            # IoU; she is the mother's when she lies more inside the mother.
+            held = owner > 0
+            owner_inter = np.zeros(owner.size, dtype=np.int64)
+            owner_inter[held] = inter[pair_of(owner[held], cols[held])]
+            free |= held & (owner != trk) & (inter > owner_inter)
         cand = (
             is_linked[trk]
-            & (lut[cols] == 0)
-            & (iou >= self._min_iou)
-            & (inter >= share * area[cols])
+            & free
+            & (iou >= min_iou)
+            & (inter >= share * np.minimum(area[cols], half))
         )
+        if claim and np.any(cand):
+            # Never take a component from a track that may divide itself.
+            may_divide = np.zeros(tracks.count + 1, dtype=bool)
+            may_divide[trk[cand]] = True
+            cand &= (owner == 0) | ~may_divide[owner]
         if not np.any(cand):
             return
         m, k, i_mk = trk[cand], cols[cand], inter[cand]
@@ -847,12 +915,8 @@ class LineageTracker:
         link_of = np.zeros(tracks.count + 1, dtype=np.int64)
         link_of[link_trk] = link_comp
         j = link_of[mothers]
-        # overlap pairs are sorted by (component of t-1, component of t), not by
-        # track id, so look the (mother, j) intersection up by an explicit key.
-        key_order = np.argsort(trk * lut.size + cols, kind="stable")
-        sorted_key = (trk * lut.size + cols)[key_order]
-        pair = key_order[np.searchsorted(sorted_key, mothers * lut.size + j)]
-        divides = inter[pair] >= share * area[j]
+        pair = pair_of(mothers, j)
+        divides = inter[pair] >= share * np.minimum(area[j], half[pair])
         mothers, j = mothers[divides], j[divides]
         if mothers.size == 0:
             return
@@ -878,15 +942,32 @@ class LineageTracker:
             dormant = tracks.is_open(old_trk) & (tracks.last[old_trk] == old.t)
             if not np.any(dormant):
                 continue
-            rows, cols, _, iou = self._overlap(old, cur)
+            rows, cols, inter, iou = self._overlap(old, cur)
             trk = old.lut[rows]
             sel = tracks.is_open(trk) & (tracks.last[trk] == old.t) & (lut[cols] == 0)
-            b_trk, b_comp = assign(
-                trk[sel], cols[sel], iou[sel], threshold=self._gap_min_iou
-            )
+            trk, cols, inter, iou = trk[sel], cols[sel], inter[sel], iou[sel]
+            b_trk, b_comp = assign(trk, cols, iou, threshold=self._gap_min_iou)
             lut[b_comp] = b_trk
-            tracks.see(b_trk, t)
-            tracks.marked[b_trk] = False
+            if self._divisions and b_trk.size:
+                # A mother not segmented in the frames before her split (a
+                # dropped frame, or rounded up beyond recognition).
+                self._divide(
+                    t,
+                    trk,
+                    cols,
+                    inter,
+                    iou,
+                    old.area[rows[sel]],
+                    b_trk,
+                    b_comp,
+                    lut,
+                    cur.area,
+                    min_iou=self._gap_min_iou,
+                    claim=False,
+                )
+            bridged = b_trk[lut[b_comp] == b_trk]
+            tracks.see(bridged, t)
+            tracks.marked[bridged] = False
 
     # -- upstream mode (§4.2) ------------------------------------------------
 
@@ -950,26 +1031,49 @@ class LineageTracker:
 
         Notes
         -----
-        The tracker's state is not changed; pushing more frames and calling
-        `finish` again is allowed.
+        With ``division_min_frames > 1`` divisions that a daughter did not
+        survive are undone here (algorithms.md §4.5, step 7), and ids are
+        renumbered ``1..max_id`` in order of creation. The tracker's state is
+        not changed; pushing more frames and calling `finish` again is
+        allowed.
         """
         tracks = self._tracks
         n_t = self.n_frames
         ids = tracks.ids()
-        fate = tracks.fate[ids].copy()
+        fate = tracks.fate[: ids.size + 1].copy()
         still = fate == _OPEN
-        last = tracks.last[ids]
+        still[0] = False
         fate[still] = np.where(
-            last[still] == n_t - 1,
+            tracks.last[: ids.size + 1][still] == n_t - 1,
             _END,
-            np.where(tracks.marked[ids][still], _MERGED, _LOST),
+            np.where(tracks.marked[: ids.size + 1][still], _MERGED, _LOST),
         )
-        first = tracks.first[ids]
-        present = tracks.present[ids]
+        table = _Lineage(
+            parent=tracks.parent[: ids.size + 1].copy(),
+            first=tracks.first[: ids.size + 1].copy(),
+            last=tracks.last[: ids.size + 1].copy(),
+            present=tracks.present[: ids.size + 1].copy(),
+            merged_in=tracks.merged_in[: ids.size + 1].copy(),
+            fate=fate,
+        )
+        luts = tuple(self._luts)
+        if self._mode == "lineage" and self._division_min_frames > 1:
+            table, new_id = _confirm_divisions(
+                table, min_frames=self._division_min_frames
+            )
+            if new_id.size != ids.size + 1 or np.any(new_id != np.arange(new_id.size)):
+                luts = tuple(_read_only(new_id[lut]) for lut in luts)
+        ids = np.arange(1, table.parent.size, dtype=np.int64)
+        parent, first, last = table.parent[1:], table.first[1:], table.last[1:]
+        present, merged_in, fate = (
+            table.present[1:],
+            table.merged_in[1:],
+            table.fate[1:],
+        )
         records = tuple(
             Track(
                 cell=int(cell),
-                parent=int(parent),
+                parent=int(p),
                 first_frame=int(f0),
                 last_frame=int(f1),
                 n_frames=int(nf),
@@ -977,24 +1081,24 @@ class LineageTracker:
                 n_merged=int(nm),
                 fate=_FATE_NAMES[int(code)],
             )
-            for cell, parent, f0, f1, nf, nm, code in zip(
+            for cell, p, f0, f1, nf, nm, code in zip(
                 ids.tolist(),
-                tracks.parent[ids].tolist(),
+                parent.tolist(),
                 first.tolist(),
                 last.tolist(),
                 present.tolist(),
-                tracks.merged_in[ids].tolist(),
+                merged_in.tolist(),
                 fate.tolist(),
                 strict=True,
             )
         )
-        max_id = int(tracks.count)
+        max_id = int(ids.size)
         dtype: np.dtype[np.unsignedinteger[Any]] = (
             np.dtype(np.uint16) if max_id <= _UINT16_MAX else np.dtype(np.uint32)
         )
         y, x = self._frame_shape if self._frame_shape is not None else (0, 0)
         return TrackingResult(
-            luts=tuple(self._luts),
+            luts=luts,
             tracks=records,
             max_id=max_id,
             label_dtype=dtype,
@@ -1002,6 +1106,96 @@ class LineageTracker:
             mode=self._mode,
             connectivity=self._connectivity,
         )
+
+
+@dataclass(frozen=True)
+class _Lineage:
+    """Per-track arrays indexed by track id; row 0 unused."""
+
+    parent: Int64Array
+    first: Int64Array
+    last: Int64Array
+    present: Int64Array
+    merged_in: Int64Array
+    fate: npt.NDArray[np.int8]
+
+
+def _read_only(array: Int64Array) -> Int64Array:
+    array.setflags(write=False)
+    return array
+
+
+def _confirm_divisions(
+    table: _Lineage, *, min_frames: int
+) -> tuple[_Lineage, Int64Array]:
+    """Undo divisions that a daughter does not survive (algorithms.md §4.5, (7)).
+
+    A daughter is *short* when her track ends (fate lost or merged) less than
+    `min_frames` frames after it began (``last - first + 1 < min_frames``):
+    segmentation flicker that split a cell for a frame or two. Short daughters
+    lose their parent. A mother left with fewer than two daughters did not
+    divide: her longest-lived remaining daughter (else the short one seen
+    last; then the one present in most frames; then the smaller id) becomes
+    the rest of the mother's track, and the other daughters lose their parent.
+
+    Returns the new table, ids renumbered ``1..n`` in the old order, and
+    ``new_id`` (old id -> new id, ``new_id[0] == 0``) for the look-up tables.
+    """
+    parent = table.parent.copy()
+    size = parent.size
+    ids = np.arange(size, dtype=np.int64)
+    span = table.last - table.first + 1
+    ended = (table.fate == _LOST) | (table.fate == _MERGED)
+    short = ended & (span < min_frames)
+    short[0] = False
+    heir_of = ids.copy()  # heir id -> the mother whose track it continues
+    kids = np.flatnonzero(parent > 0)
+    kids = kids[np.lexsort((kids, parent[kids]))]
+    bounds = np.flatnonzero(np.r_[True, parent[kids][1:] != parent[kids][:-1], True])
+    for lo, hi in itertools.pairwise(bounds if kids.size else ()):
+        daughters = kids[lo:hi]
+        mother = parent[daughters[0]]
+        gone = daughters[short[daughters]]
+        if gone.size == 0:
+            continue
+        kept = daughters[~short[daughters]]
+        if kept.size >= 2:
+            parent[gone] = 0
+            continue
+        if kept.size:
+            heir = kept[0]
+        else:
+            pick = np.lexsort((gone, -table.present[gone], -table.last[gone]))
+            heir = gone[pick[0]]
+        parent[daughters] = 0
+        heir_of[heir] = mother
+    if np.all(heir_of == ids):
+        return replace(table, parent=parent), ids
+    root = heir_of.copy()
+    # An heir's mother can be an heir herself; ids only grow along a chain.
+    for x in range(size):
+        root[x] = root[root[x]]
+    last, present = table.last.copy(), table.present.copy()
+    merged_in, fate = table.merged_in.copy(), table.fate.copy()
+    # Ascending ids follow each chain in time: the last heir sets the end.
+    for x in np.flatnonzero(root != ids).tolist():
+        r = root[x]
+        last[r], fate[r] = last[x], fate[x]
+        present[r] += present[x]
+        merged_in[r] += merged_in[x]
+    parent = root[parent]
+    keep = root == ids
+    new_id = np.cumsum(keep).astype(np.int64) - 1
+    new_id = new_id[root]
+    out = _Lineage(
+        parent=new_id[parent[keep]],
+        first=table.first[keep],
+        last=last[keep],
+        present=present[keep],
+        merged_in=merged_in[keep],
+        fate=fate[keep],
+    )
+    return out, new_id
 
 
 def track_masks(
@@ -1013,7 +1207,8 @@ def track_masks(
     max_gap: int = 2,
     gap_min_iou: float = 0.1,
     divisions: bool = True,
-    division_min_overlap: float = 0.5,
+    division_min_overlap: float = 0.4,
+    division_min_frames: int = 4,
     merge_min_overlap: float = 0.5,
 ) -> TrackingResult:
     """Run tracking pass 1 over a sequence of segmentation frames.
@@ -1024,7 +1219,7 @@ def track_masks(
         Segmentation frames in frame order; a (T, Y, X) array works too. The
         iterable is consumed one frame at a time.
     mode, connectivity, min_iou, max_gap, gap_min_iou, divisions, \
-division_min_overlap, merge_min_overlap
+division_min_overlap, division_min_frames, merge_min_overlap
         As for :class:`LineageTracker`.
 
     Returns
@@ -1045,6 +1240,7 @@ division_min_overlap, merge_min_overlap
         gap_min_iou=gap_min_iou,
         divisions=divisions,
         division_min_overlap=division_min_overlap,
+        division_min_frames=division_min_frames,
         merge_min_overlap=merge_min_overlap,
     )
     for mask in masks:

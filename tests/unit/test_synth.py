@@ -65,7 +65,7 @@ def _fov_dir(root: Path, name: str, fov: int) -> Path:
 
 # ----------------------------------------------------------------- parameters
 def test_preset_names_and_defaults():
-    assert synth.PRESETS == ("easy", "demo", "standard", "small", "rods")
+    assert synth.PRESETS == ("easy", "demo", "standard", "small", "rods", "round")
     small = synth.preset("small")
     assert small.frame_sizes == ((1024, 1024),)
     # Semi-axes 6-13 px: widths and lengths within 12-26 px.
@@ -127,6 +127,12 @@ def test_preset_errors():
         ("rod_length_px", (20.0, 90.0), r"rod_length_px=.* is invalid: .*w_max"),
         ("rod_length_px", (60.0, 90.0), r"rod_length_px=.* is invalid: .*l_max >="),
         ("rod_domain_px", 0.0, r"rod_domain_px=0.0 is invalid"),
+        ("division_model", "budding", r"division_model='budding' is invalid"),
+        ("mitosis_frames", (0, 2), r"mitosis_frames=\(0, 2\) is invalid"),
+        ("mitosis_frames", (3, 2), r"mitosis_frames=\(3, 2\) is invalid"),
+        ("sister_contact_frames", (-1, 2), r"sister_contact_frames=.* is invalid"),
+        ("mitosis_area_factor", 0.0, r"mitosis_area_factor=0.0 is invalid"),
+        ("mitosis_thickness", 0.5, r"mitosis_thickness=0.5 is invalid"),
     ],
 )
 def test_params_validation(field, value, match):
@@ -994,6 +1000,138 @@ def test_rod_divisions_end_to_end(rods_sim):
     assert checked >= 3
 
 
+# ------------------------------------------------------- 'round' division model
+# (The existing presets' byte-identity is checked by
+# test_existing_presets_byte_identical above.)
+
+
+ROUND_SMALL = {
+    "n_fov": 1,
+    "n_frames": 18,
+    "frame_sizes": ((288, 288),),
+    "doubling_time_h": 4.0,
+    "coverage": 0.2,
+}
+
+
+@pytest.fixture(scope="module")
+def round_params() -> synth.SynthParams:
+    return synth.preset("round", **ROUND_SMALL)
+
+
+@pytest.fixture(scope="module")
+def round_dir(tmp_path_factory: pytest.TempPathFactory, round_params) -> Path:
+    out = tmp_path_factory.mktemp("round")
+    synth_io.write_dataset(out, round_params, name="round")
+    return out
+
+
+def test_round_preset():
+    params = synth.preset("round")
+    assert params.division_model == "round"
+    assert params.max_aspect <= 1.2
+    assert params.cell_diameter_px[1] >= 50
+    assert synth.preset("standard").division_model == "default"
+
+
+def test_truth_consistency_round(round_dir, round_params):
+    info = _truth(round_dir, "round")
+    assert info["params"]["division_model"] == "round"
+    assert info["fovs"][0]["counts"]["divisions"] >= 5
+    for fov_info in info["fovs"]:
+        _check_fov_truth(
+            round_dir, "round", fov_info["fov"], fov_info, round_params.n_fl_channels
+        )
+
+
+def _inside(lab: np.ndarray, cell: int) -> bool:
+    m = lab == cell
+    return bool(m.any()) and not (
+        m[0].any() or m[-1].any() or m[:, 0].any() or m[:, -1].any()
+    )
+
+
+def _round_divisions(params: synth.SynthParams):
+    """(mother, daughters, per-frame labels) of the divisions inside the field."""
+    # The same cells, with every frame imaged.
+    sim = synth.simulate_fov(dataclasses.replace(params, dropped_frames=()), 0)
+    labels = [sim.render(t).labels for t in range(params.n_frames)]
+    lin = sim.lineage.set_index("cell")
+    out = []
+    for mother, group in lin[lin["parent"] > 0].groupby("parent"):
+        daughters = group.index.tolist()
+        last = int(lin.loc[mother, "last_frame"])
+        # The mother's last frames: growth, rounding up (at most 3 frames).
+        life = range(max(int(lin.loc[mother, "first_frame"]), last - 5), last + 1)
+        split = int(group["first_frame"].iloc[0])
+        if (
+            len(daughters) == 2
+            and all(_inside(labels[t], mother) for t in life)
+            and all(_inside(labels[split], d) for d in daughters)
+        ):
+            out.append((mother, daughters, life, split))
+    return out, labels, sim
+
+
+def test_round_division_rounds_up_then_splits_into_touching_halves(round_params):
+    divisions, labels, _ = _round_divisions(round_params)
+    assert len(divisions) >= 4
+    lo, hi = round_params.mitosis_frames
+    for mother, daughters, life, split in divisions:
+        areas = [int(np.sum(labels[t] == mother)) for t in life]
+        before = max(areas)
+        # The rounded-up frames at the end of the mother's life: a compact
+        # disk of mitosis_area_factor of her area, for 1-3 frames.
+        small = [a < 0.8 * before for a in areas[::-1]]
+        compact = areas[::-1][: small.index(False) if False in small else len(small)]
+        assert lo <= len(compact) <= hi, (mother, areas)
+        for a in compact:
+            assert a == pytest.approx(
+                round_params.mitosis_area_factor * before, rel=0.06
+            )
+        props = regionprops((labels[life[-1]] == mother).astype(np.uint8))[0]
+        assert props.eccentricity < 0.25
+        # Two daughters of half the area she had before rounding up, touching
+        # (at most one background pixel between them) in the split frame and
+        # for the minimum contact time after it.
+        a, b = daughters
+        for d in daughters:
+            assert np.sum(labels[split] == d) == pytest.approx(before / 2, rel=0.08)
+        n_contact = round_params.sister_contact_frames[0]
+        for t in range(split, min(split + n_contact, round_params.n_frames)):
+            near = ndimage.binary_dilation(labels[t] == a, iterations=2)
+            assert np.any(near & (labels[t] == b)), (mother, t)
+
+
+def test_round_mother_is_compact_and_phase_dense(round_params):
+    divisions, labels, sim = _round_divisions(round_params)
+    checked = 0
+    for mother, _, life, _ in divisions:
+        areas = [int(np.sum(labels[t] == mother)) for t in life]
+        t_flat = life[int(np.argmax(areas))]
+        t_round = life[-1]
+        if t_round == t_flat:
+            continue
+        values = []
+        for t in (t_flat, t_round):
+            own = labels[t] == mother
+            ring = ndimage.binary_dilation(
+                own, iterations=6
+            ) & ~ndimage.binary_dilation(own, iterations=1)
+            ring &= labels[t] == 0
+            image = sim.render(t).expected[0]
+            background = np.median(image[labels[t] == 0])
+            values.append(
+                (image[own].mean() / background, image[ring].mean() / background)
+            )
+        (body_flat, halo_flat), (body_round, halo_round) = values
+        # Thicker: a darker body and a brighter halo than before rounding up.
+        assert body_round < body_flat - 0.02, mother
+        assert halo_round > halo_flat + 0.02, mother
+        checked += 1
+    assert checked >= 3
+
+
 def test_truth_consistency_rods(rods_dir, rods_params):
     info = _truth(rods_dir, "rods")
     assert info["params"]["cell_shape"] == "rod"
@@ -1020,3 +1158,12 @@ def test_rods_dark_bodies_bright_lines_between(rods_sim):
     assert between.sum() > 50
     assert np.median(image[bodies]) < 0.9 * background
     assert np.median(image[between]) > np.median(image[bodies]) * 1.1
+
+
+def test_round_model_is_reproducible(round_params):
+    a = synth.simulate_fov(round_params, 0)
+    b = synth.simulate_fov(round_params, 0)
+    pd.testing.assert_frame_equal(a.lineage, b.lineage)
+    t = round_params.n_frames - 1
+    np.testing.assert_array_equal(a.render(t).images[0], b.render(t).images[0])
+    np.testing.assert_array_equal(a.render(t).labels, b.render(t).labels)
