@@ -346,8 +346,8 @@ def oracle_edge_ratio(
     points = [(2 * i + m, 2 * j + m) for i, j in zip(*np.nonzero(ring), strict=True)]
     if len(points) < 30:
         return math.nan
-    if len(points) > 20000:
-        points = points[:: -(-len(points) // 20000)]
+    if len(points) > 4000:
+        points = points[:: -(-len(points) // 4000)]
     v = s1.astype(np.float64)
 
     def grad(y: int, x: int) -> tuple[float, float]:
@@ -381,14 +381,17 @@ def oracle_edge_ratio(
 
 
 def oracle_peel(mask: np.ndarray, bright: np.ndarray, layers: int) -> np.ndarray:
-    """Remove `bright` mask pixels exposed to the outside, one layer per step."""
+    """Remove `bright` mask pixels exposed to the background, one layer per step.
+
+    Outside the frame counts as inside the mask.
+    """
     out = mask.copy()
     rows, cols = mask.shape
     for _ in range(layers):
         exposed = []
         for y, x in zip(*np.nonzero(out & bright), strict=True):
             near = [
-                out[v, u] if 0 <= v < rows and 0 <= u < cols else False
+                out[v, u] if 0 <= v < rows and 0 <= u < cols else True
                 for v, u in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1))
             ]
             if not all(near):
