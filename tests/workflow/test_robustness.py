@@ -1,0 +1,107 @@
+"""Accuracy on renderings the defaults were not chosen on (issue 13).
+
+The real workflow runs on generator variants with other optics and cell sizes
+and ``pyama_steps.evaluate`` scores it against the truth. Thresholds are the
+issue's targets: for held-out variants (benchmarks/robustness.py) the area
+ratio 0.95-1.05, total trace error median <= 2 % and p90 <= 6 %, recall >=
+0.96 and complete tracks >= 0.93; for small cells recall >= 0.97, complete
+tracks >= 0.95, traced >= 0.97 and total p90 <= 10 %. The data sets are
+smaller than the benchmark's (one FOV) so that each runs in well under a
+minute.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pyama_steps import synth
+from pyama_steps.evaluate import Evaluation, evaluate_run
+from pyama_steps.synth_io import write_dataset
+from tests.conftest import run_snakemake
+
+pytestmark = [pytest.mark.workflow, pytest.mark.slow]
+
+HELD_OUT: dict[str, dict[str, Any]] = {
+    # PSF 1.7 px with focus breathing, a wider fluorescence PSF, 6-px halo.
+    "blurry": {
+        "psf_sigma_px": 1.7,
+        "focus_jitter": 0.2,
+        "fl_psf_sigma_px": 1.9,
+        "halo_sigma_px": 6.0,
+    },
+    # Cells thinning towards their edge, a narrow halo, 40 % cover.
+    "thin-dense": {
+        "edge_thickness": 0.3,
+        "halo_sigma_px": 4.0,
+        "coverage": 0.4,
+        "cluster_fraction": 0.7,
+    },
+}
+
+
+def _score(
+    tmp_path_factory: pytest.TempPathFactory, name: str, preset: str, **over: Any
+) -> Evaluation:
+    data = tmp_path_factory.mktemp(name)
+    params = synth.preset(preset, seed=3, write_background=False, **over)
+    image = write_dataset(data, params, name=name)
+    work = data / "run"
+    run_snakemake(work, {"input": str(image), "output_dir": "out"}, timeout=600)
+    return evaluate_run(data / f"{name}_truth", work / "out", ctc=False)
+
+
+@pytest.fixture(scope="module", params=sorted(HELD_OUT))
+def held_out(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Evaluation:
+    return _score(
+        tmp_path_factory,
+        request.param,
+        "standard",
+        n_fov=1,
+        n_frames=30,
+        **HELD_OUT[request.param],
+    )
+
+
+def test_held_out_variant_meets_the_targets(held_out: Evaluation) -> None:
+    m = held_out.overall
+    assert m["n_eligible_tracks"] >= 40
+    assert 0.95 <= m["area_ratio_median"] <= 1.05
+    assert m["trace_total_rel_err_median_ch_1"] <= 0.02
+    assert m["trace_total_rel_err_p90_ch_1"] <= 0.06
+    assert m["recall"] >= 0.96
+    assert m["complete_fraction"] >= 0.93
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Evaluation:
+    return _score(tmp_path_factory, "small", "small", n_fov=1, n_frames=40)
+
+
+def test_small_cells_meet_the_targets(small: Evaluation) -> None:
+    m = small.overall
+    assert m["n_eligible_tracks"] >= 60
+    assert m["recall"] >= 0.97
+    assert m["complete_fraction"] >= 0.95
+    assert m["traced_fraction"] >= 0.97
+    assert m["trace_total_rel_err_p90_ch_1"] <= 0.10
+
+
+@pytest.fixture(scope="module")
+def weak_halo(tmp_path_factory: pytest.TempPathFactory) -> Evaluation:
+    return _score(
+        tmp_path_factory, "weak", "standard", n_fov=1, n_frames=20, halo_strength=0.5
+    )
+
+
+def test_outlines_follow_a_weak_halo(weak_halo: Evaluation) -> None:
+    # With the trim at a noise margin above the background, masks were 24 %
+    # too large and touching cells merged through the halo (recall 0.81); the
+    # edge level places the outlines at the cells' edges (algorithms.md §2.4).
+    m = weak_halo.overall
+    assert 0.95 <= m["area_ratio_median"] <= 1.05
+    assert m["recall"] >= 0.93
+    assert m["trace_total_rel_err_median_ch_1"] <= 0.02
