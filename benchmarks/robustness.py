@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/robustness.py                 # everything -> robustness.md
     python benchmarks/robustness.py --only held-out   # sections or variants
+    python benchmarks/robustness.py --baseline ../old  # also an older checkout
 
 Each variant is a rendering of the generator with other optics (phase model,
 halo kernel, width and strength, the cells' thickness profile, PSF, noise,
@@ -229,10 +230,13 @@ def _data(v: Variant) -> Path:
     return image
 
 
-def _run(v: Variant, image: Path) -> tuple[dict[str, float], float]:
+def _run(
+    v: Variant, image: Path, tree: Path = REPO, python: str = sys.executable
+) -> tuple[dict[str, float], float]:
+    """Run the workflow of checkout `tree` (its own Python) and score it."""
     from pyama_steps.evaluate import evaluate_run
 
-    work = RUNS / v.name
+    work = RUNS / (v.name if tree == REPO else f"{v.name}-baseline")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     own = work / "config.yaml"
@@ -240,10 +244,10 @@ def _run(v: Variant, image: Path) -> tuple[dict[str, float], float]:
     lines += [f"{k}: {json.dumps(x)}" for k, x in v.config.items()]
     own.write_text("\n".join(lines) + "\n")
     cmd = [
-        sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile"),
+        python, "-m", "snakemake", "-s", str(tree / "workflow" / "Snakefile"),
         "-d", str(work), "--cores", "2", "--quiet",
-        "--workflow-profile", str(REPO / "profiles" / "default"),
-        "--configfile", str(REPO / "config" / "config.yaml"), str(own),
+        "--workflow-profile", str(tree / "profiles" / "default"),
+        "--configfile", str(tree / "config" / "config.yaml"), str(own),
     ]  # fmt: skip
     t0 = time.perf_counter()
     subprocess.run(
@@ -251,7 +255,9 @@ def _run(v: Variant, image: Path) -> tuple[dict[str, float], float]:
     )
     wall = time.perf_counter() - t0
     truth = image.parent / f"{v.name}_truth"
-    return evaluate_run(truth, work / "out", ctc=False).overall, wall
+    metrics = evaluate_run(truth, work / "out", ctc=False).overall
+    shutil.rmtree(work / "out", ignore_errors=True)  # keep the disk free
+    return metrics, wall
 
 
 def _fmt(value: float, kind: str) -> str:
@@ -291,7 +297,11 @@ def _target_row(section: str) -> str | None:
     return "| *target* | | " + " | ".join(cells) + " |"
 
 
-def table(section: str, rows: list[tuple[Variant, dict[str, float]]]) -> str:
+def table(
+    section: str,
+    rows: list[tuple[Variant, dict[str, float]]],
+    before: dict[str, dict[str, float]] | None = None,
+) -> str:
     head = "| variant | what | " + " | ".join(c[0] for c in COLUMNS) + " |"
     lines = [head, "|" + "---|" * (len(COLUMNS) + 2)]
     target = _target_row(section)
@@ -303,13 +313,36 @@ def table(section: str, rows: list[tuple[Variant, dict[str, float]]]) -> str:
             value = m.get(key, float("nan"))
             cells.append(_fmt(value, kind) + _met(section, key, value))
         lines.append(f"| {v.name} | {v.what} | " + " | ".join(cells) + " |")
+        if before and v.name in before:
+            old = [
+                _fmt(before[v.name].get(key, float("nan")), kind)
+                for _, key, kind in COLUMNS
+            ]
+            lines.append("| | *before* | " + " | ".join(old) + " |")
     return "\n".join(lines)
+
+
+def _commit(tree: Path) -> str:
+    out = subprocess.run(
+        ["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return out.stdout.strip() or str(tree)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--only", default=None, help="sections or variants, comma-separated"
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="another checkout (with its own .venv) run on the same data, shown "
+        "as 'before' rows",
     )
     args = parser.parse_args(argv)
     wanted = set(args.only.split(",")) if args.only else None
@@ -318,11 +351,15 @@ def main(argv: list[str] | None = None) -> int:
     ]
     t0 = time.perf_counter()
     results: dict[str, list[tuple[Variant, dict[str, float]]]] = {}
+    before: dict[str, dict[str, float]] = {}
     for v in chosen:
         image = _data(v)
         metrics, wall = _run(v, image)
         metrics["wall_s"] = wall
         results.setdefault(v.section, []).append((v, metrics))
+        if args.baseline is not None:
+            python = str(args.baseline / ".venv" / "bin" / "python")
+            before[v.name] = _run(v, image, args.baseline, python)[0]
         print(
             f"{v.section:9s} {v.name:18s} "
             + "  ".join(
@@ -340,7 +377,14 @@ def main(argv: list[str] | None = None) -> int:
             "fluorescence channel; the real workflow with the default configuration; "
             "`pyama-steps evaluate` (area ratio: median over matched cells not "
             "touching the edge of predicted / true pixels; trace errors against the "
-            "emitted light).\n"
+            "emitted light)."
+            + (
+                f" *before*: the workflow of commit `{_commit(args.baseline)}` "
+                "(the previous round) on the same data, scored the same way."
+                if args.baseline is not None
+                else ""
+            )
+            + "\n"
         ),
     ]
     titles = {
@@ -350,7 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     for section in ("held-out", "tuning", "small"):
         if section in results:
-            parts.append(f"\n{titles[section]}\n\n{table(section, results[section])}\n")
+            rows = table(section, results[section], before)
+            parts.append(f"\n{titles[section]}\n\n{rows}\n")
     text = "".join(parts)
     print(text)
     if wanted is None:

@@ -35,6 +35,7 @@ __all__ = [
     "find_dropped",
     "find_fluorescence_like",
     "find_jumps",
+    "find_merged",
     "find_size_outliers",
     "format_frames",
     "object_statistics",
@@ -53,7 +54,9 @@ SEG_STATS_FIELDS: Final = (
     "bright_fraction",
 )
 #: Per-frame fields of the track job's JSON, in file order.
-CELL_STATS_FIELDS: Final = ("n_objects", "median_area_px")
+CELL_STATS_FIELDS: Final = ("n_objects", "median_area_px", "pixel_median_area_px")
+#: Fields a statistics file written before them may lack (read as NaN).
+_OPTIONAL_FIELDS: Final = frozenset({"pixel_median_area_px"})
 #: Version of both JSON layouts.
 STATS_VERSION: Final = 1
 
@@ -174,8 +177,8 @@ def phase_statistics(
     return PhaseStatistics(minimum=minimum, maximum=maximum, bright_fraction=bright)
 
 
-def object_statistics(areas: IntArray) -> tuple[int, float]:
-    """Return ``(number of objects, median area)`` of one frame's objects.
+def object_statistics(areas: IntArray) -> tuple[int, float, float]:
+    """Return the number, median area and pixel-median area of a frame's objects.
 
     Parameters
     ----------
@@ -188,13 +191,23 @@ def object_statistics(areas: IntArray) -> tuple[int, float]:
         ``len(areas)``.
     median : float
         Median area in px; NaN without objects.
+    pixel_median : float
+        The area of the object that holds the median foreground pixel (the
+        median of the areas weighted by themselves: half of the foreground lies
+        in objects at least this large); NaN without objects. A few colonies
+        segmented as single objects leave the median small but make this
+        large.
     """
     values = np.asarray(areas)
     if values.ndim != 1:
         raise ValueError(f"areas must be 1-D; got shape {values.shape!r}")
     if values.size == 0:
-        return 0, math.nan
-    return int(values.size), float(np.median(values))
+        return 0, math.nan, math.nan
+    ordered = np.sort(values.astype(np.int64))
+    cumulative = np.cumsum(ordered)
+    # The first object whose cumulative area reaches half of the foreground.
+    half = np.searchsorted(cumulative, cumulative[-1] / 2.0)
+    return int(values.size), float(np.median(values)), float(ordered[half])
 
 
 # --------------------------------------------------------------------------
@@ -271,6 +284,9 @@ def read_stats_json(text: str, *, fields: Sequence[str], name: str) -> dict[str,
         n = int(content["n_frames"])
         out: dict[str, Any] = {"n_frames": n}
         for f in fields:
+            if f in _OPTIONAL_FIELDS and f not in content:
+                out[f] = np.full(n, math.nan)
+                continue
             values = [math.nan if v is None else float(v) for v in content[f]]
             if len(values) != n:
                 raise ValueError(f"{f} has {len(values)} values for {n} frames")
@@ -408,8 +424,8 @@ class Finding:
     check : str
         Which check (``blank_channel``, ``blank_frames``, ``dropped_frames``,
         ``no_threshold``, ``no_cells``, ``no_cells_frames``,
-        ``cell_count_jump``, ``cell_area_jump``, ``cells_too_large``,
-        ``cells_too_small``, ``fluorescence_like``).
+        ``cell_count_jump``, ``cell_area_jump``, ``merged_objects``,
+        ``cells_too_large``, ``cells_too_small``, ``fluorescence_like``).
     level : {'warning', 'note'}
         Notes are known, harmless cases (a dropped frame).
     frames : tuple of int
@@ -457,6 +473,7 @@ class _Fov:
     bright: npt.NDArray[np.float64]
     n_obj: npt.NDArray[np.float64]
     area: npt.NDArray[np.float64]
+    pixel_area: npt.NDArray[np.float64]
 
     def where(self, frames: Sequence[int]) -> str:
         word = "frame" if len(frames) == 1 else "frames"
@@ -517,6 +534,11 @@ def check_segmentation(
         )
         for name in names
     }
+    # Written by the track job since the merged-objects check (optional).
+    columns["pixel_median_area_px"] = np.asarray(
+        cells.get("pixel_median_area_px", np.full(columns["n_objects"].size, np.nan)),
+        dtype=np.float64,
+    ).ravel()
     sizes = {v.size for v in columns.values()}
     if len(sizes) != 1:
         raise ValueError(
@@ -533,6 +555,7 @@ def check_segmentation(
         bright=columns["bright_fraction"],
         n_obj=columns["n_objects"],
         area=columns["median_area_px"],
+        pixel_area=columns["pixel_median_area_px"],
     )
     found = _check_blank(data, max_gap)
     blank = find_blank(data.minimum, data.maximum)
@@ -721,7 +744,7 @@ def _check_sizes(
             "qc.cell_diameter_px."
         ),
     }
-    found = []
+    found = _check_merged(data, usable & ~large, d_max)
     for check, flags in (("cells_too_large", large), ("cells_too_small", small)):
         if not flags.any():
             continue
@@ -738,6 +761,46 @@ def _check_sizes(
             )
         )
     return found
+
+
+def find_merged(
+    pixel_median_area: RealArray, usable: BoolArray, *, d_max: float
+) -> BoolArray:
+    """Usable frames whose median foreground pixel lies in a far too large object.
+
+    Returns
+    -------
+    (T,) ndarray of bool
+        Usable frames whose pixel-median object area (:func:`object_statistics`)
+        exceeds 4x the area of a disk of the largest expected diameter: half of
+        the foreground is in objects that merge many cells.
+    """
+    area = np.asarray(pixel_median_area, dtype=np.float64)
+    ok = np.asarray(usable) & np.isfinite(area)
+    return ok & (area > _SIZE_FACTOR * _disk_area(d_max))
+
+
+def _check_merged(data: _Fov, usable: BoolArray, d_max: float) -> list[Finding]:
+    """Report (e'): half of the cell pixels in objects far larger than a cell."""
+    flags = find_merged(data.pixel_area, usable, d_max=d_max)
+    if not flags.any():
+        return []
+    frames = _frames(flags)
+    area = float(np.median(data.pixel_area[flags]))
+    return [
+        Finding(
+            "merged_objects",
+            "warning",
+            frames,
+            f"{data.where(frames)}: half of the cell pixels lie in objects of "
+            f"{area:.0f} px or more, over {_SIZE_FACTOR:g}x the area of a cell "
+            f"{d_max:g} px across ({_disk_area(d_max):.0f} px; qc.cell_diameter_px): "
+            "the segmentation merges cells into colonies. For dense rod-shaped "
+            "bacteria set segmentation.method: rods (pyama-steps init proposes it); "
+            "otherwise check channels.pc and segmentation.threshold_k, or raise "
+            "qc.cell_diameter_px if the cells really are this large.",
+        )
+    ]
 
 
 def _check_fluorescence(data: _Fov, usable: BoolArray) -> list[Finding]:

@@ -500,9 +500,10 @@ def track_cells(
         progress = _Progress(f"track fov {fov} (pass 1)", len(masks))
         for t in range(len(masks)):
             tracker.push(masks.read(t))
-            n_objects, median_area = object_statistics(tracker.last_areas)
+            n_objects, median_area, pixel_median = object_statistics(tracker.last_areas)
             columns["n_objects"].append(n_objects)
             columns["median_area_px"].append(median_area)
+            columns["pixel_median_area_px"].append(pixel_median)
             progress(t)
         result = tracker.finish()
         log.info("%d track(s), max id %d", len(result.tracks), result.max_id)

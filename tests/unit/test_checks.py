@@ -133,10 +133,22 @@ def test_phase_statistics_errors() -> None:
 
 
 def test_object_statistics() -> None:
-    assert object_statistics(np.array([10, 30, 20])) == (3, 20.0)
-    n, median = object_statistics(np.zeros(0, np.int64))
+    assert object_statistics(np.array([10, 30, 20])) == (3, 20.0, 20.0)
+    # Ten cells of 100 px and one colony of 5000: the median object is a
+    # cell, the median foreground pixel lies in the colony.
+    assert object_statistics(np.array([100] * 10 + [5000])) == (11, 100.0, 5000.0)
+    # Oracle: the area at which the cumulative sorted area reaches half.
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        areas = rng.integers(1, 500, int(rng.integers(1, 40)))
+        pixels = np.repeat(areas, areas)  # one entry per foreground pixel
+        want = float(np.sort(pixels)[(pixels.size - 1) // 2])
+        got = object_statistics(areas)[2]
+        assert got == want or got == float(np.sort(pixels)[pixels.size // 2])
+    n, median, pixel_median = object_statistics(np.zeros(0, np.int64))
     assert n == 0
     assert math.isnan(median)
+    assert math.isnan(pixel_median)
     with pytest.raises(ValueError, match="areas must be 1-D"):
         object_statistics(np.zeros((2, 2), np.int64))
 
@@ -164,6 +176,7 @@ def test_stats_json_round_trip() -> None:
     columns = {
         "n_objects": [3, 0, np.int64(5)],
         "median_area_px": [120.5, NAN, 1 / 3],
+        "pixel_median_area_px": [300.0, NAN, 2.0],
     }
     text = stats_json(columns, fields=CELL_STATS_FIELDS)
     content = json.loads(text)
@@ -173,6 +186,12 @@ def test_stats_json_round_trip() -> None:
     assert back["n_frames"] == 3
     assert np.array_equal(back["n_objects"], [3.0, 0.0, 5.0])
     assert math.isnan(back["median_area_px"][1])
+    # A file written before the pixel-median figure existed still reads.
+    old = json.dumps(
+        {"version": 1, "n_frames": 1, "n_objects": [2], "median_area_px": [50.0]}
+    )
+    back = read_stats_json(old, fields=CELL_STATS_FIELDS, name="x.json")
+    assert math.isnan(back["pixel_median_area_px"][0])
 
 
 @pytest.mark.parametrize(
@@ -187,7 +206,10 @@ def test_invalid_stats_json_says_how_to_fix(text: str) -> None:
 
 def test_stats_json_columns_must_match() -> None:
     with pytest.raises(ValueError, match="different lengths"):
-        stats_json({"n_objects": [1], "median_area_px": []}, fields=CELL_STATS_FIELDS)
+        stats_json(
+            {"n_objects": [1], "median_area_px": [], "pixel_median_area_px": [1]},
+            fields=CELL_STATS_FIELDS,
+        )
 
 
 # --------------------------------------------------------------------------
@@ -395,6 +417,22 @@ def test_cells_far_outside_the_size_range() -> None:
     assert "qc.cell_diameter_px" in found[0].message
     found = _check(*_fov(median_area_px=np.full(T, 12.0)))
     assert _summary(found) == [("cells_too_small", "warning", "0-7")]
+
+
+def test_colonies_merged_into_objects() -> None:
+    # Dense rods with the default method: most objects are cell-sized pieces,
+    # but half of the cell pixels lie in colony-sized objects.
+    seg, cells = _fov()
+    cells["pixel_median_area_px"] = np.full(T, 150000.0)
+    found = _check(seg, cells)
+    assert _summary(found) == [("merged_objects", "warning", "0-7")]
+    assert "half of the cell pixels lie in objects of 150000 px" in found[0].message
+    assert "segmentation.method: rods" in found[0].message
+    # Cells of the expected size: nothing; a file without the figure: nothing.
+    cells["pixel_median_area_px"] = np.full(T, 900.0)
+    assert _check(seg, cells) == []
+    del cells["pixel_median_area_px"]
+    assert _check(seg, cells) == []
 
 
 def test_fluorescence_like_phase_channel() -> None:

@@ -181,3 +181,32 @@ def test_generated_presets_give_no_warning(
     assert notes == {"0": [("dropped_frames", str(frames // 2))]}
     assert "pyama-steps: warning" not in proc.stdout
     assert "segmentation warnings" not in proc.stdout
+
+
+def test_dense_rods_with_the_default_method_warn(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # Dense rod colonies segmented with log-STD come out as colony-sized
+    # objects (issue 13): the run warns and names the rods method.
+    data = tmp_path_factory.mktemp("rods")
+    params = synth.preset(
+        "rods", seed=0, n_fov=1, n_frames=6, frame_sizes=((384, 448),)
+    )
+    image = write_dataset(data, params, name="rods")
+    proc = run_snakemake(data / "run", {"input": str(image), "output_dir": "out"})
+    manifest = yaml.safe_load(
+        (data / "run" / "out" / "processing_results.yaml").read_text()
+    )
+    checks = [check for check, _ in _checks(manifest["fov_status"]["0"])]
+    assert "merged_objects" in checks
+    assert "pyama-steps: warning: FOV 0" in proc.stdout
+    assert "segmentation.method: rods" in proc.stdout
+    # With the rods method: no such warning.
+    proc = run_snakemake(
+        data / "run2",
+        {"input": str(image), "output_dir": "out", "segmentation": {"method": "rods"}},
+    )
+    manifest = yaml.safe_load(
+        (data / "run2" / "out" / "processing_results.yaml").read_text()
+    )
+    assert manifest["fov_status"]["0"]["warnings"] == []
