@@ -516,6 +516,7 @@ def track_cells(
                         result.luts[t],
                         connectivity=params["connectivity"],
                         dtype=result.label_dtype,
+                        cut=result.cuts[t],
                     ),
                 )
     table = lineage_table(result, fov=fov)

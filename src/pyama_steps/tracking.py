@@ -86,6 +86,14 @@ _NO_LABELS: Final = np.zeros(0, dtype=np.int32)
 _NO_LABELS.setflags(write=False)
 _NO_COMP: Final = np.zeros((0, 0), dtype=np.int32)
 _NO_COMP.setflags(write=False)
+# A joined component more convex than this (pixels / pixels whose centres lie
+# in the convex hull of its pixel centres) is
+# left whole by the merge split: touching convex cells leave notches in the
+# outline, two pieces of one cell do not (chosen on the tuning variants of
+# benchmarks/robustness.py, algorithms.md §4.5 step 0).
+_SPLIT_MAX_SOLIDITY: Final = 0.96
+_NO_CUT: Final = np.zeros(0, dtype=np.int64)
+_NO_CUT.setflags(write=False)
 
 
 # --------------------------------------------------------------------------
@@ -496,6 +504,10 @@ class TrackingResult:
         Tracking mode used.
     connectivity : {4, 8}
         Connectivity used; pass 2 must use the same.
+    cuts : tuple of (k_t,) ndarray of int64
+        Per frame, the flat indices of the mask pixels that pass 1 cleared to
+        split components joining established tracks (``split_merged_min_frames``;
+        mostly empty). Pass 2 must clear them too. Read-only.
     """
 
     luts: tuple[Int64Array, ...]
@@ -505,6 +517,7 @@ class TrackingResult:
     shape: tuple[int, int, int]
     mode: str
     connectivity: int
+    cuts: tuple[Int64Array, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -607,6 +620,11 @@ class LineageTracker:
         Share of a lost track's last mask that must lie inside another
         track's current component for it to count as merged (``lineage``
         only).
+    split_merged_min_frames : int, optional
+        A component that holds `merge_min_overlap` of the last masks of two
+        or more tracks, each present in at least this many frames, is split
+        between them before linking (cells do not fuse; the segmentation
+        joined touching cells). 0 disables it (``lineage`` only).
 
     Raises
     ------
@@ -645,6 +663,7 @@ class LineageTracker:
         division_min_overlap: float = 0.4,
         division_min_frames: int = 4,
         merge_min_overlap: float = 0.5,
+        split_merged_min_frames: int = 2,
     ) -> None:
         self._mode = _check_mode(mode)
         self._connectivity = _check_connectivity(connectivity)
@@ -663,11 +682,18 @@ class LineageTracker:
         self._merge_min_overlap = _check_fraction(
             "merge_min_overlap", merge_min_overlap
         )
+        self._split_min_frames = _check_int(
+            "split_merged_min_frames", split_merged_min_frames, minimum=0
+        )
         # With the current frame held apart, max_gap + 1 past frames make the
         # max_gap + 2 label frames of algorithms.md §4.5.
         keep = self._max_gap + 1 if self._mode == "lineage" else 1
         self._frames: deque[_Frame] = deque(maxlen=keep)
         self._luts: list[Int64Array] = []
+        self._cuts: list[Int64Array] = []
+        self._prev_pairs: (
+            tuple[Int64Array, Int64Array, Int64Array, Float64Array] | None
+        ) = None
         self._tracks = _TrackTable()
         self._frame_shape: tuple[int, int] | None = None
 
@@ -725,6 +751,15 @@ class LineageTracker:
             )
         comp, n = label_components(mask, connectivity=self._connectivity)
         t = self.n_frames
+        cut = _NO_CUT
+        self._prev_pairs = None
+        if self._mode == "lineage" and self._split_min_frames and self._frames:
+            cut = self._merged_cut(self._frames[-1], comp, n)
+            if cut.size:
+                mask = mask.copy()
+                mask.ravel()[cut] = False
+                comp, n = label_components(mask, connectivity=self._connectivity)
+        self._cuts.append(cut)
         fg = np.flatnonzero(mask)
         if self._mode == "lineage":
             frame = self._push_lineage(t, comp, n, fg)
@@ -736,6 +771,64 @@ class LineageTracker:
         return frame.lut
 
     # -- lineage mode (§4.5) -------------------------------------------------
+
+    def _merged_cut(
+        self, prev: _Frame, comp: npt.NDArray[np.int32], n: int
+    ) -> Int64Array:
+        """(0) Pixels to clear so that no component joins established tracks.
+
+        A component of this frame that holds at least `merge_min_overlap` of
+        the last masks of two or more tracks present in at least
+        `split_merged_min_frames` frames is divided between them: each pixel
+        goes to the nearest of those masks (inside the component), and the
+        pixels of each part that touch a part of an earlier track are
+        cleared. Returns their flat indices, ascending (empty if none).
+        """
+        if prev.n == 0 or n == 0:
+            return _NO_CUT
+        flat = comp.ravel()
+        fg = np.flatnonzero(flat)
+        ct = flat[fg]
+        area = np.bincount(ct, minlength=n + 1).astype(np.int64)
+        pairs = _pairs(prev.comp.ravel()[fg], ct, prev.area, area, n)
+        self._prev_pairs = pairs  # the link step's overlaps, unless a cut follows
+        rows, cols, inter, _ = pairs
+        trk = prev.lut[rows]
+        ok = (inter >= self._merge_min_overlap * prev.area[rows]) & (
+            self._tracks.present[trk] >= self._split_min_frames
+        )
+        rows, cols, trk = rows[ok], cols[ok], trk[ok]
+        comps, counts = np.unique(cols, return_counts=True)
+        joined = comps[counts >= 2]
+        if joined.size == 0:
+            return _NO_CUT
+        cuts = [_NO_CUT]
+        width = comp.shape[1]
+        for c in joined.tolist():
+            sel = cols == c
+            at = fg[ct == c]
+            if _solidity(at, width) > _SPLIT_MAX_SOLIDITY:
+                continue  # convex: pieces of one cell, not touching cells
+            seeds = rows[sel][np.argsort(trk[sel], kind="stable")]
+            cuts.append(
+                _cut_between(
+                    comp,
+                    prev.comp,
+                    label=c,
+                    seeds=seeds,
+                    box=(
+                        int(at[0] // width),
+                        int(at[-1] // width) + 1,
+                        int((at % width).min()),
+                        int((at % width).max()) + 1,
+                    ),
+                    connectivity=self._connectivity,
+                )
+            )
+        out: Int64Array = np.sort(np.concatenate(cuts))
+        if out.size:
+            self._prev_pairs = None
+        return out
 
     def _push_lineage(
         self, t: int, comp: npt.NDArray[np.int32], n: int, fg: npt.NDArray[np.intp]
@@ -789,7 +882,10 @@ class LineageTracker:
     def _link_divide_merge(self, prev: _Frame, cur: _Frame) -> None:
         tracks = self._tracks
         t, lut, area = cur.t, cur.lut, cur.area
-        p_rows, cols, inter, iou = self._overlap(prev, cur)
+        if self._prev_pairs is not None:
+            p_rows, cols, inter, iou = self._prev_pairs
+        else:
+            p_rows, cols, inter, iou = self._overlap(prev, cur)
         trk = prev.lut[p_rows]
         # Rows are track ids (as in upstream mode); every component of t-1
         # belongs to a track, so these are exactly the tracks with last == t-1.
@@ -1105,7 +1201,64 @@ class LineageTracker:
             shape=(n_t, y, x),
             mode=self._mode,
             connectivity=self._connectivity,
+            cuts=tuple(self._cuts),
         )
+
+
+def _solidity(at: npt.NDArray[np.intp], width: int) -> float:
+    """Pixels of one component (flat indices) over those of its convex hull."""
+    from skimage.morphology import convex_hull_image
+
+    ys, xs = np.divmod(at, width)
+    y0, x0 = int(ys.min()), int(xs.min())
+    crop = np.zeros((int(ys.max()) - y0 + 1, int(xs.max()) - x0 + 1), dtype=bool)
+    crop[ys - y0, xs - x0] = True
+    # The hull of the pixel centres: a digitally convex set scores 1.
+    hull_image = convex_hull_image(crop, offset_coordinates=False)  # type: ignore[no-untyped-call]
+    hull = int(np.count_nonzero(hull_image))
+    return at.size / max(hull, at.size)
+
+
+def _cut_between(
+    comp: npt.NDArray[np.int32],
+    prev_comp: npt.NDArray[np.int32],
+    *,
+    label: int,
+    seeds: Int64Array,
+    box: tuple[int, int, int, int],
+    connectivity: int,
+) -> Int64Array:
+    """Flat indices that separate component `label` into one part per seed.
+
+    `seeds` are component labels of the previous frame (in order of their
+    tracks' ids); `box` is ``(y0, y1, x0, x1)`` of the component. Each of its
+    pixels goes to the nearest seed pixel inside it (Euclidean; ties as
+    :func:`scipy.ndimage.distance_transform_edt` resolves them); a pixel with
+    a neighbour (under `connectivity`) of a part of a smaller index is cut,
+    so that the parts are no longer connected.
+    """
+    y0, y1, x0, x1 = box
+    inside = comp[y0:y1, x0:x1] == label
+    before = prev_comp[y0:y1, x0:x1]
+    part = np.zeros(inside.shape, dtype=np.int32)
+    for i, s in enumerate(seeds.tolist(), start=1):
+        part[inside & (before == s)] = i
+    _, (iy, ix) = ndimage.distance_transform_edt(part == 0, return_indices=True)
+    part = np.where(inside, part[iy, ix], 0)
+    # A neighbour of a smaller, non-zero part index makes a pixel a cut pixel.
+    big = np.iinfo(np.int32).max
+    low = np.where(part > 0, part, big)
+    padded = np.pad(low, 1, constant_values=big)
+    h, w = part.shape
+    shifts = [(0, 1), (2, 1), (1, 0), (1, 2)]
+    if connectivity == 8:
+        shifts += [(0, 0), (0, 2), (2, 0), (2, 2)]
+    smallest = np.full(part.shape, big, dtype=np.int32)
+    for dy, dx in shifts:
+        np.minimum(smallest, padded[dy : dy + h, dx : dx + w], out=smallest)
+    yy, xx = np.nonzero((part > 0) & (smallest < part))
+    out: Int64Array = ((yy + y0) * comp.shape[1] + (xx + x0)).astype(np.int64)
+    return out
 
 
 @dataclass(frozen=True)
@@ -1210,6 +1363,7 @@ def track_masks(
     division_min_overlap: float = 0.4,
     division_min_frames: int = 4,
     merge_min_overlap: float = 0.5,
+    split_merged_min_frames: int = 2,
 ) -> TrackingResult:
     """Run tracking pass 1 over a sequence of segmentation frames.
 
@@ -1219,7 +1373,8 @@ def track_masks(
         Segmentation frames in frame order; a (T, Y, X) array works too. The
         iterable is consumed one frame at a time.
     mode, connectivity, min_iou, max_gap, gap_min_iou, divisions, \
-division_min_overlap, division_min_frames, merge_min_overlap
+division_min_overlap, division_min_frames, merge_min_overlap, \
+split_merged_min_frames
         As for :class:`LineageTracker`.
 
     Returns
@@ -1242,6 +1397,7 @@ division_min_overlap, division_min_frames, merge_min_overlap
         division_min_overlap=division_min_overlap,
         division_min_frames=division_min_frames,
         merge_min_overlap=merge_min_overlap,
+        split_merged_min_frames=split_merged_min_frames,
     )
     for mask in masks:
         tracker.push(mask)
@@ -1259,6 +1415,7 @@ def relabel_frame(
     *,
     connectivity: int = 4,
     dtype: npt.DTypeLike,
+    cut: IntArray | None = None,
 ) -> npt.NDArray[np.unsignedinteger[Any]]:
     """Write one frame's track ids (tracking pass 2, algorithms.md §4.6).
 
@@ -1272,6 +1429,9 @@ def relabel_frame(
         Must equal the connectivity of pass 1.
     dtype : {uint16, uint32}
         Output dtype, normally ``TrackingResult.label_dtype``.
+    cut : (k,) ndarray of int, optional
+        That frame's ``TrackingResult.cuts`` entry: flat indices cleared
+        before labelling, as in pass 1.
 
     Returns
     -------
@@ -1295,6 +1455,10 @@ def relabel_frame(
         )
     if not np.issubdtype(lut.dtype, np.integer):
         raise TypeError(f"lut must have an integer dtype, got {lut.dtype!r}")
+    if cut is not None and np.size(cut):
+        _check_mask(mask)
+        mask = mask.copy()
+        mask.ravel()[cut] = False
     comp, n = label_components(mask, connectivity=connectivity)
     if lut.size != n + 1:
         raise ValueError(

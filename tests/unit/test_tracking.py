@@ -51,6 +51,7 @@ def relabel_all(result: TrackingResult, masks: list[np.ndarray]) -> np.ndarray:
                 result.luts[t],
                 connectivity=result.connectivity,
                 dtype=result.label_dtype,
+                cut=result.cuts[t] if result.cuts else None,
             )
             for t, m in enumerate(masks)
         ]
@@ -999,3 +1000,111 @@ def test_relabel_frame_errors():
         relabel_frame(mask, lut.astype(float), dtype=np.uint16)
     with pytest.raises(ValueError, match="lut must be a 1-D array"):
         relabel_frame(mask, lut[None], dtype=np.uint16)
+
+
+# --------------------------------------------------------------------------
+# Merge split (§4.5 step 0)
+# --------------------------------------------------------------------------
+
+
+def disks(shape: tuple[int, int], *centres: tuple[float, float], r: float = 8.0):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    mask = np.zeros(shape, dtype=bool)
+    for cy, cx in centres:
+        mask |= (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+    return mask
+
+
+def two_cells_touching(apart_frames: int) -> list[np.ndarray]:
+    """Two round cells apart for `apart_frames` frames, then pressed together."""
+    apart = disks((40, 64), (20, 20), (20, 42))
+    joined = disks((40, 64), (20, 23), (20, 39))  # overlap: one component
+    assert label_components(joined)[1] == 1
+    return [apart] * apart_frames + [joined] * 4
+
+
+@pytest.mark.parametrize("connectivity", [4, 8])
+def test_merge_split_keeps_touching_cells_apart(connectivity):
+    masks = two_cells_touching(2)
+    result = track_masks(masks, connectivity=connectivity)
+    # both cells live through every frame, nobody merged
+    assert [
+        (t.first_frame, t.last_frame, t.n_merged, t.fate) for t in result.tracks
+    ] == [
+        (0, 5, 0, "end"),
+        (0, 5, 0, "end"),
+    ]
+    labels = relabel_all(result, masks)
+    for t in range(2, 6):
+        frame_t = labels[t]
+        assert set(np.unique(frame_t).tolist()) == {0, 1, 2}
+        # each cell on its own side; the cut is a thin line in the middle
+        assert np.nonzero(frame_t == 1)[1].max() <= 34
+        assert np.nonzero(frame_t == 2)[1].min() >= 28
+        cut = masks[t] & (frame_t == 0)
+        assert 0 < cut.sum() <= 2 * 16
+        np.testing.assert_array_equal(np.flatnonzero(cut), result.cuts[t])
+        # the parts are separate components under the tracker's connectivity
+        assert label_components(frame_t > 0, connectivity=connectivity)[1] == 2
+    assert [c.size for c in result.cuts[:2]] == [0, 0]
+
+
+def test_merge_split_off_merges_the_tracks():
+    masks = two_cells_touching(2)
+    result = track_masks(masks, split_merged_min_frames=0)
+    fates = sorted((t.fate, t.n_merged) for t in result.tracks)
+    assert fates == [("end", 1), ("merged", 0)]
+    assert all(c.size == 0 for c in result.cuts)
+    labels = relabel_all(result, masks)
+    np.testing.assert_array_equal(labels > 0, np.stack(masks))
+
+
+@pytest.mark.parametrize(("min_frames", "split"), [(1, True), (2, False)])
+def test_merge_split_needs_tracks_seen_long_enough(min_frames, split):
+    masks = two_cells_touching(1)  # apart in frame 0 only
+    result = track_masks(masks, split_merged_min_frames=min_frames)
+    assert (sum(c.size for c in result.cuts) > 0) is split
+    assert len([t for t in result.tracks if t.fate == "end"]) == (2 if split else 1)
+
+
+def test_merge_split_leaves_a_convex_rejoined_cell_whole():
+    # one round cell cut in two by the segmentation for two frames, then whole:
+    # the whole cell is convex, so the pieces were not two cells
+    whole = disks((40, 64), (20, 30), r=10)
+    halves = whole.copy()
+    halves[:, 30] = False
+    masks = [halves, halves, whole, whole]
+    result = track_masks(masks)
+    assert all(c.size == 0 for c in result.cuts)
+    assert len([t for t in result.tracks if t.fate == "end"]) == 1
+
+
+def test_merge_split_three_cells_and_pass2_invariant():
+    apart = disks((48, 96), (24, 20), (24, 40), (24, 60), r=9)
+    joined = disks((48, 96), (24, 23), (24, 40), (24, 57), r=9)
+    assert label_components(joined)[1] == 1
+    masks = [apart, apart, joined, joined, apart]
+    result = track_masks(masks)
+    assert [t.fate for t in result.tracks] == ["end"] * 3
+    labels = relabel_all(result, masks)
+    stack = np.stack(masks)
+    assert not np.any((labels > 0) & ~stack)
+    for t in (2, 3):
+        assert set(np.unique(labels[t]).tolist()) == {0, 1, 2, 3}
+        np.testing.assert_array_equal(
+            np.flatnonzero(stack[t] & (labels[t] == 0)), result.cuts[t]
+        )
+    # cell 2 (the middle one) keeps the middle
+    assert labels[3, 24, 40] == 2
+
+
+def test_relabel_frame_cut_must_be_applied():
+    masks = two_cells_touching(2)
+    result = track_masks(masks)
+    with pytest.raises(ValueError, match="components"):
+        relabel_frame(masks[2], result.luts[2], dtype=result.label_dtype)
+
+
+def test_merge_split_rejects_bad_parameter():
+    with pytest.raises(ValueError, match="split_merged_min_frames"):
+        LineageTracker(split_merged_min_frames=-1)
