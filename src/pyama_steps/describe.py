@@ -138,8 +138,8 @@ def describe_file(path: str | Path) -> dict[str, Any]:
     names = infos[0].channel_names if infos else ()
     pc, _, _ = guess_channels(names)
     stamps = scene_timestamps(img, path, infos, pc=pc, z_mode="plane", z_plane=0)
-    interval = nominal_interval_min(img)
     for info in infos:
+        interval = nominal_interval_min(img, fov=info.index)
         t = info.shape_tczyx[0]
         times = stamps.get(info.index)
         real = (

@@ -309,13 +309,13 @@ def _frame_times(
                 f"frame timestamps are not usable (FOV {f0}: {reason}); every FOV "
                 "uses time = frame x interval"
             )
-    interval = ingest.get("frame_interval_min") or nominal_interval_min(img)
     times = {}
     for f in fov_ids:
         n_t = scenes[f].shape_tczyx[0]
         if n_t == 1:
             times[f] = np.zeros(1)
             continue
+        interval = ingest.get("frame_interval_min") or nominal_interval_min(img, fov=f)
         if interval is None:
             damaged = (
                 f" ({unreadable}; the file may be truncated or corrupt)"
