@@ -172,6 +172,7 @@ def _screenshot(report: Path, out: Path, view: str) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
+@pytest.mark.browser
 def test_report_renders_in_headless_chromium(report_run: Path, tmp_path: Path) -> None:
     report = report_run / "report.html"
     start = _screenshot(report, tmp_path / "start.png", "start")
