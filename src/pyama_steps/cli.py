@@ -26,6 +26,41 @@ from pathlib import Path
 __all__ = ["main"]
 
 
+def _print_status(
+    manifest: dict, out_dir: Path, indent: str = ""
+) -> tuple[str, list[int], int]:
+    """Print one manifest's FOV lines; return its count line, failed FOVs, pending."""
+    status = manifest["fov_status"]
+    failed = []
+    for fov, entry in status.items():
+        state = entry["status"]
+        if state == "ok":
+            detail = f"{entry['n_cells']} cells ({entry['n_good']} good)"
+            n_warn = len(entry.get("warnings", []))
+            if n_warn:
+                detail += f", {n_warn} segmentation warning{'s' * (n_warn > 1)}"
+        elif state == "failed":
+            where = out_dir / entry["log"]
+            detail = f"step {entry['step']}: {entry['message']} (log: {where})"
+            failed.append(int(fov))
+        else:
+            detail = "not run or interrupted"
+        print(f"{indent}FOV {int(fov):>4}  {state:<8} {detail}")
+        # the segmentation checks (algorithms.md §2.8), under their FOV
+        for level, key in (("warning", "warnings"), ("note", "notes")):
+            for item in entry.get(key, []):
+                print(f"{indent}          {level}: {item['message']}")
+    counts = {
+        s: sum(1 for e in status.values() if e["status"] == s)
+        for s in ("ok", "failed", "pending")
+    }
+    warned = sum(1 for e in status.values() if e.get("warnings"))
+    line = f"{counts['ok']} ok, {counts['failed']} failed, {counts['pending']} pending"
+    if warned:
+        line += f"; {warned} FOV(s) with segmentation warnings (see above)"
+    return line, failed, counts["pending"]
+
+
 def _status(argv: Sequence[str]) -> int:
     import yaml
 
@@ -38,50 +73,36 @@ def _status(argv: Sequence[str]) -> int:
     parser.add_argument("output_dir", type=Path, help="the run's output_dir")
     args = parser.parse_args(argv)
     manifest_path = args.output_dir / MANIFEST
-    if not manifest_path.exists():
+    # a sample sheet's output_dir: one folder with a manifest per sample
+    samples = sorted(
+        p.parent
+        for p in args.output_dir.glob(f"*/{MANIFEST}")
+        if not manifest_path.exists()
+    )
+    if not manifest_path.exists() and not samples:
         print(
             f"pyama-steps status: {manifest_path} does not exist; the run has not "
             "finished or failed yet (run snakemake first).",
             file=sys.stderr,
         )
         return 2
-    manifest = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
-    status = manifest["fov_status"]
-    failed = []
-    for fov, entry in status.items():
-        state = entry["status"]
-        if state == "ok":
-            detail = f"{entry['n_cells']} cells ({entry['n_good']} good)"
-            n_warn = len(entry.get("warnings", []))
-            if n_warn:
-                detail += f", {n_warn} segmentation warning{'s' * (n_warn > 1)}"
-        elif state == "failed":
-            where = args.output_dir / entry["log"]
-            detail = f"step {entry['step']}: {entry['message']} (log: {where})"
-            failed.append(int(fov))
-        else:
-            detail = "not run or interrupted"
-        print(f"FOV {int(fov):>4}  {state:<8} {detail}")
-        # the segmentation checks (algorithms.md §2.8), under their FOV
-        for level, key in (("warning", "warnings"), ("note", "notes")):
-            for item in entry.get(key, []):
-                print(f"          {level}: {item['message']}")
-    counts = {
-        s: sum(1 for e in status.values() if e["status"] == s)
-        for s in ("ok", "failed", "pending")
-    }
-    warned = sum(1 for e in status.values() if e.get("warnings"))
-    line = f"{counts['ok']} ok, {counts['failed']} failed, {counts['pending']} pending"
-    if warned:
-        line += f"; {warned} FOV(s) with segmentation warnings (see above)"
-    print(line)
-    if failed:
-        print(
-            "Fix the cause, then rerun the same snakemake command: finished FOVs "
-            "are skipped and only the\nmissing outputs of these FOVs are redone: "
-            f"{', '.join(str(f) for f in failed)}."
+    unfinished = False
+    for folder in samples or [args.output_dir]:
+        manifest = yaml.safe_load((folder / MANIFEST).read_text(encoding="utf-8"))
+        if samples:
+            print(f"sample {folder.name} ({folder}):")
+        line, failed, pending = _print_status(
+            manifest, folder, indent="  " if samples else ""
         )
-    return 1 if failed or counts["pending"] else 0
+        unfinished = unfinished or bool(failed) or pending > 0
+        print(f"sample {folder.name}: {line}" if samples else line)
+        if failed:
+            print(
+                "Fix the cause, then rerun the same snakemake command: finished FOVs "
+                "are skipped and only the\nmissing outputs of these FOVs are redone: "
+                f"{', '.join(str(f) for f in failed)}."
+            )
+    return 1 if unfinished else 0
 
 
 def _inspect(argv: Sequence[str]) -> int:
@@ -143,7 +164,7 @@ def _init(argv: Sequence[str]) -> int:
         return 2
     args.output.parent.mkdir(parents=True, exist_ok=True)
     text = render_config(desc, output_dir=args.output_dir, phase_check=phase_check)
-    args.output.write_text(text)
+    args.output.write_text(text, encoding="utf-8")
     names = desc["scenes"][0]["channel_names"] if desc["scenes"] else []
     if not any(looks_like_phase(n) for n in names):
         listing = ", ".join(f"{i}: {n!r}" for i, n in enumerate(names))
@@ -157,6 +178,8 @@ def _init(argv: Sequence[str]) -> int:
         )
     print(f"wrote {args.output}; check the lines marked CHECK, then run:")
     print(f"  snakemake --cores 8 --configfile {args.output}")
+    print("and for the QC figures (targets such as qc go before the options):")
+    print(f"  snakemake qc --cores 8 --configfile {args.output}")
     return 0
 
 

@@ -12,6 +12,8 @@
 # <rule>__<sample> and write to <output_dir>/<sample>/.
 
 import json
+import os
+import sys
 import re
 from pathlib import Path
 
@@ -154,6 +156,28 @@ class Run:
         return manifest
 
 
+def missing_profile_settings(workflow):
+    """What profiles/default sets and this run lacks (it was not found or was
+    replaced): keep-going and rerun-incomplete change what a failure or a
+    killed run leaves behind, so say so instead of silently running without."""
+    missing = []
+    # a dry run has no execution settings: nothing runs, nothing to say
+    if getattr(workflow.execution_settings, "keep_going", True) is False:
+        missing.append("keep-going (one failed FOV stops the others)")
+    if getattr(workflow.dag_settings, "force_incomplete", True) is False:
+        missing.append(
+            "rerun-incomplete (after a killed run snakemake stops at the "
+            "incomplete files)"
+        )
+    if not missing:
+        return []
+    return [
+        f"the run lacks {', '.join(missing)}: profiles/default of the workflow "
+        "was not used. Run snakemake in the repository, or pass "
+        f"--workflow-profile {Path(workflow.basedir).parent / 'profiles' / 'default'}"
+    ]
+
+
 def start_workers():
     """In the local run itself, the step rules' run: blocks hand their work to
     warm worker processes (pyama_steps.execute, README "Performance"), one per
@@ -167,9 +191,18 @@ def start_workers():
     if not workflow.is_main_process:
         return
     try:
-        execute.configure(workers=workflow.cores)
+        cores = workflow.cores
     except WorkflowError:  # no --cores (e.g. a dry run): one worker
-        execute.configure(workers=1)
+        cores = 1
+    cpus = len(os.sched_getaffinity(0))
+    if isinstance(cores, int) and cores > cpus:
+        print(
+            f"pyama-steps: warning: --cores {cores} is more than this machine's "
+            f"{cpus} CPU(s); jobs share the CPUs and each takes longer (use --cores "
+            f"{cpus} or fewer)",
+            file=sys.stderr,
+        )
+    execute.configure(workers=cores)
     # benchmark: files of jobs run by a worker report that job (its wall
     # time, CPU seconds and peak RSS), without sampling the process tree
     execute.measure_jobs_in_workers()
@@ -192,7 +225,18 @@ try:
     for _run in RUNS:
         P.check_writable(_run.out)
 except (ConfigError, InputError, OSError) as e:
-    raise WorkflowError(f"pyama-steps: {e}") from None
+    # the message is the first line of the output: no WorkflowError header
+    # naming this file, no traceback line (a SystemExit is not wrapped)
+    print(f"pyama-steps: {e}", file=sys.stderr)
+    raise SystemExit(1) from None
+if workflow.is_main_process:
+    # the plan's warnings (Z-stacks, frame times, dtype), with the sample
+    for _run in RUNS:
+        _label = "" if _run.sample is None else f"sample {_run.sample!r}: "
+        for _w in _run.plan.warnings:
+            print(f"pyama-steps: warning: {_label}{_w}", file=sys.stderr)
+    for _missing in missing_profile_settings(workflow):
+        print(f"pyama-steps: warning: {_missing}", file=sys.stderr)
 config.clear()
 config.update(_validated)
 

@@ -1,7 +1,7 @@
 # QC (not part of the default target): per-FOV figures and the run summary,
 # tagged for Snakemake's HTML report. Build them, then the report:
 #
-#   snakemake --cores 2 qc && snakemake --report report.html qc
+#   snakemake qc --cores 2 && snakemake qc --report report.html
 #
 # (the report collects the report()-tagged outputs of the jobs of the targets
 # it is given, so `qc` is named there too).

@@ -3,7 +3,7 @@
 # tracked cells as a label image), and traces.parquet when pyarrow is
 # installed (docs/exports.md):
 #
-#   snakemake --cores 2 zarr
+#   snakemake zarr --cores 2
 
 import importlib.util
 
