@@ -74,6 +74,7 @@ def test_full_run_resume_and_rerun_of_one_fov(easy_file: Path, tmp_path: Path) -
         "metadata",
         "traces_all",
         "fov_status",
+        "config_hash",  # issue 14.1
     ]
     for entry in manifest["results"].values():
         for c, path in entry["fl_corrected"]:

@@ -23,6 +23,7 @@ from pyama_steps import execute
 from pyama_steps import paths as P
 from pyama_steps.config import ConfigError, load_schema, validate_config
 from pyama_steps.execute import run_step
+from pyama_steps.integrity import input_fingerprint, input_mismatch, stale_files
 from pyama_steps.io import InputError
 from pyama_steps.manifest import summary_line, warning_lines, write_results
 from pyama_steps.plan import plan_run_cached, z_mode_for
@@ -156,6 +157,28 @@ class Run:
         return manifest
 
 
+def check_same_input(run):
+    """Stop when the run's output folder holds another input's results: one
+    folder is one experiment (algorithms.md §6.4). Cheap: a stat and 4 MiB."""
+    meta_path = Path(run.metadata)
+    if not workflow.is_main_process or not meta_path.is_file():
+        return
+    try:
+        recorded = json.loads(meta_path.read_text(encoding="utf-8"))["input"]
+    except (ValueError, KeyError, TypeError):
+        return  # an unreadable metadata.json is redone by its rule
+    problem = input_mismatch(
+        recorded=recorded,
+        current=input_fingerprint(run.config["input"]),
+        current_path=str(run.config["input"]),
+        output_dir=run.out,
+        base=run.base,
+    )
+    if problem:
+        label = "" if run.sample is None else f"sample {run.sample!r}: "
+        raise ConfigError(label + problem)
+
+
 def missing_profile_settings(workflow):
     """What profiles/default sets and this run lacks (it was not found or was
     replaced): keep-going and rerun-incomplete change what a failure or a
@@ -224,6 +247,7 @@ try:
         RUNS = [Run(None, _validated, plan_run_cached(_validated, PLAN_CACHE))]
     for _run in RUNS:
         P.check_writable(_run.out)
+        check_same_input(_run)
 except (ConfigError, InputError, OSError) as e:
     # the message is the first line of the output: no WorkflowError header
     # naming this file, no traceback line (a SystemExit is not wrapped)
@@ -235,6 +259,20 @@ if workflow.is_main_process:
         _label = "" if _run.sample is None else f"sample {_run.sample!r}: "
         for _w in _run.plan.warnings:
             print(f"pyama-steps: warning: {_label}{_w}", file=sys.stderr)
+    for _run in RUNS:
+        _label = "" if _run.sample is None else f"sample {_run.sample!r}: "
+        _stale = stale_files(
+            out_dir=_run.out, base=_run.base, fov_dirs=[f"fov_{f}" for f in _run.fov_ids]
+        )
+        if _stale:
+            _shown = ", ".join(f"{_run.out}/{f}" for f in _stale[:3])
+            print(
+                f"pyama-steps: warning: {_label}{_run.out} holds {len(_stale)} file(s) "
+                f"of another base name, not part of this run or its manifest: "
+                f"{_shown}{', ...' if len(_stale) > 3 else ''}; they are listed as "
+                "stale_files in the manifest: delete them, or use another output_dir",
+                file=sys.stderr,
+            )
     for _missing in missing_profile_settings(workflow):
         print(f"pyama-steps: warning: {_missing}", file=sys.stderr)
 config.clear()
