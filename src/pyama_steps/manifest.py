@@ -25,7 +25,7 @@ from pyama_steps.checks import (
     read_stats_json,
 )
 from pyama_steps.config import ALGORITHM_SECTIONS
-from pyama_steps.integrity import config_hash, stale_files
+from pyama_steps.integrity import config_hash, read_records, stale_files
 from pyama_steps.io import atomic_output, atomic_write_text
 from pyama_steps.paths import (
     MANIFEST,
@@ -373,6 +373,17 @@ def build_manifest(
     identity["reader"] = meta["reader"]
     identity["n_scenes"] = meta["n_scenes"]
     settings = {s: config[s] for s in ("fovs", "channels", *ALGORITHM_SECTIONS)}
+    # each job's record of its outputs' sizes and checksums, per FOV (§6.5)
+    records = read_records(out)
+    for f in fovs:
+        prefix = f"{fov_dir(f)}/"
+        files = {
+            k: [v["size_bytes"], v["crc32"]]
+            for k, v in records.items()
+            if k.startswith(prefix)
+        }
+        if files:
+            status[f]["files"] = files
     stale = stale_files(out_dir=out, base=base, fov_dirs=[fov_dir(f) for f in fovs])
     manifest: dict[str, Any] = {
         "output_dir": str(config["output_dir"]),

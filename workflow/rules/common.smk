@@ -23,7 +23,12 @@ from pyama_steps import execute
 from pyama_steps import paths as P
 from pyama_steps.config import ConfigError, load_schema, validate_config
 from pyama_steps.execute import run_step
-from pyama_steps.integrity import input_fingerprint, input_mismatch, stale_files
+from pyama_steps.integrity import (
+    input_fingerprint,
+    input_mismatch,
+    record_outputs,
+    stale_files,
+)
 from pyama_steps.io import InputError
 from pyama_steps.manifest import summary_line, warning_lines, write_results
 from pyama_steps.plan import plan_run_cached, z_mode_for
@@ -140,6 +145,11 @@ class Run:
         )
         if failed:
             manifest = write_results(self.out, meta, self.config, self.fovs)
+            # recorded as the aggregate job would (pyama-steps verify)
+            record_outputs(
+                log_path=f"{self.out}/logs/aggregate_results/aggregate_results.log",
+                files=[self.manifest, self.traces_all],
+            )
         else:
             manifest = yaml.safe_load(Path(self.manifest).read_text())
         label = "" if self.sample is None else f"[{self.sample}] "
