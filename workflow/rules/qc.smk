@@ -77,7 +77,10 @@ for run in RUNS:
     _qc = qc_paths(run)
     _failed = qc_failed_fovs(run)
     _ok = [f for f in run.fov_ids if f not in _failed]
-    _label = "" if run.sample is None else f"{run.sample}: "
+    # "<sample> / FOV 000": no ": " in a category name, which the report turns
+    # into an rst link target (everything before ": " would be its name, the
+    # same for every category of a sample: "Duplicate explicit target name")
+    _label = "" if run.sample is None else f"{run.sample} / "
 
     rule:
         name:
