@@ -228,7 +228,8 @@ def start_workers():
     except WorkflowError:  # no --cores (e.g. a dry run): one worker
         cores = 1
     cpus = len(os.sched_getaffinity(0))
-    if isinstance(cores, int) and cores > cpus:
+    # locally only: with a cluster executor --cores is not this machine's
+    if workflow.local_exec and isinstance(cores, int) and cores > cpus:
         print(
             f"pyama-steps: warning: --cores {cores} is more than this machine's "
             f"{cpus} CPU(s); jobs share the CPUs and each takes longer (use --cores "
