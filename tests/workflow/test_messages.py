@@ -85,7 +85,7 @@ def _target_after_option(command: str) -> str | None:
 def _snakemake_commands(text: str) -> list[str]:
     commands = []
     in_block = False
-    for line in text.splitlines():
+    for line in text.replace("\\\n", " ").splitlines():  # join continued lines
         if line.lstrip().startswith("```"):
             in_block = not in_block
             continue
