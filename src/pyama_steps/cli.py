@@ -24,12 +24,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main"]
 
 
 def _print_status(
-    manifest: dict, out_dir: Path, indent: str = ""
+    manifest: dict[str, Any], out_dir: Path, indent: str = ""
 ) -> tuple[str, list[int], int]:
     """Print one manifest's FOV lines; return its count line, failed FOVs, pending."""
     status = manifest["fov_status"]
