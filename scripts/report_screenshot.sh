@@ -7,7 +7,11 @@
 #   VIEW   start     the report's start page (default)
 #          summary   the "Run summary" category showing the summary table
 #          fov:NNN   the "FOV NNN" category showing that FOV's overlay figure
+#          SAMPLE/summary, SAMPLE/fov:NNN   the same for one sample of a
+#                    sample sheet (categories "SAMPLE / FOV NNN")
 #
+# A view the report does not have is refused (exit 2) with the report's
+# categories, before Chromium starts: never a silent start page.
 # The report is a single-page app whose views are not addressable by URL, so
 # for a VIEW other than `start` a copy of the report (in a temporary folder;
 # the report itself is not touched) gets a script that opens the category and
@@ -19,7 +23,7 @@
 set -euo pipefail
 
 usage() {
-  sed -n '5,9p' "$0" >&2
+  sed -n '5,11p' "$0" >&2
   exit 2
 }
 [[ $# -ge 2 && $# -le 3 ]] || usage
@@ -27,6 +31,41 @@ report=$1
 out=$2
 view=${3:-start}
 [[ -f $report ]] || { echo "report_screenshot: no such file: $report" >&2; exit 2; }
+
+# the view: the category and the result to open, checked against the report
+category=""
+case $view in
+  start) ;;
+  *summary | *fov:*)
+    sample=""
+    rest=$view
+    if [[ $view == */* ]]; then
+      sample=${view%%/*}
+      rest=${view#*/}
+    fi
+    prefix=${sample:+$sample / }
+    where=${sample:+$sample/}
+    if [[ $rest == summary ]]; then
+      category="${prefix}Run summary"; suffix="${where}qc/summary.html"; content="html"
+    elif [[ $rest =~ ^fov:([0-9]+)$ ]]; then
+      fov=${BASH_REMATCH[1]}
+      category="${prefix}FOV $fov"; suffix="${where}qc/fov_${fov}_overlay.png"; content="img"
+    else
+      usage
+    fi
+    if ! grep -qF "\"$category\"" "$report"; then
+      have=$(grep -oE '"([A-Za-z0-9._-]+ / )?(FOV [0-9]+|Run summary)"' "$report" \
+        | tr -d '"' | sort -u | paste -sd, - | sed 's/,/, /g' || true)
+      echo "report_screenshot: the report has no category '$category'; its categories: ${have:-none}" >&2
+      first=$(grep -oE '"[A-Za-z0-9._-]+ / (FOV [0-9]+|Run summary)"' "$report" | head -1 | tr -d '"' || true)
+      if [[ -n $first && -z $sample ]]; then
+        echo "report_screenshot: a sample sheet's report names the sample in the view, e.g. ${first%% / *}/$view" >&2
+      fi
+      exit 2
+    fi
+    ;;
+  *) usage ;;
+esac
 
 find_chromium() {
   command -v chromium || command -v chromium-browser || true
@@ -52,14 +91,7 @@ trap 'rm -rf "$work"' EXIT
 page=$report
 case $view in
   start) ;;
-  summary | fov:*)
-    if [[ $view == summary ]]; then
-      category="Run summary"; suffix="qc/summary.html"; content="html"
-    else
-      fov=${view#fov:}
-      [[ $fov =~ ^[0-9]+$ ]] || usage
-      category="FOV $fov"; suffix="qc/fov_${fov}_overlay.png"; content="img"
-    fi
+  *)
     page=$work/report.html
     # the report's own closing tag is its last "</body>" (the bundled
     # libraries contain the string too)
@@ -89,7 +121,6 @@ setTimeout(function () {
 EOF
     } >"$page"
     ;;
-  *) usage ;;
 esac
 
 mkdir -p "$(dirname "$out")"

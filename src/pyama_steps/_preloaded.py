@@ -8,8 +8,15 @@ bioio, the step modules) into the garbage collector's permanent generation:
 * when the run ends, the fork server exits without a full collection over
   them, which took ~0.3 s after Snakemake itself had finished (the run's
   output stays open until the fork server has exited).
+
+It also makes the fork server die with the Snakemake process
+(``execute.die_with_parent``), so that after a ``kill -9`` of Snakemake
+nothing of the run stays behind.
 """
 
 import gc
 
+from pyama_steps.execute import die_with_parent
+
+die_with_parent()
 gc.freeze()

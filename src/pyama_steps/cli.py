@@ -9,6 +9,8 @@
     Score a run against the generator's ground truth (algorithms.md §8).
 ``export-ctc``
     Write a run's tracks as Cell Tracking Challenge result folders.
+``verify``
+    Re-hash a run's outputs against their recorded sizes and checksums.
 ``inspect``
     Show the scenes, sizes, channels, pixel size and frame times of a file.
 ``init``
@@ -22,8 +24,44 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main"]
+
+
+def _print_status(
+    manifest: dict[str, Any], out_dir: Path, indent: str = ""
+) -> tuple[str, list[int], int]:
+    """Print one manifest's FOV lines; return its count line, failed FOVs, pending."""
+    status = manifest["fov_status"]
+    failed = []
+    for fov, entry in status.items():
+        state = entry["status"]
+        if state == "ok":
+            detail = f"{entry['n_cells']} cells ({entry['n_good']} good)"
+            n_warn = len(entry.get("warnings", []))
+            if n_warn:
+                detail += f", {n_warn} segmentation warning{'s' * (n_warn > 1)}"
+        elif state == "failed":
+            where = out_dir / entry["log"]
+            detail = f"step {entry['step']}: {entry['message']} (log: {where})"
+            failed.append(int(fov))
+        else:
+            detail = "not run or interrupted"
+        print(f"{indent}FOV {int(fov):>4}  {state:<8} {detail}")
+        # the segmentation checks (algorithms.md §2.8), under their FOV
+        for level, key in (("warning", "warnings"), ("note", "notes")):
+            for item in entry.get(key, []):
+                print(f"{indent}          {level}: {item['message']}")
+    counts = {
+        s: sum(1 for e in status.values() if e["status"] == s)
+        for s in ("ok", "failed", "pending")
+    }
+    warned = sum(1 for e in status.values() if e.get("warnings"))
+    line = f"{counts['ok']} ok, {counts['failed']} failed, {counts['pending']} pending"
+    if warned:
+        line += f"; {warned} FOV(s) with segmentation warnings (see above)"
+    return line, failed, counts["pending"]
 
 
 def _status(argv: Sequence[str]) -> int:
@@ -38,50 +76,104 @@ def _status(argv: Sequence[str]) -> int:
     parser.add_argument("output_dir", type=Path, help="the run's output_dir")
     args = parser.parse_args(argv)
     manifest_path = args.output_dir / MANIFEST
-    if not manifest_path.exists():
+    # a sample sheet's output_dir: one folder with a manifest per sample
+    samples = sorted(
+        p.parent
+        for p in args.output_dir.glob(f"*/{MANIFEST}")
+        if not manifest_path.exists()
+    )
+    if not manifest_path.exists() and not samples:
         print(
             f"pyama-steps status: {manifest_path} does not exist; the run has not "
             "finished or failed yet (run snakemake first).",
             file=sys.stderr,
         )
         return 2
-    manifest = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
-    status = manifest["fov_status"]
-    failed = []
-    for fov, entry in status.items():
-        state = entry["status"]
-        if state == "ok":
-            detail = f"{entry['n_cells']} cells ({entry['n_good']} good)"
-            n_warn = len(entry.get("warnings", []))
-            if n_warn:
-                detail += f", {n_warn} segmentation warning{'s' * (n_warn > 1)}"
-        elif state == "failed":
-            where = args.output_dir / entry["log"]
-            detail = f"step {entry['step']}: {entry['message']} (log: {where})"
-            failed.append(int(fov))
-        else:
-            detail = "not run or interrupted"
-        print(f"FOV {int(fov):>4}  {state:<8} {detail}")
-        # the segmentation checks (algorithms.md §2.8), under their FOV
-        for level, key in (("warning", "warnings"), ("note", "notes")):
-            for item in entry.get(key, []):
-                print(f"          {level}: {item['message']}")
-    counts = {
-        s: sum(1 for e in status.values() if e["status"] == s)
-        for s in ("ok", "failed", "pending")
-    }
-    warned = sum(1 for e in status.values() if e.get("warnings"))
-    line = f"{counts['ok']} ok, {counts['failed']} failed, {counts['pending']} pending"
-    if warned:
-        line += f"; {warned} FOV(s) with segmentation warnings (see above)"
-    print(line)
-    if failed:
-        print(
-            "Fix the cause, then rerun the same snakemake command: finished FOVs "
-            "are skipped and only the\nmissing outputs of these FOVs are redone: "
-            f"{', '.join(str(f) for f in failed)}."
+    unfinished = False
+    for folder in samples or [args.output_dir]:
+        manifest = yaml.safe_load((folder / MANIFEST).read_text(encoding="utf-8"))
+        if samples:
+            print(f"sample {folder.name} ({folder}):")
+        line, failed, pending = _print_status(
+            manifest, folder, indent="  " if samples else ""
         )
-    return 1 if failed or counts["pending"] else 0
+        unfinished = unfinished or bool(failed) or pending > 0
+        print(f"sample {folder.name}: {line}" if samples else line)
+        if failed:
+            print(
+                "Fix the cause, then rerun the same snakemake command: finished FOVs "
+                "are skipped and only the\nmissing outputs of these FOVs are redone: "
+                f"{', '.join(str(f) for f in failed)}."
+            )
+    return 1 if unfinished else 0
+
+
+def _verify(argv: Sequence[str]) -> int:
+    import time
+
+    from pyama_steps.integrity import RECORDS, read_records, verify_files
+
+    parser = argparse.ArgumentParser(
+        prog="pyama-steps verify",
+        description=(
+            "Re-hash a run's outputs against the sizes and checksums its jobs "
+            "recorded; report missing, truncated or edited files (exit 1)."
+        ),
+    )
+    parser.add_argument("output_dir", type=Path, help="the run's output_dir")
+    parser.add_argument(
+        "--fix",
+        action="store_true",
+        help=(
+            "remove the truncated or edited files, so that the next run of the "
+            "same snakemake command redoes them and what depends on them"
+        ),
+    )
+    args = parser.parse_args(argv)
+    folders = [args.output_dir] if (args.output_dir / RECORDS).is_dir() else []
+    folders += sorted(p.parent for p in args.output_dir.glob(f"*/{RECORDS}"))
+    if not folders:
+        print(
+            f"pyama-steps verify: {args.output_dir} has no {RECORDS}/ folder: it is "
+            "not a pyama-steps output_dir, or no job has finished there yet.",
+            file=sys.stderr,
+        )
+        return 2
+    start = time.perf_counter()
+    n_files = n_bytes = 0
+    problems: list[tuple[Path, str, str]] = []
+    for folder in folders:
+        records = read_records(folder)
+        n_files += len(records)
+        n_bytes += sum(int(r["size_bytes"]) for r in records.values())
+        problems += [
+            (folder, rel, why)
+            for rel, why in verify_files(out_dir=folder, records=records)
+        ]
+    for folder, rel, why in problems:
+        prefix = "" if folder == args.output_dir else f"{folder.name}/"
+        print(f"{prefix}{rel}: {why}")
+    seconds = time.perf_counter() - start
+    print(
+        f"pyama-steps verify: {n_files} recorded file(s), {n_bytes / 1e6:.1f} MB in "
+        f"{seconds:.1f} s: {len(problems)} problem{'s' * (len(problems) != 1)}"
+    )
+    if args.fix and problems:
+        removed = 0
+        for folder, rel, why in problems:
+            if why != "missing":
+                (folder / rel).unlink()
+                removed += 1
+        print(
+            f"pyama-steps verify: removed {removed} file(s); rerun the same snakemake "
+            "command to redo them (and what depends on them)."
+        )
+    elif problems:
+        print(
+            "Rerun with --fix to remove the damaged files, then the same snakemake "
+            "command: missing files are redone with what depends on them."
+        )
+    return 1 if problems else 0
 
 
 def _inspect(argv: Sequence[str]) -> int:
@@ -114,6 +206,7 @@ def _init(argv: Sequence[str]) -> int:
         render_config,
     )
     from pyama_steps.io import InputError
+    from pyama_steps.paths import base_name
 
     parser = argparse.ArgumentParser(
         prog="pyama-steps init",
@@ -126,7 +219,11 @@ def _init(argv: Sequence[str]) -> int:
     parser.add_argument(
         "-o", "--output", type=Path, required=True, help="YAML to write"
     )
-    parser.add_argument("--output-dir", default="results", help="output_dir to set")
+    parser.add_argument(
+        "--output-dir",
+        default=None,
+        help="output_dir to set (default: results/<input base name>)",
+    )
     parser.add_argument("--force", action="store_true", help="overwrite --output")
     args = parser.parse_args(argv)
     if args.output.exists() and not args.force:
@@ -142,8 +239,10 @@ def _init(argv: Sequence[str]) -> int:
         print(f"pyama-steps init: {e}", file=sys.stderr)
         return 2
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    text = render_config(desc, output_dir=args.output_dir, phase_check=phase_check)
-    args.output.write_text(text)
+    # one experiment per output folder: a folder named after the input
+    output_dir = args.output_dir or f"results/{base_name(args.file)}"
+    text = render_config(desc, output_dir=output_dir, phase_check=phase_check)
+    args.output.write_text(text, encoding="utf-8")
     names = desc["scenes"][0]["channel_names"] if desc["scenes"] else []
     if not any(looks_like_phase(n) for n in names):
         listing = ", ".join(f"{i}: {n!r}" for i, n in enumerate(names))
@@ -157,21 +256,34 @@ def _init(argv: Sequence[str]) -> int:
         )
     print(f"wrote {args.output}; check the lines marked CHECK, then run:")
     print(f"  snakemake --cores 8 --configfile {args.output}")
+    print("and for the QC figures (targets such as qc go before the options):")
+    print(f"  snakemake qc --cores 8 --configfile {args.output}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pyama-steps`` command."""
     args = list(sys.argv[1:] if argv is None else argv)
-    commands = {"generate", "status", "evaluate", "export-ctc", "inspect", "init"}
+    commands = {
+        "generate",
+        "status",
+        "verify",
+        "evaluate",
+        "export-ctc",
+        "inspect",
+        "init",
+    }
     if not args or args[0] in {"-h", "--help"} or args[0] not in commands:
         print(
-            "usage: pyama-steps {inspect,init,generate,status,evaluate,export-ctc} "
+            "usage: pyama-steps "
+            "{inspect,init,generate,status,verify,evaluate,export-ctc} "
             "...\n\n"
             "  inspect FILE [--json]         scenes, sizes, channels, frame times\n"
             "  init FILE -o CONFIG.yaml      write a commented config for FILE\n"
             "  generate OUT_DIR              write a synthetic time-lapse with truth\n"
             "  status OUTPUT_DIR             FOVs ok / failed / pending, and warnings\n"
+            "  verify OUTPUT_DIR [--fix]     re-hash the outputs: missing, truncated, "
+            "edited\n"
             "  evaluate TRUTH_DIR OUTPUT_DIR score a run against ground truth\n"
             "  export-ctc OUTPUT_DIR DEST    write tracks as Cell Tracking Challenge "
             "folders",
@@ -187,6 +299,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _inspect(rest)
     if command == "init":
         return _init(rest)
+    if command == "verify":
+        return _verify(rest)
     if command == "evaluate":
         from pyama_steps.evaluate import main_evaluate
 

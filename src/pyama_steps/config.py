@@ -17,6 +17,7 @@ from typing import Any
 __all__ = [
     "ALGORITHM_SECTIONS",
     "ConfigError",
+    "check_yaml_file",
     "load_schema",
     "parse_fovs",
     "resolve_channel",
@@ -209,7 +210,14 @@ def validate_config(
     """
     import jsonschema
 
-    instance = _coerce(copy.deepcopy(dict(config)), schema, schema)
+    instance = copy.deepcopy(dict(config))
+    channels = instance.get("channels")
+    if isinstance(channels, dict):
+        fl = channels.get("fl")
+        # one fluorescence channel may be given like pc, without a list
+        if isinstance(fl, str | int) and not isinstance(fl, bool):
+            channels["fl"] = [fl]
+    instance = _coerce(instance, schema, schema)
     _fill_defaults(instance, schema, schema)
     validator = jsonschema.Draft7Validator(schema)
     errors = sorted(
@@ -269,6 +277,37 @@ def validate_config(
             "snakemake --cores 2 --config input=path/to/file.nd2"
         )
     return instance
+
+
+def check_yaml_file(path: str | Path) -> None:
+    """Check that a configuration file is valid YAML, naming the line if not.
+
+    Parameters
+    ----------
+    path : str or Path
+        The YAML file.
+
+    Raises
+    ------
+    ConfigError
+        With the file, the line and column, and what the parser expected;
+        Snakemake's own message names neither the file nor the line.
+    """
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            yaml.safe_load(fh)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = " ".join(str(x) for x in (e.context, e.problem) if x)
+        raise ConfigError(
+            f"{path}{where} is not valid YAML ({what}); fix that line or the one "
+            "before it (an unclosed bracket or quote, a tab, a missing ': ')."
+        ) from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML ({e}).") from None
 
 
 def parse_fovs(spec: Any, n_fov: int) -> list[int]:

@@ -138,8 +138,8 @@ def describe_file(path: str | Path) -> dict[str, Any]:
     names = infos[0].channel_names if infos else ()
     pc, _, _ = guess_channels(names)
     stamps = scene_timestamps(img, path, infos, pc=pc, z_mode="plane", z_plane=0)
-    interval = nominal_interval_min(img)
     for info in infos:
+        interval = nominal_interval_min(img, fov=info.index)
         t = info.shape_tczyx[0]
         times = stamps.get(info.index)
         real = (
@@ -261,6 +261,11 @@ def check_phase_planes(path: str | Path, desc: dict[str, Any]) -> dict[str, Any]
     return result
 
 
+def _quoted(value: Any) -> str:
+    """Quote a YAML scalar in JSON syntax, keeping non-ASCII characters readable."""
+    return json.dumps(value, ensure_ascii=False)
+
+
 def render_config(
     desc: dict[str, Any],
     *,
@@ -291,16 +296,17 @@ def render_config(
         ),
         "# Keys not listed keep their defaults (see config/config.yaml).",
         "# Run: snakemake --cores 8 --configfile <this file>",
+        "# Targets go first: snakemake qc --cores 8 --configfile <this file>",
         "",
-        f"input: {json.dumps(desc['path'])}",
-        f"output_dir: {json.dumps(output_dir)}",
+        f"input: {_quoted(desc['path'])}",
+        f"output_dir: {_quoted(output_dir)}",
         "fovs: all",
         "",
         "channels:",
         f"  # CHECK: phase-contrast channel guessed from {reason}",
-        f"  pc: {json.dumps(name_or_index(pc))}",
+        f"  pc: {_quoted(name_or_index(pc))}",
         "  # CHECK: fluorescence channels = every other channel",
-        f"  fl: {json.dumps([name_or_index(c) for c in fl])}",
+        f"  fl: {_quoted([name_or_index(c) for c in fl])}",
     ]
     ingest: list[str] = []
     if any(s["Z"] > 1 for s in scenes):

@@ -462,21 +462,63 @@ def scene_timestamps(
         ) from e
 
 
-def nominal_interval_min(img: Any) -> float | None:
-    """Return the reader's nominal frame interval in minutes, if > 0."""
+def _ome_time_increment_min(img: Any, fov: int) -> float | None:
+    """Return OME ``Pixels/@TimeIncrement`` of scene ``fov`` in minutes, if any.
+
+    tifffile and many converters write the frame interval there and no
+    per-plane ``DeltaT``; bioio's ``standard_metadata`` does not expose it.
+    """
+    if reader_name(img) in {"bioio_nd2", "bioio_czi"}:
+        return None  # their own metadata holds the times (scene_timestamps)
+    try:
+        with quiet_readers():
+            images = img.ome_metadata.images
+        pixels = images[fov if 0 <= fov < len(images) else 0].pixels
+    except Exception:
+        return None
+    value = getattr(pixels, "time_increment", None)
+    if value is None:
+        return None
+    unit = getattr(pixels, "time_increment_unit", None)
+    unit = getattr(unit, "value", unit) or "s"
+    factor = _DELTA_T_UNITS.get(str(unit))
+    return None if factor is None else float(value) * factor
+
+
+def nominal_interval_min(img: Any, *, fov: int = 0) -> float | None:
+    """Return the file's nominal frame interval in minutes, if > 0.
+
+    Parameters
+    ----------
+    img : bioio.BioImage
+        The opened image.
+    fov : int
+        Scene whose OME ``Pixels/@TimeIncrement`` is read when the reader's
+        ``standard_metadata`` has no interval.
+
+    Returns
+    -------
+    float or None
+        Minutes between frames: bioio's ``timelapse_interval``, else OME
+        ``Pixels/@TimeIncrement`` in its ``TimeIncrementUnit`` (default s);
+        None when neither is there or the value is not positive.
+    """
     try:
         with quiet_readers():
             interval = img.standard_metadata.timelapse_interval
     except Exception:
-        return None
+        interval = None
     if interval is None:
-        return None
-    seconds = (
-        interval.total_seconds() if hasattr(interval, "total_seconds") else interval
-    )
-    try:
-        minutes = float(seconds) / 60.0
-    except (TypeError, ValueError):
+        minutes = _ome_time_increment_min(img, fov)
+    else:
+        seconds = (
+            interval.total_seconds() if hasattr(interval, "total_seconds") else interval
+        )
+        try:
+            minutes = float(seconds) / 60.0
+        except (TypeError, ValueError):
+            minutes = None
+    if minutes is None:
         return None
     return minutes if np.isfinite(minutes) and minutes > 0 else None
 

@@ -25,11 +25,13 @@ from pyama_steps.checks import (
     read_stats_json,
 )
 from pyama_steps.config import ALGORITHM_SECTIONS
+from pyama_steps.integrity import config_hash, read_records, stale_files
 from pyama_steps.io import atomic_output, atomic_write_text
 from pyama_steps.paths import (
     MANIFEST,
     METADATA,
     TRACES_ALL,
+    fov_dir,
     fov_file,
     fov_json,
     stack_file,
@@ -370,7 +372,20 @@ def build_manifest(
     identity["path"] = str(config["input"])
     identity["reader"] = meta["reader"]
     identity["n_scenes"] = meta["n_scenes"]
-    return {
+    settings = {s: config[s] for s in ("fovs", "channels", *ALGORITHM_SECTIONS)}
+    # each job's record of its outputs' sizes and checksums, per FOV (§6.5)
+    records = read_records(out)
+    for f in fovs:
+        prefix = f"{fov_dir(f)}/"
+        files = {
+            k: [v["size_bytes"], v["crc32"]]
+            for k, v in records.items()
+            if k.startswith(prefix)
+        }
+        if files:
+            status[f]["files"] = files
+    stale = stale_files(out_dir=out, base=base, fov_dirs=[fov_dir(f) for f in fovs])
+    manifest: dict[str, Any] = {
         "output_dir": str(config["output_dir"]),
         "channels": {
             "pc": {
@@ -395,7 +410,11 @@ def build_manifest(
         "metadata": METADATA,
         "traces_all": TRACES_ALL,
         "fov_status": {str(f): status[f] for f in fovs},
+        "config_hash": config_hash(settings),
     }
+    if stale:  # files of another base name: listed, never taken as results
+        manifest["stale_files"] = stale
+    return manifest
 
 
 def _plain(obj: Any) -> Any:

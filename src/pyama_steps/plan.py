@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,8 +35,6 @@ from pyama_steps.io import (
 from pyama_steps.paths import base_name
 
 __all__ = ["FovPlan", "RunPlan", "plan_run", "plan_run_cached", "z_mode_for"]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -239,8 +236,6 @@ def plan_run(config: Mapping[str, Any]) -> RunPlan:
     times, time_source, why = _frame_times(img, path, scenes, fov_ids, pc, ingest)
     if why:
         warnings.append(why)
-    for w in warnings:
-        log.warning("%s", w)
 
     fovs = tuple(
         FovPlan(
@@ -309,13 +304,13 @@ def _frame_times(
                 f"frame timestamps are not usable (FOV {f0}: {reason}); every FOV "
                 "uses time = frame x interval"
             )
-    interval = ingest.get("frame_interval_min") or nominal_interval_min(img)
     times = {}
     for f in fov_ids:
         n_t = scenes[f].shape_tczyx[0]
         if n_t == 1:
             times[f] = np.zeros(1)
             continue
+        interval = ingest.get("frame_interval_min") or nominal_interval_min(img, fov=f)
         if interval is None:
             damaged = (
                 f" ({unreadable}; the file may be truncated or corrupt)"
@@ -424,8 +419,6 @@ def plan_run_cached(config: Mapping[str, Any], cache_dir: str | Path) -> RunPlan
         except (ValueError, KeyError, TypeError):
             plan = None
         if plan is not None:
-            for w in plan.warnings:
-                log.warning("%s", w)
             return plan
     plan = plan_run(config)
     if path is not None:

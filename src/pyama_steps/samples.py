@@ -75,7 +75,20 @@ def read_sample_sheet(path: str | Path) -> list[SampleRow]:
             f"config key 'samples' = {str(path)!r}: the sample sheet does not exist."
         )
     with open(sheet, encoding="utf-8", newline="") as fh:
-        lines = [ln for ln in fh if ln.strip() and not ln.lstrip().startswith("#")]
+        numbered = [
+            (number, ln)
+            for number, ln in enumerate(fh, start=1)
+            if ln.strip() and not ln.lstrip().startswith("#")
+        ]
+    for number, line in numbered:
+        if "\t" not in line.strip() and re.search(r"[ ,;]", line.strip()):
+            raise ConfigError(
+                f"sample sheet {str(path)!r}, line {number}: no tab, but spaces or "
+                "commas: the columns must be separated by tabs (an editor may have "
+                "turned them into spaces; a spreadsheet can save 'Text (tab "
+                "delimited)')."
+            )
+    lines = [ln for _, ln in numbered]
     reader = csv.DictReader(lines, delimiter="\t")
     header = [h.strip() for h in (reader.fieldnames or [])]
     missing = [c for c in ("sample", "path") if c not in header]

@@ -172,10 +172,15 @@ def write_metadata(
     *, input_path: str, output: str, metadata: Mapping[str, Any], checksum: str
 ) -> None:
     """Write ``metadata.json``: the run plan plus the input's identity (§1.3)."""
+    from pyama_steps.integrity import input_fingerprint
     from pyama_steps.io import file_identity
 
     log.info("identifying %s (%s)", input_path, checksum)
-    identity = {"path": input_path, **file_identity(input_path, method=checksum)}
+    identity = {
+        "path": input_path,
+        **file_identity(input_path, method=checksum),
+        **input_fingerprint(input_path),
+    }
     content = {"input": identity, **metadata}
     atomic_write_text(output, json.dumps(content, indent=1, ensure_ascii=True) + "\n")
 

@@ -172,3 +172,42 @@ def test_init_selects_rods_for_dense_rod_colonies(
         assert "segmentation" not in config
     schema = load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
     assert plan_run(validate_config(config, schema)).n_scenes == 1
+
+
+# --------------------------------------------------------------------------
+# Issue 14.4: the frame interval of an OME-TIFF from Pixels/@TimeIncrement
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("increment", "unit", "minutes"),
+    [(2.5, "min", 2.5), (30.0, "s", 0.5), (1500.0, "ms", 0.025), (1.0, "h", 60.0)],
+)
+def test_ome_time_increment_gives_the_frame_times(
+    increment: float, unit: str, minutes: float, tmp_path: Path
+) -> None:
+    """tifffile writes the interval as Pixels/@TimeIncrement, with no DeltaT."""
+    import numpy as np
+    import tifffile
+
+    path = tmp_path / "interval.ome.tiff"
+    tifffile.imwrite(
+        path,
+        np.zeros((3, 2, 16, 16), dtype=np.uint16),
+        ome=True,
+        metadata={
+            "axes": "TCYX",
+            "Channel": {"Name": ["Phase", "GFP"]},
+            "TimeIncrement": increment,
+            "TimeIncrementUnit": unit,
+        },
+    )
+    with tifffile.TiffFile(path) as tif:
+        assert "DeltaT" not in tif.ome_metadata
+        assert f'TimeIncrement="{increment}"' in tif.ome_metadata
+    schema = load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
+    plan = plan_run(validate_config({"input": str(path)}, schema))
+    np.testing.assert_allclose(plan.fovs[0].times_min, [0.0, minutes, 2 * minutes])
+    assert plan.fovs[0].time_source == "interval"
+    proc = _cli("inspect", str(path), "--json")
+    assert proc.returncode == 0, proc.stderr
+    desc = json.loads(proc.stdout)
+    assert desc["scenes"][0]["frame_interval_min"] == pytest.approx(minutes)

@@ -44,6 +44,21 @@ def report_run(easy_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     run_snakemake(work, config, "qc")
     proc = run_snakemake(work, config, "--report", "report.html", "qc")
     assert "Report created" in proc.stdout
+    (work / "report_stdout.txt").write_text(proc.stdout)
+    return work
+
+
+@pytest.fixture(scope="module")
+def sample_report(easy_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sample sheet (two samples, one FOV each) through `qc` and the report."""
+    work = tmp_path_factory.mktemp("qc_samples")
+    sheet = work / "sheet.tsv"
+    sheet.write_text(f"sample\tpath\tfovs\na\t{easy_file}\t0\nb\t{easy_file}\t1\n")
+    config = {"samples": str(sheet), "output_dir": "out"}
+    run_snakemake(work, config, "qc")
+    proc = run_snakemake(work, config, "--report", "report.html", "qc")
+    assert "Report created" in proc.stdout
+    (work / "report_stdout.txt").write_text(proc.stdout)
     return work
 
 
@@ -172,6 +187,7 @@ def _screenshot(report: Path, out: Path, view: str) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
+@pytest.mark.browser
 def test_report_renders_in_headless_chromium(report_run: Path, tmp_path: Path) -> None:
     report = report_run / "report.html"
     start = _screenshot(report, tmp_path / "start.png", "start")
@@ -193,3 +209,54 @@ def test_report_renders_in_headless_chromium(report_run: Path, tmp_path: Path) -
         Path(keep).mkdir(parents=True, exist_ok=True)
         for name in ("start", "summary", "overlay"):
             shutil.copy(tmp_path / f"{name}.png", Path(keep) / f"{name}.png")
+
+
+# --------------------------------------------------------------------------
+# Issue 14.6: the report tells the truth
+# --------------------------------------------------------------------------
+def test_report_describes_the_background_method_used(report_run: Path) -> None:
+    html = (report_run / "report.html").read_text(encoding="utf-8")
+    assert "fitted as a smooth surface to the pixels between the cells" in html
+    assert "estimated on tiles" not in html
+    assert "WARNING" not in (report_run / "report_stdout.txt").read_text()
+
+
+def test_sample_sheet_report_names_the_sheet_without_warnings(
+    sample_report: Path,
+) -> None:
+    html = (sample_report / "report.html").read_text(encoding="utf-8")
+    stdout = (sample_report / "report_stdout.txt").read_text()
+    assert "Duplicate explicit target name" not in stdout
+    assert "WARNING" not in stdout
+    assert "the sample sheet" in html
+    assert str(sample_report / "sheet.tsv") in html
+    assert "demo.ome.tiff" not in html  # the default input of the demo
+    assert '"a / FOV 000"' in html
+    assert '"b / FOV 001"' in html
+    assert '"a / Run summary"' in html
+
+
+def test_screenshot_of_a_view_the_report_lacks_is_refused(
+    report_run: Path, sample_report: Path, tmp_path: Path
+) -> None:
+    """Checked before Chromium starts: no silent fallback to the start page."""
+
+    def shot(report: Path, view: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", str(SCREENSHOT), str(report), str(tmp_path / "x.png"), view],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    missing = shot(report_run / "report.html", "fov:009")
+    assert missing.returncode == 2
+    assert "the report has no category 'FOV 009'" in missing.stderr
+    assert "FOV 000, FOV 001" in missing.stderr
+    assert not (tmp_path / "x.png").exists()
+    # a sample sheet's categories are '<sample> / FOV NNN': name the sample
+    ambiguous = shot(sample_report / "report.html", "fov:000")
+    assert ambiguous.returncode == 2
+    assert "a / FOV 000" in ambiguous.stderr
+    assert "a/fov:000" in ambiguous.stderr

@@ -340,6 +340,7 @@ def test_profiles_leave_partition_and_account_to_the_user() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.slurm
 def test_fovs_run_in_one_grouped_slurm_job(
     grouped_run: tuple[Path, SlurmRun],
 ) -> None:
@@ -365,6 +366,7 @@ def test_fovs_run_in_one_grouped_slurm_job(
 
 
 @pytest.mark.slow
+@pytest.mark.slurm
 def test_failed_fov_is_rerun_alone_through_slurm(
     slurm_env: dict[str, str],
     easy_file: Path,

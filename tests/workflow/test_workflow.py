@@ -5,6 +5,8 @@ from __future__ import annotations
 import filecmp
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +74,7 @@ def test_full_run_resume_and_rerun_of_one_fov(easy_file: Path, tmp_path: Path) -
         "metadata",
         "traces_all",
         "fov_status",
+        "config_hash",  # issue 14.1
     ]
     for entry in manifest["results"].values():
         for c, path in entry["fl_corrected"]:
@@ -298,6 +301,17 @@ def test_sample_sheet_runs_each_file_into_its_folder(
     header = (out / "fov1_phase_only" / "traces.csv").read_text().splitlines()[0]
     assert header.endswith("area_ch_0")  # no fluorescence columns
     assert "pyama-steps: [all] FOVs: 2 ok" in proc.stdout
+    # Issue 14.5: status on the sheet's folder lists the samples
+    status = subprocess.run(
+        [sys.executable, "-m", "pyama_steps.cli", "status", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "has not finished" not in status.stdout + status.stderr
+    assert "sample all: 2 ok, 0 failed, 0 pending" in status.stdout
+    assert "sample fov1_phase_only: 1 ok, 0 failed, 0 pending" in status.stdout
     again = run_snakemake(tmp_path, config)
     assert "Nothing to be done" in again.stdout
 

@@ -100,3 +100,21 @@ def test_zarr_without_corrected_stacks_is_refused(
     proc = run_snakemake(tmp_path, config, "zarr", "-n", check=False)
     assert proc.returncode != 0
     assert "set background.write_corrected: true" in proc.stdout
+
+
+def test_ome_zarr_holds_only_zarr_files(
+    zarr_run: tuple[Path, str], easy_file: Path
+) -> None:
+    """Issue 14.6: no .snakemake_timestamp inside (zarr warns on it)."""
+    import warnings
+
+    out, _ = zarr_run
+    for fov in ("000", "001"):
+        folder = out / "zarr" / f"fov_{fov}.ome.zarr"
+        assert not (folder / ".snakemake_timestamp").exists()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            root = zarr.open_group(str(folder), mode="r")
+            assert {name for name, _ in root.members()} >= {"s0", "labels"}
+    again = run_snakemake(out.parent, _config(easy_file), "zarr")
+    assert "export_zarr" not in jobs_run(again.stdout)

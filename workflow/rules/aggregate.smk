@@ -36,6 +36,8 @@ for run in RUNS:
                 config=params.config,
                 fovs=list(params.fovs),
             )
+            # sizes and checksums of the outputs (pyama-steps verify, §6.5)
+            record_outputs(log_path=log[0], files=output)
 
 
 if config.get("samples"):

@@ -12,6 +12,8 @@
 # <rule>__<sample> and write to <output_dir>/<sample>/.
 
 import json
+import os
+import sys
 import re
 from pathlib import Path
 
@@ -21,6 +23,12 @@ from pyama_steps import execute
 from pyama_steps import paths as P
 from pyama_steps.config import ConfigError, load_schema, validate_config
 from pyama_steps.execute import run_step
+from pyama_steps.integrity import (
+    input_fingerprint,
+    input_mismatch,
+    record_outputs,
+    stale_files,
+)
 from pyama_steps.io import InputError
 from pyama_steps.manifest import summary_line, warning_lines, write_results
 from pyama_steps.plan import plan_run_cached, z_mode_for
@@ -137,6 +145,11 @@ class Run:
         )
         if failed:
             manifest = write_results(self.out, meta, self.config, self.fovs)
+            # recorded as the aggregate job would (pyama-steps verify)
+            record_outputs(
+                log_path=f"{self.out}/logs/aggregate_results/aggregate_results.log",
+                files=[self.manifest, self.traces_all],
+            )
         else:
             manifest = yaml.safe_load(Path(self.manifest).read_text())
         label = "" if self.sample is None else f"[{self.sample}] "
@@ -154,6 +167,50 @@ class Run:
         return manifest
 
 
+def check_same_input(run):
+    """Stop when the run's output folder holds another input's results: one
+    folder is one experiment (algorithms.md §6.4). Cheap: a stat and 4 MiB."""
+    meta_path = Path(run.metadata)
+    if not workflow.is_main_process or not meta_path.is_file():
+        return
+    try:
+        recorded = json.loads(meta_path.read_text(encoding="utf-8"))["input"]
+    except (ValueError, KeyError, TypeError):
+        return  # an unreadable metadata.json is redone by its rule
+    problem = input_mismatch(
+        recorded=recorded,
+        current=input_fingerprint(run.config["input"]),
+        current_path=str(run.config["input"]),
+        output_dir=run.out,
+        base=run.base,
+    )
+    if problem:
+        label = "" if run.sample is None else f"sample {run.sample!r}: "
+        raise ConfigError(label + problem)
+
+
+def missing_profile_settings(workflow):
+    """What profiles/default sets and this run lacks (it was not found or was
+    replaced): keep-going and rerun-incomplete change what a failure or a
+    killed run leaves behind, so say so instead of silently running without."""
+    missing = []
+    # a dry run has no execution settings: nothing runs, nothing to say
+    if getattr(workflow.execution_settings, "keep_going", True) is False:
+        missing.append("keep-going (one failed FOV stops the others)")
+    if getattr(workflow.dag_settings, "force_incomplete", True) is False:
+        missing.append(
+            "rerun-incomplete (after a killed run snakemake stops at the "
+            "incomplete files)"
+        )
+    if not missing:
+        return []
+    return [
+        f"the run lacks {', '.join(missing)}: profiles/default of the workflow "
+        "was not used. Run snakemake in the repository, or pass "
+        f"--workflow-profile {Path(workflow.basedir).parent / 'profiles' / 'default'}"
+    ]
+
+
 def start_workers():
     """In the local run itself, the step rules' run: blocks hand their work to
     warm worker processes (pyama_steps.execute, README "Performance"), one per
@@ -167,9 +224,19 @@ def start_workers():
     if not workflow.is_main_process:
         return
     try:
-        execute.configure(workers=workflow.cores)
+        cores = workflow.cores
     except WorkflowError:  # no --cores (e.g. a dry run): one worker
-        execute.configure(workers=1)
+        cores = 1
+    cpus = len(os.sched_getaffinity(0))
+    # locally only: with a cluster executor --cores is not this machine's
+    if workflow.local_exec and isinstance(cores, int) and cores > cpus:
+        print(
+            f"pyama-steps: warning: --cores {cores} is more than this machine's "
+            f"{cpus} CPU(s); jobs share the CPUs and each takes longer (use --cores "
+            f"{cpus} or fewer)",
+            file=sys.stderr,
+        )
+    execute.configure(workers=cores)
     # benchmark: files of jobs run by a worker report that job (its wall
     # time, CPU seconds and peak RSS), without sampling the process tree
     execute.measure_jobs_in_workers()
@@ -191,8 +258,34 @@ try:
         RUNS = [Run(None, _validated, plan_run_cached(_validated, PLAN_CACHE))]
     for _run in RUNS:
         P.check_writable(_run.out)
+        check_same_input(_run)
 except (ConfigError, InputError, OSError) as e:
-    raise WorkflowError(f"pyama-steps: {e}") from None
+    # the message is the first line of the output: no WorkflowError header
+    # naming this file, no traceback line (a SystemExit is not wrapped)
+    print(f"pyama-steps: {e}", file=sys.stderr)
+    raise SystemExit(1) from None
+if workflow.is_main_process:
+    # the plan's warnings (Z-stacks, frame times, dtype), with the sample
+    for _run in RUNS:
+        _label = "" if _run.sample is None else f"sample {_run.sample!r}: "
+        for _w in _run.plan.warnings:
+            print(f"pyama-steps: warning: {_label}{_w}", file=sys.stderr)
+    for _run in RUNS:
+        _label = "" if _run.sample is None else f"sample {_run.sample!r}: "
+        _stale = stale_files(
+            out_dir=_run.out, base=_run.base, fov_dirs=[f"fov_{f}" for f in _run.fov_ids]
+        )
+        if _stale:
+            _shown = ", ".join(f"{_run.out}/{f}" for f in _stale[:3])
+            print(
+                f"pyama-steps: warning: {_label}{_run.out} holds {len(_stale)} file(s) "
+                f"of another base name, not part of this run or its manifest: "
+                f"{_shown}{', ...' if len(_stale) > 3 else ''}; they are listed as "
+                "stale_files in the manifest: delete them, or use another output_dir",
+                file=sys.stderr,
+            )
+    for _missing in missing_profile_settings(workflow):
+        print(f"pyama-steps: warning: {_missing}", file=sys.stderr)
 config.clear()
 config.update(_validated)
 

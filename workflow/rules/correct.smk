@@ -44,3 +44,5 @@ for run in RUNS:
                 background=output.get("background"),
                 params=dict(params.background),
             )
+            # sizes and checksums of the outputs (pyama-steps verify, §6.5)
+            record_outputs(log_path=log[0], files=output)

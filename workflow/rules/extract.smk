@@ -72,3 +72,5 @@ for run in RUNS:
                 params=dict(params.extraction),
                 background_params=params.background,
             )
+            # sizes and checksums of the outputs (pyama-steps verify, §6.5)
+            record_outputs(log_path=log[0], files=output)

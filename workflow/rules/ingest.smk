@@ -32,6 +32,8 @@ for run in RUNS:
                 metadata=params.metadata,
                 checksum=params.checksum,
             )
+            # sizes and checksums of the outputs (pyama-steps verify, §6.5)
+            record_outputs(log_path=log[0], files=output)
 
     rule:
         name:
@@ -78,3 +80,5 @@ for run in RUNS:
                 scale_factor=params.scale_factor,
                 scale_offset=params.scale_offset,
             )
+            # sizes and checksums of the outputs (pyama-steps verify, §6.5)
+            record_outputs(log_path=log[0], files=output)

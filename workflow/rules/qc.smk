@@ -1,7 +1,7 @@
 # QC (not part of the default target): per-FOV figures and the run summary,
 # tagged for Snakemake's HTML report. Build them, then the report:
 #
-#   snakemake --cores 2 qc && snakemake --report report.html qc
+#   snakemake qc --cores 2 && snakemake qc --report report.html
 #
 # (the report collects the report()-tagged outputs of the jobs of the targets
 # it is given, so `qc` is named there too).
@@ -77,7 +77,10 @@ for run in RUNS:
     _qc = qc_paths(run)
     _failed = qc_failed_fovs(run)
     _ok = [f for f in run.fov_ids if f not in _failed]
-    _label = "" if run.sample is None else f"{run.sample}: "
+    # "<sample> / FOV 000": no ": " in a category name, which the report turns
+    # into an rst link target (everything before ": " would be its name, the
+    # same for every category of a sample: "Duplicate explicit target name")
+    _label = "" if run.sample is None else f"{run.sample} / "
 
     rule:
         name:

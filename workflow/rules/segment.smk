@@ -36,3 +36,5 @@ for run in RUNS:
                 stats=output.stats,
                 params=dict(params.segmentation),
             )
+            # sizes and checksums of the outputs (pyama-steps verify, §6.5)
+            record_outputs(log_path=log[0], files=output)

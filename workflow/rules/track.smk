@@ -39,3 +39,5 @@ for run in RUNS:
                 fov=params.fov,
                 params=dict(params.tracking),
             )
+            # sizes and checksums of the outputs (pyama-steps verify, §6.5)
+            record_outputs(log_path=log[0], files=output)

@@ -3,7 +3,7 @@
 # tracked cells as a label image), and traces.parquet when pyarrow is
 # installed (docs/exports.md):
 #
-#   snakemake --cores 2 zarr
+#   snakemake zarr --cores 2
 
 import importlib.util
 
@@ -114,5 +114,13 @@ rule zarr:
     log:
         f"{OUT}/logs/zarr/zarr.log",
     run:
+        # Snakemake marks a directory output's age with a .snakemake_timestamp
+        # file inside it, which zarr warns about on open ("not recognized as a
+        # component of a Zarr hierarchy"); without it, Snakemake uses the
+        # folder's own modification time, which is as new.
+        for target in input:
+            stamp = Path(target) / ".snakemake_timestamp"
+            if target.endswith(".ome.zarr") and stamp.exists():
+                stamp.unlink()
         print(ZARR_DONE)
         Path(log[0]).write_text(ZARR_DONE + "\n", encoding="utf-8")
