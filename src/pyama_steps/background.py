@@ -525,7 +525,11 @@ def estimate_background(
         rule, level = _fallback_level(
             image, background_px, min_background_px, fallback_percentile, previous
         )
-        values = previous.copy() if rule == 2 else np.full(carry_shape, level)
+        # Rule 2 is the previous frame's values; it needs `previous`.
+        if rule == 2 and previous is not None:
+            values = previous.copy()
+        else:
+            values = np.full(carry_shape, level)
     surface = _surface(values, rows, cols, spline_degree)
     return BackgroundFrame(
         background=surface,
@@ -646,8 +650,8 @@ def _block_stats(
     small_int = image.dtype.kind in "iu" and image.dtype.itemsize <= 2
     exact32 = small_int and block * max(65535, cols) < 2**24
     acc = np.float32 if exact32 else np.float64
-    selected = background_px.astype(acc)
-    values = image.astype(acc)
+    selected: npt.NDArray[Any] = background_px.astype(acc)
+    values: npt.NDArray[Any] = image.astype(acc)
     values *= selected
     # Sums along each row within each column of blocks: (Y, ceil(X / block)).
     row_total = np.add.reduceat(values, col_starts, axis=1).astype(np.float64)

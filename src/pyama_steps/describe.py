@@ -148,7 +148,11 @@ def describe_file(path: str | Path) -> dict[str, Any]:
             and bool(np.all(np.isfinite(times)))
             and (t == 1 or bool(times[-1] > times[0]))
         )
-        step = float(np.median(np.diff(times))) if real and t > 1 else None
+        step = (
+            float(np.median(np.diff(times)))
+            if real and times is not None and t > 1
+            else None
+        )
         scenes.append(
             {
                 "fov": info.index,

@@ -56,7 +56,8 @@ def rgb_to_gray(plane: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
     """
     if plane.ndim != 3:
         raise ValueError(f"plane must be (Y, X, S), got shape {plane.shape!r}")
-    return np.rint(plane.astype(np.float64).mean(axis=2))
+    out: npt.NDArray[np.float64] = np.rint(plane.astype(np.float64).mean(axis=2))
+    return out
 
 
 class ZAccumulator:

@@ -9,6 +9,7 @@ written under a temporary name and renamed when complete (§7.2).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -321,7 +322,8 @@ def _nd2_times(
             return times
         table: dict[tuple[int, int, int], float] = {}
         for seq, idx in enumerate(fh.loop_indices):
-            channels = fh.frame_metadata(seq).channels
+            meta: Any = fh.frame_metadata(seq)  # FrameMetadata (or a dict: never here)
+            channels = meta.channels
             channel = channels[pc] if pc < len(channels) else channels[0]
             table[(idx.get("P", 0), idx.get("T", 0), idx.get("Z", 0))] = float(
                 channel.time.relativeTimeMs
@@ -587,10 +589,11 @@ class PlaneReader:
         if self._cached is not None and self._cached[0] == key:
             return np.array(self._cached[1][it, iz])
         self._cached = None
-        graph, _ = cull(self._graph, [key])
+        graph, _ = cull(self._graph, [key])  # type: ignore[no-untyped-call]
         chunk = np.asarray(get(graph, [key])[0])
         if chunk.shape[:2] == (1, 1):
-            return chunk[0, 0]
+            plane: npt.NDArray[Any] = chunk[0, 0]
+            return plane
         # a chunk of several planes (e.g. a whole Z-stack): kept for the next call
         self._cached = (key, chunk)
         return np.array(chunk[it, iz])
@@ -812,7 +815,8 @@ class NpyFrameReader:
         if not 0 <= t < self.shape[0]:
             raise IndexError(f"frame {t} out of range for {self.shape[0]} frames")
         out = np.empty(self.shape[1:], dtype=self.dtype)
-        view = memoryview(out.reshape(-1).view(np.uint8))
+        # numpy's stubs do not declare the buffer protocol for ndarray yet.
+        view = memoryview(out.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
         n = os.preadv(self._fd, [view], self._offset + t * self._frame_bytes)
         if n != self._frame_bytes:
             raise OSError(
@@ -866,7 +870,7 @@ def file_identity(path: str | Path, *, method: str = "sha256") -> dict[str, Any]
         for f in sorted(q for q in p.rglob("*") if q.is_file()):
             digest.update(str(f.relative_to(p)).encode())
             with open(f, "rb") as fh:
-                for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                for chunk in iter(functools.partial(fh.read, 1 << 20), b""):
                     digest.update(chunk)
     else:
         with open(p, "rb") as fh:

@@ -340,10 +340,10 @@ def _plan_from_json(data: Mapping[str, Any]) -> RunPlan:
         FovPlan(
             fov=int(f["fov"]),
             scene=str(f["scene"]),
-            shape_tczyx=tuple(f["shape_tczyx"]),  # type: ignore[arg-type]
+            shape_tczyx=tuple(f["shape_tczyx"]),
             samples=int(f["samples"]),
             dtype=str(f["dtype"]),
-            pixel_size_um=tuple(f["pixel_size_um"]),  # type: ignore[arg-type]
+            pixel_size_um=tuple(f["pixel_size_um"]),
             time_source=str(f["time_source"]),
             times_min=tuple(float(v) for v in f["times_min"]),
         )
@@ -371,7 +371,7 @@ def _cache_key(config: Mapping[str, Any]) -> str | None:
         st = os.stat(config["input"])
     except OSError:
         return None
-    versions = []
+    versions: list[str | None] = []
     for name in ("pyama-steps", "bioio", "bioio-nd2", "bioio-czi", "bioio-ome-tiff"):
         try:
             versions.append(metadata.version(name))

@@ -1255,7 +1255,7 @@ def _restore_junctions(
 
 
 def _level_allowed(
-    values: _NumArray,
+    values: _NumArray | RealArray,
     filled: BoolArray,
     grid: npt.NDArray[np.float64],
     block: int,
@@ -1437,10 +1437,11 @@ def _bilinear_axes(
     pixel ``(y, x)`` is ``wy[y]·(A[i1[y], x] - A[i0[y], x]) + (A[i0[y], x] +
     offset)``.
     """
-    j0, j1, wx = (a[::step] for a in _weights(cols, block, grid.shape[1]))
-    along = grid[:, j0] * (1.0 - wx) + grid[:, j1] * wx
-    i0, i1, wy = (a[::step] for a in _weights(rows, block, grid.shape[0]))
-    return along, i0, i1, wy
+    j0, j1, wx = _weights(cols, block, grid.shape[1])
+    j0, j1, wx = j0[::step], j1[::step], wx[::step]
+    along: npt.NDArray[np.float64] = grid[:, j0] * (1.0 - wx) + grid[:, j1] * wx
+    i0, i1, wy = _weights(rows, block, grid.shape[0])
+    return along, i0[::step], i1[::step], wy[::step]
 
 
 def _weights(

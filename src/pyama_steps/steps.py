@@ -109,8 +109,10 @@ def run_logged(
                 "rerun the same command",
             )
         try:  # best effort: on a full disk the log line may not fit either
-            handler.stream.write(traceback.format_exc())
-            handler.stream.write(f"ERROR {error_line(e)}\n")
+            stream = handler.stream
+            if stream is not None:
+                stream.write(traceback.format_exc())
+                stream.write(f"ERROR {error_line(e)}\n")
             handler.flush()
         except OSError:
             pass
