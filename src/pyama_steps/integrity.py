@@ -285,9 +285,24 @@ def record_outputs(*, log_path: str, files: Iterable[str | Path]) -> None:
     files : iterable of str or Path
         The job's output files.
     """
+    from pyama_steps.io import DISK_FULL, disk_full_error
+
     head, sep, _ = str(log_path).rpartition("logs/")
     out_dir = (head.rstrip("/") or ".") if sep else "."
-    write_record(out_dir=out_dir, log_path=log_path, files=files)
+    try:
+        write_record(out_dir=out_dir, log_path=log_path, files=files)
+    except OSError as e:
+        if e.errno not in DISK_FULL:
+            raise
+        # As a step's own failure (steps.run_logged): the job's log ends with
+        # the ERROR line, and the run says which device is full.
+        full = disk_full_error(e, log_path=log_path)
+        try:  # best effort: on a full disk the line may not fit either
+            with open(log_path, "a", encoding="utf-8") as fh:
+                fh.write(f"ERROR OSError: {full}\n")
+        except OSError:
+            pass
+        raise full from e
 
 
 def read_records(out_dir: str | Path) -> dict[str, dict[str, Any]]:

@@ -9,6 +9,7 @@ written under a temporary name and renamed when complete (§7.2).
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import logging
@@ -62,6 +63,33 @@ _PLUGINS = {
 #: example bioio-czi's position index parsed from scene names); we never use
 #: those fields, so their loggers are muted while we read metadata.
 _NOISY_LOGGERS = ("bioio", "bioio_base", "bioio_czi", "bioio_nd2", "bioio_ome_tiff")
+
+
+#: "No space left on device" and "disk quota exceeded".
+DISK_FULL: frozenset[int] = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def disk_full_error(error: OSError, *, log_path: str | Path) -> OSError:
+    """Restate a full-disk `error` of a job: which device, and what to do.
+
+    Parameters
+    ----------
+    error : OSError
+        The error, with ``errno`` in :data:`DISK_FULL`.
+    log_path : str or Path
+        The job's log, ``<output_dir>/logs/<rule>/<job>.log``.
+
+    Returns
+    -------
+    OSError
+        The same ``errno`` with the message the manifest and the run quote.
+    """
+    return OSError(
+        error.errno,
+        f"no space left on the device of {Path(log_path).parent.parent.parent}"
+        f" ({error.strerror}): free space or choose another output_dir, then "
+        "rerun the same command",
+    )
 
 
 class InputError(ValueError):

@@ -12,7 +12,6 @@ need them, so a job only pays for what it uses.
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import math
@@ -25,7 +24,13 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from pyama_steps.io import NpyFrameReader, NpyFrameWriter, atomic_write_text
+from pyama_steps.io import (
+    DISK_FULL,
+    NpyFrameReader,
+    NpyFrameWriter,
+    atomic_write_text,
+    disk_full_error,
+)
 
 __all__ = [
     "copy_channel",
@@ -101,13 +106,8 @@ def run_logged(
         _stats(work_s=round(work, 4), **(_job_stats() if _job_stats else {}))
         return result
     except BaseException as e:
-        if isinstance(e, OSError) and e.errno in _FULL:
-            e = OSError(
-                e.errno,
-                f"no space left on the device of {Path(log_path).parent.parent.parent}"
-                f" ({e.strerror}): free space or choose another output_dir, then "
-                "rerun the same command",
-            )
+        if isinstance(e, OSError) and e.errno in DISK_FULL:
+            e = disk_full_error(e, log_path=log_path)
         try:  # best effort: on a full disk the log line may not fit either
             stream = handler.stream
             if stream is not None:
@@ -130,9 +130,6 @@ def error_line(e: BaseException) -> str:
 
 #: When the running step's work began (per thread), set by _work_begins.
 _work = threading.local()
-
-#: "No space left on device" and "disk quota exceeded".
-_FULL = {errno.ENOSPC, errno.EDQUOT}
 
 
 def _work_begins() -> None:

@@ -82,3 +82,29 @@ def test_disk_full_fails_clearly_and_leaves_nothing_complete(
     if manifest.exists():  # written by the onerror hook when it fitted
         status = yaml.safe_load(manifest.read_text())["fov_status"]
         assert any(s["status"] != "ok" for s in status.values())
+
+
+def test_job_record_on_a_full_disk_names_the_device(full_disk: Path) -> None:
+    # The record of a job's outputs (pyama-steps verify) is written after the
+    # step: a full disk there is reported like a step's own (failed in CI,
+    # where it came through as a bare "[Errno 28] No space left on device").
+    from pyama_steps.integrity import record_outputs
+
+    out = full_disk / "out"
+    log = out / "logs" / "segment_phase" / "fov_000.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("00:00:00 INFO done\n")
+    stack = out / "fov_000" / "seg.npy"
+    stack.parent.mkdir()
+    stack.write_bytes(bytes(1000))
+    fd = os.open(full_disk / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, bytes(4096))
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    with pytest.raises(OSError, match=r"no space left on the device of .*/small/out"):
+        record_outputs(log_path=str(log), files=[str(stack)])
+    assert not list(out.rglob("*.tmp-*"))
