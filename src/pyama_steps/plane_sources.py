@@ -20,6 +20,8 @@ for any layout it does not recognise, leaving the reader to bioio's own path.
 from __future__ import annotations
 
 import contextlib
+import os
+import struct
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -116,6 +118,14 @@ class _CziPlanes:
                 self._roi = self._doc.total_bounding_rectangle
             else:
                 raise IndexError(f"scene {scene} of a file without scenes")
+            roi = self._roi
+            self._index = _czi_plane_index(
+                path,
+                scene=self._scene,
+                channel=c,
+                roi=(int(roi.x), int(roi.y), int(roi.w), int(roi.h)),
+            )
+            self._fd = os.open(path, os.O_RDONLY) if self._index else -1
         except Exception:
             self.close()
             raise
@@ -127,12 +137,125 @@ class _CziPlanes:
             "C": self._channel,
             "Z": self._start.get("Z", 0) + z,
         }
+        block = self._index.get((plane["T"], plane["Z"]))
+        if block is not None:
+            offset, dtype = block
+            out = np.empty((int(self._roi.h), int(self._roi.w)), dtype=dtype)
+            if os.preadv(self._fd, [out.data.cast("B")], offset) != out.nbytes:
+                raise OSError(f"short read of the subblock at byte {offset}")
+            return out.astype(dtype.newbyteorder("="), copy=False)
         data = self._doc.read(roi=self._roi, plane=plane, scene=self._scene)
         return np.ascontiguousarray(data[..., 0])
 
     def close(self) -> None:
+        if getattr(self, "_fd", -1) >= 0:
+            os.close(self._fd)
+            self._fd = -1
         with contextlib.suppress(Exception):
             self._ctx.__exit__(None, None, None)
+
+
+#: CZI DirectoryEntryDV pixel types read directly (ZISRAW spec) -> dtype
+_CZI_DTYPES: dict[int, np.dtype[Any]] = {
+    0: np.dtype("<u1"),
+    1: np.dtype("<u2"),
+    2: np.dtype("<f4"),
+}
+
+
+def _czi_plane_index(
+    path: Path, *, scene: int | None, channel: int, roi: tuple[int, int, int, int]
+) -> dict[tuple[int, int], tuple[int, np.dtype[Any]]]:
+    """Map ``(T, Z)`` to the file offset of its uncompressed subblock's pixels.
+
+    Parameters
+    ----------
+    path : Path
+        The CZI file.
+    scene : int or None
+        The ``S`` index of the scene; None for a file without scenes.
+    channel : int
+        The absolute ``C`` index.
+    roi : tuple of int
+        ``(x, y, w, h)`` of the scene: a subblock is used only if it covers
+        exactly this rectangle at full resolution.
+
+    Returns
+    -------
+    dict
+        ``(T, Z) -> (offset, dtype)`` for every plane of the scene and
+        channel, or an empty dict when any of them is not exactly one
+        uncompressed, unscaled gray subblock covering ``roi`` (libCZI then
+        composes the planes).
+
+    Notes
+    -----
+    libCZI (and aicspylibczi) find a plane's subblocks by scanning the whole
+    subblock directory on every read, a cost that grows with the file
+    (issue 16); the directory is read here once. Layout from the ZISRAW
+    specification: the file header holds the directory position at byte 84;
+    a directory segment holds its entry count and, from byte 160, the
+    entries (32 bytes and 20 per dimension); a subblock's pixels start
+    ``max(256, 16 + entry size) + metadata size`` bytes after its 32-byte
+    segment header.
+    """
+    found: dict[tuple[int, int], list[tuple[int, np.dtype[Any], int]]] = {}
+    with open(path, "rb") as fh:
+        head = fh.read(96)
+        if head[:10] != b"ZISRAWFILE":
+            return {}
+        (dir_pos,) = struct.unpack_from("<q", head, 84)
+        fh.seek(dir_pos)
+        seg = fh.read(160)
+        if seg[:15] != b"ZISRAWDIRECTORY":
+            return {}
+        (used,) = struct.unpack_from("<q", seg, 24)
+        (count,) = struct.unpack_from("<i", seg, 32)
+        data = fh.read(max(0, used - 128))
+        pos = 0
+        for _ in range(count):
+            ptype, fpos, _part, comp, pyramid = struct.unpack_from(
+                "<iqiiB", data, pos + 2
+            )
+            (ndim,) = struct.unpack_from("<i", data, pos + 28)
+            dims: dict[str, tuple[int, int, int]] = {}
+            for k in range(ndim):
+                name, start, size, _coord, stored = struct.unpack_from(
+                    "<4siifi", data, pos + 32 + 20 * k
+                )
+                dims[name.rstrip(b"\0").decode("ascii")] = (start, size, stored)
+            pos += 32 + 20 * ndim
+            if dims.get("C", (0,))[0] != channel or (
+                scene is not None and dims.get("S", (scene,))[0] != scene
+            ):
+                continue
+            x, y = dims.get("X", (0, 0, 0)), dims.get("Y", (0, 0, 0))
+            dtype = _CZI_DTYPES.get(ptype)
+            if (
+                comp != 0
+                or pyramid != 0
+                or dtype is None
+                or (x[0], y[0], x[1], y[1]) != roi
+                or (x[2], y[2]) != (x[1], y[1])
+                or any(v[1] != 1 for k, v in dims.items() if k not in "XYM")
+            ):
+                return {}
+            key = (dims.get("T", (0,))[0], dims.get("Z", (0,))[0])
+            found.setdefault(key, []).append((fpos, dtype, 32 + 20 * ndim))
+        index: dict[tuple[int, int], tuple[int, np.dtype[Any]]] = {}
+        for key, blocks in found.items():
+            if len(blocks) != 1:
+                return {}  # several tiles (M) of one plane
+            fpos, dtype, entry = blocks[0]
+            fh.seek(fpos)
+            sub = fh.read(48)
+            if sub[:14] != b"ZISRAWSUBBLOCK":
+                return {}
+            meta, _att, size = struct.unpack_from("<iiq", sub, 32)
+            if size != roi[2] * roi[3] * dtype.itemsize:
+                return {}
+            index[key] = (fpos + 32 + max(256, 16 + entry) + meta, dtype)
+    return index
 
 
 def _local_path(img: Any) -> Path | None:
