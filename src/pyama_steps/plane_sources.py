@@ -11,7 +11,9 @@ quadratic in its size (issue 16).
 A source here keeps the format library's own handle for the life of a
 :class:`pyama_steps.io.PlaneReader` and reads a plane with it: the TIFF page of
 the plane (tifffile, the library bioio-ome-tiff reads with) or the CZI plane
-(pylibCZIrw, the library of bioio-czi's second reader, LGPL-3.0). bioio still
+(pylibCZIrw, the library of bioio-czi's second reader, LGPL-3.0; for
+uncompressed single-tile planes, straight from the subblock directory read
+once, since libCZI scans the directory on every read). bioio still
 opens the file and gives the metadata and the dask array; a source is only a
 faster way to the same pixels, and :func:`open_plane_source` returns ``None``
 for any layout it does not recognise, leaving the reader to bioio's own path.
