@@ -246,22 +246,22 @@ def check_phase_planes(path: str | Path, desc: dict[str, Any]) -> dict[str, Any]
     pc, _, _ = guess_channels(names)
     if names and _DIC_NAME.search(names[pc] or ""):
         return None  # no dark bodies with a bright halo in DIC or bright field
-    reader = PlaneReader(open_image(path), 0, pc)
     result: dict[str, Any] = {}
-    for t in sorted({0, scenes[0]["T"] - 1}):
-        plane = np.asarray(reader.plane(t, 0), dtype=np.float64)
-        if plane.ndim == 3:
-            plane = plane.mean(axis=-1)
-        check = check_dense_rods(plane)
-        result = {
-            "dense_rods": check.dense_rods,
-            "frame": t,
-            "n_cells": check.n_cells,
-            "median_aspect": check.median_aspect,
-            "touching_fraction": check.touching_fraction,
-        }
-        if check.dense_rods:
-            break
+    with PlaneReader(open_image(path), 0, pc) as reader:
+        for t in sorted({0, scenes[0]["T"] - 1}):
+            plane = np.asarray(reader.plane(t, 0), dtype=np.float64)
+            if plane.ndim == 3:
+                plane = plane.mean(axis=-1)
+            check = check_dense_rods(plane)
+            result = {
+                "dense_rods": check.dense_rods,
+                "frame": t,
+                "n_cells": check.n_cells,
+                "median_aspect": check.median_aspect,
+                "touching_fraction": check.touching_fraction,
+            }
+            if check.dense_rods:
+                break
     return result
 
 

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from pyama_steps.plane_sources import PlaneSource, open_plane_source
+
 __all__ = [
     "InputError",
     "NpyFrameReader",
@@ -582,6 +584,15 @@ class PlaneReader:
     the plane is computed with dask's synchronous scheduler as before; both
     give the same values. Memory is one chunk (usually one plane) and reads
     happen in a fixed order (algorithms.md §1.6, §7.4).
+
+    For OME-TIFF and CZI, bioio's chunk task re-opens the file and re-parses
+    its page list or subblock directory, a cost that grows with the number of
+    planes in the file (issue 16). There a plane is read instead through a
+    handle opened once (:func:`pyama_steps.plane_sources.open_plane_source`).
+    The first plane read that way is compared with bioio's own value, and any
+    mismatch in values, shape or dtype, or a failure, drops the handle for
+    good: bioio's path then reads every plane. Call :meth:`close` (or use the
+    reader as a context manager) to release the handle.
     """
 
     def __init__(self, img: Any, fov: int, channel: int) -> None:
@@ -594,6 +605,8 @@ class PlaneReader:
         self.has_samples = order.endswith("S")
         self._graph: dict[Any, Any] | None = None
         self._cached: tuple[Any, npt.NDArray[Any]] | None = None
+        self._source: PlaneSource | None = None
+        self._source_checked = False
         try:
             if all(len(c) == 1 for c in self._data.chunks[2:]):
                 graph = dict(self._data.__dask_graph__())
@@ -601,6 +614,42 @@ class PlaneReader:
                     self._graph = graph
         except Exception:  # any surprise: use the dask scheduler
             self._graph = None
+        if self._graph is not None:  # one chunk per plane: not a mosaic
+            self._source = open_plane_source(img, fov=fov, channel=channel)
+
+    def close(self) -> None:
+        """Release the file handle of the direct plane source, if any."""
+        if self._source is not None:
+            self._source.close()
+            self._source = None
+
+    def __enter__(self) -> PlaneReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _plane_from_source(self, t: int, z: int) -> npt.NDArray[Any] | None:
+        """Return plane ``(t, z)`` from the direct source; None to use bioio."""
+        if self._source is None:
+            return None
+        try:
+            out = self._source.read(t, z)
+            ok = out.shape == self._data.shape[2:] and out.dtype == self._data.dtype
+            if ok and not self._source_checked:
+                # the first plane is also read through bioio: a source must
+                # give bioio's values or it is not used (issue 16)
+                want = self._plane_from_bioio(t, z)
+                ok = np.array_equal(out, want, equal_nan=out.dtype.kind in "fc")
+                self._source_checked = ok
+                if not ok:
+                    log.warning("direct plane read differs from bioio; not used")
+        except Exception:  # bioio's path reads it, and raises if it fails too
+            ok = False
+        if ok:
+            return out
+        self.close()
+        return None
 
     def _chunk_key(self, t: int, z: int) -> tuple[tuple[Any, ...], int, int]:
         """Return the key of the chunk holding plane ``(t, z)``, and its place."""
@@ -628,6 +677,13 @@ class PlaneReader:
 
     def plane(self, t: int, z: int) -> npt.NDArray[Any]:
         """Return plane ``(t, z)`` as a numpy array in the native dtype."""
+        direct = self._plane_from_source(t, z)
+        if direct is not None:
+            return direct
+        return self._plane_from_bioio(t, z)
+
+    def _plane_from_bioio(self, t: int, z: int) -> npt.NDArray[Any]:
+        """Return plane ``(t, z)`` through bioio's dask array."""
         if self._graph is not None:
             try:
                 out = self._plane_from_task(t, z)

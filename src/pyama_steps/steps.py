@@ -258,6 +258,8 @@ def copy_channel(
         if writer is not None:
             writer.abort()
         raise
+    finally:
+        reader.close()
     if writer is None:  # T = 0 is rejected at inspect; keep the invariant anyway
         raise ValueError(f"FOV {fov} has no frames")
     writer.close()
