@@ -25,6 +25,12 @@ from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
 
 from pyama_steps._typing import BoolArray, RealArray
+from pyama_steps.segmentation import (
+    _check_bool,
+    _check_frame,
+    _check_int,
+    _check_real,
+)
 
 __all__ = ["DenseRodsCheck", "RodSegmentation", "check_dense_rods", "segment_rods"]
 
@@ -371,62 +377,11 @@ def _object_shapes(
 # --------------------------------------------------------------------------------------
 
 
-def _check_frame(frame: RealArray) -> RealArray:
-    image = np.asarray(frame)
-    if image.dtype.kind not in "iuf":
-        raise TypeError(
-            "frame must have a real integer or floating dtype; "
-            f"got dtype {image.dtype!r}. Convert it, e.g. with frame.astype(np.uint16)"
-        )
-    if image.ndim != 2:
-        raise ValueError(
-            f"frame must be a 2-D (Y, X) array; got shape {image.shape!r}. "
-            "Pass one frame of the (T, Y, X) stack"
-        )
-    if image.size == 0:
-        raise ValueError(
-            "frame must have at least one row and one column; "
-            f"got shape {image.shape!r}"
-        )
-    if image.dtype.kind == "f" and not np.isfinite(image).all():
-        raise ValueError("frame must be finite; got NaN or infinite values")
-    return image
-
-
-def _check_int(name: str, value: Any, *, minimum: int) -> int:
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an int; got {value!r}")
-    if int(value) < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    return int(value)
-
-
-def _check_real(
-    name: str, value: Any, *, minimum: float, open_min: bool = False
-) -> float:
-    if isinstance(value, bool | np.bool_) or not isinstance(
-        value, int | float | np.integer | np.floating
-    ):
-        raise TypeError(f"{name} must be a real number; got {value!r}")
-    result = float(value)
-    too_small = result <= minimum if open_min else result < minimum
-    if not math.isfinite(result) or too_small:
-        valid = f"> {minimum}" if open_min else f">= {minimum}"
-        raise ValueError(f"{name} must be a finite number {valid}; got {value!r}")
-    return result
-
-
 def _check_fraction(name: str, value: Any) -> float:
     result = _check_real(name, value, minimum=0.0, open_min=True)
     if result > 1.0:
         raise ValueError(f"{name} must be a number in (0, 1]; got {value!r}")
     return result
-
-
-def _check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, bool | np.bool_):
-        raise TypeError(f"{name} must be True or False; got {value!r}")
-    return bool(value)
 
 
 def _empty(shape: tuple[int, ...]) -> RodSegmentation:
