@@ -34,8 +34,10 @@ __all__ = [
     "BackgroundMethod",
     "SplineAxis",
     "TileGrid",
+    "background_surface",
     "correct_frame",
     "estimate_background",
+    "model_shape",
     "spline_axis",
     "tile_grid",
 ]
@@ -172,6 +174,15 @@ class BackgroundFrame:
         this frame's ``tile_values`` (``tiles``; ``fit``: the coefficients with
         a last row holding the clip bounds) if it had usable background, else
         the ``previous_values`` it received.
+    model : ndarray of float64
+        The small array the surface is a function of: ``background_surface(
+        model, ...)`` with the same options returns ``background`` bit for bit.
+        ``fit``: the (m_y + 4, m_x + 3) coefficients with a last row holding
+        the clip bounds (fallback rules 1 and 3: every coefficient and both
+        bounds at the constant level). ``tiles``: the (m_y, m_x) filled tile
+        values ``V``. Written per frame as the ``fl_background_model`` stack
+        (algorithms.md §3.6), from which every later step computes the
+        corrected fluorescence.
     """
 
     background: npt.NDArray[np.float32]
@@ -180,6 +191,7 @@ class BackgroundFrame:
     fallback: bool
     fallback_rule: int
     carry_values: npt.NDArray[np.float64] | None
+    model: npt.NDArray[np.float64]
 
 
 def spline_axis(n: int, *, knot_spacing_px: float = 64.0) -> SplineAxis:
@@ -538,6 +550,7 @@ def estimate_background(
         fallback=rule != 0,
         fallback_rule=rule,
         carry_values=carry,
+        model=values.copy(),
     )
 
 
@@ -597,6 +610,111 @@ def correct_frame(
     else:
         corrected -= np.float32(weight) * surface32
     return corrected
+
+
+def model_shape(
+    shape: tuple[int, int],
+    *,
+    method: BackgroundMethod = "fit",
+    knot_spacing_px: float = 64.0,
+    tile_size: int = 128,
+    tile_overlap: float = 0.5,
+) -> tuple[int, int]:
+    """Shape of ``BackgroundFrame.model`` for a frame of `shape` and these options.
+
+    Examples
+    --------
+    >>> model_shape((1024, 1024))
+    (20, 19)
+    >>> model_shape((1024, 1024), method="tiles")
+    (15, 15)
+    """
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}; got {method!r}")
+    if method == "fit":
+        rows = spline_axis(shape[0], knot_spacing_px=knot_spacing_px)
+        cols = spline_axis(shape[1], knot_spacing_px=knot_spacing_px)
+        return rows.count + 1, cols.count
+    grid_y = tile_grid(shape[0], tile_size=tile_size, tile_overlap=tile_overlap)
+    grid_x = tile_grid(shape[1], tile_size=tile_size, tile_overlap=tile_overlap)
+    return grid_y.count, grid_x.count
+
+
+def background_surface(
+    model: FloatArray,
+    *,
+    shape: tuple[int, int],
+    method: BackgroundMethod = "fit",
+    knot_spacing_px: float = 64.0,
+    tile_size: int = 128,
+    tile_overlap: float = 0.5,
+    spline_degree: int = 3,
+    axis_y: SplineAxis | None = None,
+    axis_x: SplineAxis | None = None,
+    grid_y: TileGrid | None = None,
+    grid_x: TileGrid | None = None,
+) -> npt.NDArray[np.float32]:
+    """Evaluate a background surface from its model (``BackgroundFrame.model``).
+
+    Parameters
+    ----------
+    model : ndarray of float
+        ``fit``: (m_y + 4, m_x + 3) coefficients and clip bounds; ``tiles``:
+        (m_y, m_x) tile values. Not modified.
+    shape : tuple of int
+        Frame shape (Y, X).
+    method, knot_spacing_px, tile_size, tile_overlap, spline_degree
+        The options `model` was estimated with (``estimate_background``).
+    axis_y, axis_x, grid_y, grid_x : optional
+        Precomputed bases or grids for `shape` (as for
+        ``estimate_background``), to save their set-up per frame.
+
+    Returns
+    -------
+    (Y, X) ndarray of float32
+        The surface; with the estimate's options, bit for bit the
+        ``BackgroundFrame.background`` whose model was given.
+
+    Raises
+    ------
+    ValueError
+        If `model` does not have the shape the options give for `shape`, or an
+        option is out of range.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> frame = np.full((32, 32), 100, dtype=np.uint16)
+    >>> est = estimate_background(frame, np.zeros((32, 32), bool), block_px=8)
+    >>> surface = background_surface(est.model, shape=(32, 32))
+    >>> bool(np.array_equal(surface, est.background))
+    True
+    """
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}; got {method!r}")
+    if len(shape) != 2 or min(shape) < 1:
+        raise ValueError(f"shape must be (Y, X) with Y, X >= 1; got {shape!r}")
+    values = np.asarray(model, dtype=np.float64)
+    if method == "fit":
+        rows_fit = _check_axis("axis_y", axis_y, shape[0], knot_spacing_px)
+        cols_fit = _check_axis("axis_x", axis_x, shape[1], knot_spacing_px)
+        expected = (rows_fit.count + 1, cols_fit.count)
+    else:
+        spline_degree = _check_int(
+            "spline_degree", spline_degree, minimum=1, maximum=_MAX_SPLINE_DEGREE
+        )
+        rows = _check_grid("grid_y", grid_y, shape[0], tile_size, tile_overlap)
+        cols = _check_grid("grid_x", grid_x, shape[1], tile_size, tile_overlap)
+        expected = (rows.count, cols.count)
+    if values.shape != expected:
+        raise ValueError(
+            f"model must have shape {expected!r} for {method!r} on a {shape!r} "
+            f"frame; got {values.shape!r}. Pass BackgroundFrame.model estimated "
+            "with the same options"
+        )
+    if method == "fit":
+        return _spline_surface(values, rows_fit, cols_fit)
+    return _surface(values, rows, cols, spline_degree)
 
 
 # --------------------------------------------------------------------------------------
@@ -764,9 +882,13 @@ def _fit_frame(
         if rule == 2 and previous is not None:
             surface32 = _spline_surface(previous, rows, cols)
             coefficients = previous[:-1].copy()
+            model = previous.copy()
         else:
             surface32 = np.full(image.shape, level, dtype=np.float32)
             coefficients = np.full((ky, kx), level)
+            # bounds low = high = level: the clip makes the evaluated surface
+            # exactly float32(level) everywhere, as np.full does
+            model = np.full((ky + 1, kx), level)
         return BackgroundFrame(
             background=surface32,
             tile_values=coefficients,
@@ -774,6 +896,7 @@ def _fit_frame(
             fallback=True,
             fallback_rule=rule,
             carry_values=previous,
+            model=model,
         )
     n = count[used].astype(np.float64)
     value = total[used] / n
@@ -837,6 +960,7 @@ def _fit_frame(
         fallback=False,
         fallback_rule=0,
         carry_values=carry,
+        model=carry.copy(),
     )
 
 

@@ -848,6 +848,8 @@ class _RunFov:
     fl: dict[int, Path]
     corrected: dict[int, Path]
     background: dict[int, Path]
+    model: dict[int, Path]
+    background_params: Mapping[str, Any]
 
 
 def _run_fov(manifest: Mapping[str, Any], out_dir: Path, fov: int) -> _RunFov:
@@ -879,6 +881,10 @@ def _run_fov(manifest: Mapping[str, Any], out_dir: Path, fov: int) -> _RunFov:
         fl=_channel_paths(out_dir, entry.get("fl"), "fl"),
         corrected=_channel_paths(out_dir, entry.get("fl_corrected"), "fl_corrected"),
         background=_channel_paths(out_dir, entry.get("fl_background"), "fl_background"),
+        model=_channel_paths(
+            out_dir, entry.get("fl_background_model"), "fl_background_model"
+        ),
+        background_params=(manifest.get("params") or {}).get("background") or {},
     )
 
 
@@ -961,6 +967,8 @@ def _background_pass(
     weight: float,
 ) -> _Background | None:
     """Sum ``|bg - true_bg|`` and ``true_bg`` over the frames that are not dropped."""
+    if c in run.fl and c in run.model and run.background_params:
+        return _background_model_pass(c, truth_bg, run, shape, dropped)
     if c in run.background:
         paths = [run.background[c]]
     elif c in run.fl and c in run.corrected and weight > 0.0:
@@ -988,6 +996,36 @@ def _background_pass(
     finally:
         for r in readers:
             r.close()
+    return out
+
+
+def _background_model_pass(
+    c: int,
+    truth_bg: Path,
+    run: _RunFov,
+    shape: tuple[int, int, int],
+    dropped: set[int],
+) -> _Background:
+    """``_background_pass`` on the surfaces of the background model (§3.6)."""
+    from pyama_steps.corrected import CorrectedReader
+
+    out = _Background()
+    with (
+        NpyFrameReader(truth_bg) as truth,
+        CorrectedReader(
+            fl=run.fl[c], model=run.model[c], params=run.background_params
+        ) as pred,
+    ):
+        _check_shape(truth, shape, f"{TRUTH_JSON} of its FOV")
+        _check_shape(pred.raw_reader, shape, f"{TRUTH_JSON} of its FOV")
+        for t in range(shape[0]):
+            if t in dropped:  # the truth background is 0 there: nothing imaged
+                continue
+            true_bg = truth.read(t).astype(np.float64)
+            bg = pred.background(t).astype(np.float64)
+            out.abs_sum += float(np.abs(bg - true_bg).sum())
+            out.true_sum += float(true_bg.sum())
+            out.n_px += int(true_bg.size)
     return out
 
 

@@ -346,10 +346,9 @@ def export_fov_zarr(
     traces: str,
     output: str,
     fl_channels: Sequence[int],
-    corrected: Sequence[str] | None,
-    fl: Sequence[str] | None = None,
-    background: Sequence[str] | None = None,
-    weight: float = 1.0,
+    fl: Sequence[str],
+    model: Sequence[str],
+    background_params: Mapping[str, Any],
     channel_names: Mapping[int, str],
     pc_channel: int,
     pixel_size_um: tuple[float | None, float | None] = (None, None),
@@ -367,13 +366,11 @@ def export_fov_zarr(
         ``<OUT>/zarr/fov_NNN.ome.zarr``.
     fl_channels : sequence of int
         Fluorescence channels, in ``c`` order after the phase channel.
-    corrected : sequence of str or None
-        ``fl_corrected`` stacks, one per channel.
-    fl, background : sequence of str, optional
-        Raw and ``fl_background`` stacks, used when ``corrected`` is None:
-        the corrected frame is ``raw - weight * background`` (§3.4).
-    weight : float, optional
-        ``background.weight``.
+    fl, model : sequence of str
+        Raw stacks and their ``fl_background_model`` stacks, one per channel:
+        the corrected frames are computed from them (§3.6).
+    background_params : mapping
+        The ``background`` configuration section the models were made with.
     channel_names : mapping of int to str
         Channel names of the input file.
     pc_channel : int
@@ -386,22 +383,16 @@ def export_fov_zarr(
     Raises
     ------
     ValueError
-        If the corrected fluorescence is neither given nor computable.
+        If the numbers of stacks and channels differ.
     """
-    from pyama_steps.background import correct_frame
+    from pyama_steps.corrected import CorrectedReader
 
-    readers: list[NpyFrameReader] = []
+    readers: list[NpyFrameReader | CorrectedReader] = []
 
     def open_stack(path: str) -> NpyFrameReader:
         reader = NpyFrameReader(path)
         readers.append(reader)
         return reader
-
-    def corrected_frames(raw: NpyFrameReader, bg: NpyFrameReader) -> _FrameSource:
-        def read(t: int) -> npt.NDArray[Any]:
-            return correct_frame(raw.read(t), bg.read(t), weight=weight)
-
-        return _FrameSource(raw.shape, np.float32, read)
 
     def name(c: int, suffix: str = "") -> str:
         base = channel_names.get(c) or f"ch {c}"
@@ -413,17 +404,15 @@ def export_fov_zarr(
         channels: list[tuple[str, _FrameSource]] = [
             (name(pc_channel), _FrameSource(pc_r.shape, pc_r.dtype, pc_r.read))
         ]
+        if not len(fl) == len(model) == len(fl_channels):
+            raise ValueError(
+                f"{len(fl_channels)} channel(s), {len(fl)} fluorescence stack(s) "
+                f"and {len(model)} model(s)"
+            )
         for i, c in enumerate(fl_channels):
-            if corrected:
-                r = open_stack(corrected[i])
-                source = _FrameSource(r.shape, r.dtype, r.read)
-            elif fl and background:
-                source = corrected_frames(open_stack(fl[i]), open_stack(background[i]))
-            else:
-                raise ValueError(
-                    "the OME-Zarr export needs the fl_corrected stacks, or the raw "
-                    "and fl_background stacks; set background.write_corrected: true"
-                )
+            r = CorrectedReader(fl=fl[i], model=model[i], params=background_params)
+            readers.append(r)
+            source = _FrameSource(r.shape, np.float32, r.corrected)
             channels.append((name(c, " corrected"), source))
         steps = np.diff(np.asarray(times_min, dtype=np.float64))
         steps = steps[np.isfinite(steps) & (steps > 0)]
@@ -436,8 +425,8 @@ def export_fov_zarr(
             label_properties=_label_properties(traces),
         )
     finally:
-        for r in readers:
-            r.close()
+        for reader in readers:
+            reader.close()
     log.info(
         "wrote %s: %d channel(s), %d frame(s) of %dx%d, pyramid factors %s",
         output,

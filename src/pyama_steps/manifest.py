@@ -28,6 +28,7 @@ from pyama_steps.config import ALGORITHM_SECTIONS
 from pyama_steps.integrity import config_hash, read_records, stale_files
 from pyama_steps.io import atomic_output, atomic_write_text
 from pyama_steps.paths import (
+    LEAN_TEMPORARY_KINDS,
     MANIFEST,
     METADATA,
     TRACES_ALL,
@@ -35,6 +36,7 @@ from pyama_steps.paths import (
     fov_file,
     fov_json,
     stack_file,
+    stack_kind,
 )
 
 __all__ = [
@@ -141,6 +143,9 @@ def expected_outputs(
     }
     for c in fl:
         lg = log_path("correct_background", fov, channel=c)
+        out["correct_background"].append(
+            (stack_file(base, fov, "fl_background_model", c), lg)
+        )
         if bg["write_background"]:
             out["correct_background"].append(
                 (stack_file(base, fov, "fl_background", c), lg)
@@ -199,13 +204,22 @@ def fov_status(
 ) -> dict[str, Any]:
     """Return the ``fov_status`` entry of one FOV (algorithms.md §6.2).
 
-    ``ok`` when every expected output exists; ``failed`` when a job whose
-    output is missing ended its log with ``ERROR ...`` (the step and that line
-    are reported); ``pending`` otherwise.
+    ``ok`` when every expected output exists (with ``outputs: lean``, every
+    one that stays: the temporary stacks are removed once used, §0.2);
+    ``failed`` when a job whose output is missing ended its log with
+    ``ERROR ...`` (the step and that line are reported); ``pending`` otherwise.
     """
     out = Path(out_dir)
     expected = expected_outputs(meta, config, fov)
+    lean = config.get("outputs") == "lean"
     missing = [
+        (rule, lg)
+        for rule, items in expected.items()
+        for path, lg in items
+        if not (out / path).exists()
+        and not (lean and stack_kind(path) in LEAN_TEMPORARY_KINDS)
+    ]
+    gone = [
         (rule, lg)
         for rule, items in expected.items()
         for path, lg in items
@@ -243,7 +257,9 @@ def fov_status(
         entry["warnings"] = [f.to_dict() for f in findings if f.level == "warning"]
         entry["notes"] = [f.to_dict() for f in findings if f.level == "note"]
         return entry
-    for rule, lg in missing:
+    # the failed job: the first whose output is missing, removed temporary
+    # files included (their jobs' logs say whether they failed)
+    for rule, lg in gone:
         line = _last_line(out / lg)
         if line is not None and line.startswith("ERROR "):
             return {
@@ -363,6 +379,7 @@ def build_manifest(
             "seg_labeled": _entry(out, ok, pc, stack_file(base, f, "seg_labeled", pc)),
             "fl_background": many("fl_background"),
             "fl_corrected": many("fl_corrected"),
+            "fl_background_model": many("fl_background_model"),
             "traces": traces if ok and (out / traces).exists() else None,
             "lineage": lineage if ok and (out / lineage).exists() else None,
             "seg_stats": seg_stats if ok and (out / seg_stats).exists() else None,

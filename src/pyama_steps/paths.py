@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
+from typing import Final
 
 __all__ = [
     "MANIFEST",
@@ -76,6 +77,39 @@ def stack_file(base: str, fov: int | str, kind: str, channel: int | str) -> str:
     """Return ``fov_NNN/{base}_fov_NNN_{kind}_ch_{c}.npy``."""
     d = fov_dir(fov)
     return f"{d}/{base}_{d}_{kind}_ch_{channel}.npy"
+
+
+#: Stack kinds that ``outputs: lean`` writes as temporary files, removed once
+#: the traces exist (algorithms.md §0.2): the raw copies (``pc``, ``fl``), the
+#: mask and every background stack. Labels, traces, lineage, the statistics
+#: and the manifest stay. ``{kind}`` is the copy rule's pattern (pc or fl).
+LEAN_TEMPORARY_KINDS: Final = frozenset(
+    {
+        "pc",
+        "fl",
+        "seg",
+        "fl_background_model",
+        "fl_corrected",
+        "fl_background",
+        "{kind}",
+    }
+)
+
+_STACK_NAME = re.compile(r"^.*_fov_[^_/]+_([a-z_{}]+)_ch_[^_/]+\.npy$")
+
+
+def stack_kind(path: str | Path) -> str | None:
+    """Return the kind of a per-FOV stack path (``pc``, ``seg``, ...), else None.
+
+    Examples
+    --------
+    >>> stack_kind("out/fov_003/exp_fov_003_fl_background_model_ch_1.npy")
+    'fl_background_model'
+    >>> stack_kind("out/fov_003/exp_fov_003_traces.csv") is None
+    True
+    """
+    match = _STACK_NAME.match(Path(path).name)
+    return match.group(1) if match else None
 
 
 def fov_file(base: str, fov: int | str, kind: str) -> str:

@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from pyama_steps.corrected import CorrectedReader
 from pyama_steps.io import NpyFrameReader, atomic_output, atomic_write_text
 
 __all__ = [
@@ -687,39 +688,14 @@ def _check_stack(reader: NpyFrameReader, shape: tuple[int, int, int]) -> None:
         )
 
 
-def _recompute_background(
-    fl: str, seg: str, params: Mapping[str, Any], frames: Sequence[int]
-) -> list[npt.NDArray[np.float32]]:
-    """Background surfaces at ``frames`` computed as extraction does (§3.4)."""
-    # The same stream extract_traces uses when no stack was written: frames
-    # must go in order because a frame may reuse an earlier frame's tiles.
-    from pyama_steps.steps import _BackgroundStream
-
-    stream = _BackgroundStream(params)
-    wanted = set(frames)
-    out: list[npt.NDArray[np.float32]] = []
-    with NpyFrameReader(fl) as raw_r, NpyFrameReader(seg) as seg_r:
-        if raw_r.shape != seg_r.shape:
-            raise ValueError(
-                f"fluorescence {raw_r.shape!r} and mask {seg_r.shape!r} differ"
-            )
-        for t in range(max(frames) + 1):
-            bg, _ = stream.frame(raw_r.read(t), seg_r.read(t))
-            if t in wanted:
-                out.append(np.asarray(bg, dtype=np.float32))
-    return out
-
-
 def write_fov_qc(
     *,
     pc: str,
     labeled: str,
     traces: str,
     fl: Sequence[str],
-    corrected: Sequence[str] | None,
-    background: Sequence[str] | None,
-    seg: str | None = None,
-    background_params: Mapping[str, Any] | None = None,
+    model: Sequence[str],
+    background_params: Mapping[str, Any],
     fl_channels: Sequence[int],
     channel_names: Mapping[int, str],
     fov: int,
@@ -739,17 +715,12 @@ def write_fov_qc(
         The FOV's traces CSV.
     fl : sequence of str
         Raw fluorescence stacks, one per channel of ``fl_channels``.
-    corrected, background : sequence of str or None
-        ``fl_corrected`` or ``fl_background`` stacks. The background shown is
-        the ``fl_background`` stack when given, else ``raw - corrected``
-        (the background times ``background.weight``, i.e. what was
-        subtracted).
-    seg : str, optional
-        The mask stack, needed only when neither ``corrected`` nor
-        ``background`` is given: the background is then recomputed frame by
-        frame with the §3 function, as extraction does.
-    background_params : mapping, optional
-        The ``background`` configuration section for that recomputation.
+    model : sequence of str
+        Their ``fl_background_model`` stacks (§3.6). The background shown is
+        ``raw - corrected``: the surface times ``background.weight``, i.e.
+        what was subtracted.
+    background_params : mapping
+        The ``background`` configuration section the models were made with.
     fl_channels : sequence of int
         Fluorescence channel indices.
     channel_names : mapping of int to str
@@ -772,8 +743,7 @@ def write_fov_qc(
     ------
     ValueError
         If the stacks differ in shape, ``times_min`` does not match T, or
-        none of ``corrected``, ``background`` and ``seg`` with
-        ``background_params`` is given while there are fluorescence channels.
+        the numbers of stacks and channels differ.
     """
     table = pd.read_csv(traces)
     with NpyFrameReader(pc) as pc_r, NpyFrameReader(labeled) as lab_r:
@@ -799,44 +769,17 @@ def write_fov_qc(
 
     if len(fl) != len(fl_channels):
         raise ValueError(f"{len(fl)} fluorescence stack(s) for channels {fl_channels}")
-    if (
-        fl_channels
-        and not corrected
-        and not background
-        and (seg is None or background_params is None)
-    ):
-        raise ValueError(
-            "the background figure needs the fl_corrected or fl_background "
-            "stacks, or seg and background_params to recompute the background"
-        )
+    if len(model) != len(fl):
+        raise ValueError(f"{len(fl)} fluorescence stack(s) but {len(model)} model(s)")
     panels: list[list[npt.NDArray[np.float32]]] = []
     for i in range(len(fl_channels)):
-        if background:
-            with NpyFrameReader(background[i]) as bg_r:
-                _check_stack(bg_r, shape)
-                panels.append([bg_r.read(t).astype(np.float32) for t in frames])
-        elif corrected:
-            with (
-                NpyFrameReader(fl[i]) as raw_r,
-                NpyFrameReader(corrected[i]) as corr_r,
-            ):
-                _check_stack(raw_r, shape)
-                _check_stack(corr_r, shape)
-                panels.append(
-                    [raw_r.read(t).astype(np.float32) - corr_r.read(t) for t in frames]
-                )
-        else:
+        with CorrectedReader(fl=fl[i], model=model[i], params=background_params) as r:
+            _check_stack(r.raw_reader, shape)
             panels.append(
-                _recompute_background(fl[i], str(seg), background_params or {}, frames)
+                [r.raw(t).astype(np.float32) - r.corrected(t) for t in frames]
             )
     labels = [_channel_label(c, channel_names) for c in fl_channels]
-    source = (
-        "fl_background"
-        if background
-        else "raw - corrected"
-        if corrected
-        else "recomputed, no stack written"
-    )
+    source = "raw - corrected"
     save_png(
         background_figure(
             panels,

@@ -412,8 +412,8 @@ class _BackgroundStream:
         self.previous: np.ndarray | None = None
         self.fallback_frames = 0
 
-    def frame(self, raw: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Return ``(background, corrected)`` of one frame."""
+    def frame(self, raw: np.ndarray, mask: np.ndarray) -> tuple[Any, np.ndarray]:
+        """Return ``(estimate, corrected)`` of one frame (a ``BackgroundFrame``)."""
         result = self._bg.estimate_background(
             raw, mask, previous_values=self.previous, **self.options
         )
@@ -423,39 +423,57 @@ class _BackgroundStream:
         # (rule 4.2 of algorithms.md §3.4): carry_values is the latest such.
         self.previous = result.carry_values
         corrected = self._bg.correct_frame(raw, result.background, weight=self.weight)
-        return result.background, corrected
+        return result, corrected
 
 
 def correct_background(
     *,
     fl: str,
     seg: str,
+    model: str,
     corrected: str | None,
     background: str | None,
     params: Mapping[str, Any],
 ) -> int:
-    """Estimate and subtract the background of one fluorescence stack (§3).
+    """Estimate the background of one fluorescence stack and write its model (§3).
+
+    `model` gets each frame's background model (``fl_background_model``, §3.6),
+    from which later steps compute the corrected frames
+    (``corrected.CorrectedReader``); `corrected` and `background`, when given,
+    get the float32 stacks as well.
 
     Returns
     -------
     int
         Frames that used a fallback rule (§3.4 step 4).
     """
+    from pyama_steps.background import model_shape
+
     stream = _BackgroundStream(params)
     _work_begins()
     with NpyFrameReader(fl) as raw, NpyFrameReader(seg) as masks:
         _check_shapes(fl=raw, seg=masks)
-        writers = {
-            name: NpyFrameWriter(path, raw.shape, np.float32)
+        n_t, y, x = raw.shape
+        a, b = model_shape(
+            (y, x),
+            method=params["method"],
+            knot_spacing_px=float(params["knot_spacing_px"]),
+            tile_size=int(params["tile_size"]),
+            tile_overlap=float(params["tile_overlap"]),
+        )
+        writers = {"model": NpyFrameWriter(model, (n_t, a, b), np.float64)}
+        writers.update(
+            (name, NpyFrameWriter(path, raw.shape, np.float32))
             for name, path in (("background", background), ("corrected", corrected))
             if path
-        }
+        )
         try:
             progress = _Progress(f"background {Path(fl).name}", len(raw))
             for t in range(len(raw)):
-                bg, corr = stream.frame(raw.read(t), masks.read(t))
+                est, corr = stream.frame(raw.read(t), masks.read(t))
+                writers["model"].write(t, est.model)
                 if "background" in writers:
-                    writers["background"].write(t, bg)
+                    writers["background"].write(t, est.background)
                 if "corrected" in writers:
                     writers["corrected"].write(t, corr)
                 progress(t)
@@ -549,18 +567,16 @@ def extract_traces(
     pc_channel: int,
     fl_channels: Sequence[int],
     fl: Sequence[str],
-    corrected: Sequence[str] | None,
-    background: Sequence[str] | None,
-    seg: str | None,
+    model: Sequence[str],
     times_min: Sequence[float],
     params: Mapping[str, Any],
-    background_params: Mapping[str, Any] | None = None,
+    background_params: Mapping[str, Any],
 ) -> int:
     """Extract per-cell, per-frame features of one FOV to its traces CSV (§5).
 
-    The corrected fluorescence comes from ``corrected`` stacks when written,
-    else from ``background`` stacks, else it is recomputed from the raw stack
-    and the mask with the §3 function, so traces are identical in all cases.
+    The corrected fluorescence is the raw stack minus the surface of its
+    background model (``corrected.CorrectedReader``, §3.6): bit for bit what
+    the background step computed, whether or not it wrote corrected stacks.
 
     Returns
     -------
@@ -569,26 +585,21 @@ def extract_traces(
     """
     import pandas as pd
 
-    from pyama_steps.background import correct_frame
+    from pyama_steps.corrected import CorrectedReader
     from pyama_steps.io import atomic_output
     from pyama_steps.traces import build_traces, frame_features, write_traces_csv
 
     _work_begins()
-    weight = float((background_params or {}).get("weight", 1.0))
+    if len(model) != len(fl):
+        raise ValueError(f"{len(fl)} fluorescence stack(s) but {len(model)} model(s)")
     readers: dict[str, NpyFrameReader] = {"labels": NpyFrameReader(labeled)}
+    channels: list[CorrectedReader] = []
     try:
         for i, path in enumerate(fl):
-            readers[f"fl{i}"] = NpyFrameReader(path)
-            if corrected:
-                readers[f"corr{i}"] = NpyFrameReader(corrected[i])
-            elif background:
-                readers[f"bg{i}"] = NpyFrameReader(background[i])
-        streams: list[_BackgroundStream] = []
-        if fl and not corrected and not background:
-            if seg is None or background_params is None:
-                raise ValueError("recomputing the background needs seg and its params")
-            readers["seg"] = NpyFrameReader(seg)
-            streams = [_BackgroundStream(background_params) for _ in fl]
+            channels.append(
+                CorrectedReader(fl=path, model=model[i], params=background_params)
+            )
+            readers[f"fl{i}"] = channels[-1].raw_reader
         _check_shapes(**readers)
         n_t = readers["labels"].shape[0]
         if len(times_min) != n_t:
@@ -598,19 +609,8 @@ def extract_traces(
         features = []
         progress = _Progress(f"extract fov {fov}", n_t)
         for t in range(n_t):
-            raw = [readers[f"fl{i}"].read(t) for i in range(len(fl))]
-            if corrected:
-                corr = [readers[f"corr{i}"].read(t) for i in range(len(fl))]
-            elif background:
-                corr = [
-                    correct_frame(raw[i], readers[f"bg{i}"].read(t), weight=weight)
-                    for i in range(len(fl))
-                ]
-            elif streams:
-                mask = readers["seg"].read(t)
-                corr = [s.frame(raw[i], mask)[1] for i, s in enumerate(streams)]
-            else:  # no fluorescence channel
-                corr = []
+            raw = [c.raw(t) for c in channels]
+            corr = [c.corrected(t, raw[i]) for i, c in enumerate(channels)]
             features.append(
                 frame_features(
                     readers["labels"].read(t),
@@ -623,8 +623,9 @@ def extract_traces(
             progress(t)
         shape = readers["labels"].shape
     finally:
-        for r in readers.values():
-            r.close()
+        readers["labels"].close()
+        for c in channels:
+            c.close()
     table = pd.read_csv(lineage)
     df = build_traces(
         features,

@@ -788,3 +788,58 @@ def test_default_tile_size() -> None:
     inner[64:448, 64:576] = True
     error = np.abs(result.background - surface)[away & inner]
     assert error.mean() < 0.01 * surface.mean()
+
+
+# --------------------------------------------------------------------------------------
+# The background model (§3.6): the surface from its small array, bit for bit
+# --------------------------------------------------------------------------------------
+
+
+def _model_cases(method: str) -> list[tuple[str, object]]:
+    """Frames of every fallback rule, estimated one after another (rule 2 needs
+    the previous frame's carry)."""
+    rng = np.random.default_rng(7)
+    y, x = np.mgrid[0:300, 0:333]
+    frame = (400 + 0.5 * y + 0.3 * x + rng.normal(0, 20, y.shape)).astype(np.uint16)
+    cells = (((y - 150) % 60) < 20) & (((x - 100) % 70) < 25)
+    covered = np.ones(frame.shape, bool)
+    corners = covered.copy()
+    if method == "tiles":  # no tile has 100 background px, the frame has 120
+        corners[:6, :10] = False
+        corners[-6:, -10:] = False
+    else:  # every block has 1/16 < 1/8 of its pixels as background
+        corners[::4, ::4] = False
+    options = {"method": method, "tile_size": 128, "knot_spacing_px": 48.0}
+    first = estimate_background(frame, cells, **options)
+    second = estimate_background(
+        frame, covered, previous_values=first.carry_values, **options
+    )
+    rule1 = estimate_background(
+        frame, corners, mask_dilation_px=0, min_background_px=100, **options
+    )
+    rule3 = estimate_background(frame, covered, **options)
+    return [("0", first), ("2", second), ("1", rule1), ("3", rule3)]
+
+
+@pytest.mark.parametrize("method", ["fit", "tiles"])
+def test_background_surface_from_model_is_bit_identical(method: str) -> None:
+    cases = _model_cases(method)
+    assert [c[1].fallback_rule for c in cases] == [0, 2, 1, 3]
+    for rule, est in cases:
+        surface = bgm.background_surface(
+            est.model, shape=(300, 333), method=method, tile_size=128,
+            knot_spacing_px=48.0,
+        )  # fmt: skip
+        assert surface.dtype == np.float32
+        assert surface.tobytes() == est.background.tobytes(), f"rule {rule}"
+        # the model is stored as float64 .npy: a round trip keeps every bit
+        assert np.asarray(est.model, dtype=np.float64).dtype == np.float64
+
+
+def test_background_surface_rejects_a_model_of_other_options() -> None:
+    frame = np.full((64, 64), 100, np.uint16)
+    est = estimate_background(frame, np.zeros(frame.shape, bool), block_px=8)
+    with pytest.raises(ValueError, match="model must have shape"):
+        bgm.background_surface(est.model, shape=(64, 64), knot_spacing_px=16.0)
+    with pytest.raises(ValueError, match="method must be one of"):
+        bgm.background_surface(est.model, shape=(64, 64), method="median")

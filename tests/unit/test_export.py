@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import zarr
 
-from pyama_steps.background import correct_frame
+from pyama_steps import steps
 from pyama_steps.export import (
     LABELS_NAME,
     _FrameSource,
@@ -26,6 +26,21 @@ from pyama_steps.io import NpyFrameWriter
 # --------------------------------------------------------------------------
 
 SHAPE = (3, 600, 520)  # big enough for one pyramid level below full resolution
+# the background section's defaults (workflow/schemas/config.schema.yaml)
+BACKGROUND: dict[str, object] = {
+    "method": "fit",
+    "mask_dilation_px": 10,
+    "block_px": 16,
+    "knot_spacing_px": 64,
+    "smoothing": 0.001,
+    "tile_size": 128,
+    "tile_overlap": 0.5,
+    "min_background_px": 50,
+    "spline_degree": 3,
+    "exclude_zero": False,
+    "fallback_percentile": 5,
+    "weight": 1.0,
+}
 
 
 def write_stack(path: Path, frames: np.ndarray) -> str:
@@ -38,14 +53,25 @@ def write_stack(path: Path, frames: np.ndarray) -> str:
 @pytest.fixture
 def fov(tmp_path: Path) -> dict[str, object]:
     rng = np.random.default_rng(7)
-    n_t, _y, x = SHAPE
+    _, _, x = SHAPE
     labels = np.zeros(SHAPE, dtype=np.uint16)
     labels[:, 100:140, 200:260] = 4
     labels[:2, 300:330, 50:90] = 9
     pc = rng.integers(0, 65535, SHAPE).astype(np.uint16)
-    raw = rng.integers(100, 400, SHAPE).astype(np.uint16)
-    bg = np.broadcast_to(np.linspace(90, 110, x, dtype=np.float32), SHAPE).copy()
-    corrected = np.stack([correct_frame(raw[t], bg[t]) for t in range(n_t)])
+    ramp = np.linspace(90, 110, x)[None, None, :]
+    raw = (rng.integers(0, 300, SHAPE) + ramp).astype(np.uint16)
+    fl = write_stack(tmp_path / "fl.npy", raw)
+    # the background step writes the model the export computes from, and the
+    # corrected stack it must reproduce
+    steps.correct_background(
+        fl=fl,
+        seg=write_stack(tmp_path / "seg.npy", labels > 0),
+        model=str(tmp_path / "model.npy"),
+        corrected=str(tmp_path / "corr.npy"),
+        background=None,
+        params=BACKGROUND,
+    )
+    corrected = np.load(tmp_path / "corr.npy")
     traces = tmp_path / "traces.csv"
     pd.DataFrame(
         {
@@ -59,9 +85,8 @@ def fov(tmp_path: Path) -> dict[str, object]:
     return {
         "pc": write_stack(tmp_path / "pc.npy", pc),
         "labeled": write_stack(tmp_path / "labels.npy", labels),
-        "fl": [write_stack(tmp_path / "fl.npy", raw)],
-        "background": [write_stack(tmp_path / "bg.npy", bg)],
-        "corrected": [write_stack(tmp_path / "corr.npy", corrected)],
+        "fl": [fl],
+        "model": [str(tmp_path / "model.npy")],
         "traces": str(traces),
         "arrays": {"pc": pc, "labels": labels, "corrected": corrected},
     }
@@ -74,7 +99,9 @@ def export(fov: dict[str, object], output: Path, **kw: object) -> Path:
         "traces": fov["traces"],
         "output": str(output),
         "fl_channels": [1],
-        "corrected": fov["corrected"],
+        "fl": fov["fl"],
+        "model": fov["model"],
+        "background_params": BACKGROUND,
         "channel_names": {0: "Phase", 1: "GFP"},
         "pc_channel": 0,
         "pixel_size_um": (0.65, 0.65),
@@ -237,37 +264,20 @@ def test_ome_zarr_is_deterministic_and_replaced(
     assert not list(tmp_path.glob("*.tmp-*"))
 
 
-def test_ome_zarr_from_background_stacks(
+def test_ome_zarr_needs_a_model_per_channel(
     fov: dict[str, object], tmp_path: Path
 ) -> None:
-    # no fl_corrected stack: raw - weight * background, as the correction step
-    out = export(
-        fov,
-        tmp_path / "bg.ome.zarr",
-        corrected=None,
-        fl=fov["fl"],
-        background=fov["background"],
-    )
-    arrays = fov["arrays"]
-    assert isinstance(arrays, dict)
-    image = zarr.open_group(str(out), mode="r")["s0"]
-    assert np.array_equal(image[:, 1], arrays["corrected"])
-
-
-def test_ome_zarr_needs_corrected_fluorescence(
-    fov: dict[str, object], tmp_path: Path
-) -> None:
-    with pytest.raises(ValueError, match="needs the fl_corrected stacks"):
-        export(fov, tmp_path / "x.ome.zarr", corrected=None)
+    with pytest.raises(ValueError, match=r"and 0 model\(s\)"):
+        export(fov, tmp_path / "x.ome.zarr", model=[])
     assert not (tmp_path / "x.ome.zarr").exists()
 
 
 def test_ome_zarr_rejects_mismatched_stacks(
     fov: dict[str, object], tmp_path: Path
 ) -> None:
-    small = write_stack(tmp_path / "small.npy", np.zeros((3, 10, 10), np.float32))
+    small = write_stack(tmp_path / "small.npy", np.zeros((3, 10, 10), np.uint16))
     with pytest.raises(ValueError, match="has shape"):
-        export(fov, tmp_path / "x.ome.zarr", corrected=[small])
+        export(fov, tmp_path / "x.ome.zarr", fl=[small])
     assert not list(tmp_path.glob("x.ome.zarr*"))
 
 

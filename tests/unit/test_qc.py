@@ -15,7 +15,6 @@ from pyama_steps.qc import (
     SUMMARY_COLUMNS,
     _outline_colours,
     _outline_rgba,
-    _recompute_background,
     background_figure,
     overlay_figure,
     pick_frames,
@@ -97,17 +96,27 @@ def fov_stacks(tmp_path: Path) -> dict[str, object]:
     labels = np.stack([two_cells()] * n_t)
     pc = rng.integers(900, 1100, (n_t, 20, 30)).astype(np.uint16)
     raw = rng.integers(200, 260, (n_t, 20, 30)).astype(np.uint16)
-    bg = np.full((n_t, 20, 30), 180.0, dtype=np.float32)
-    corrected = raw.astype(np.float32) - bg
     traces = tmp_path / "traces.csv"
     traces_table(n_t).to_csv(traces, index=False)
+    fl = write_stack(tmp_path / "fl.npy", raw)
+    seg = write_stack(tmp_path / "seg.npy", labels > 0)
+    # the background step writes the model, and here the stacks to compare
+    steps.correct_background(
+        fl=fl,
+        seg=seg,
+        model=str(tmp_path / "model.npy"),
+        corrected=str(tmp_path / "corr.npy"),
+        background=str(tmp_path / "bg.npy"),
+        params=background_params(),
+    )
     return {
         "pc": write_stack(tmp_path / "pc.npy", pc),
         "labeled": write_stack(tmp_path / "labels.npy", labels),
-        "fl": [write_stack(tmp_path / "fl.npy", raw)],
-        "corrected": [write_stack(tmp_path / "corr.npy", corrected)],
-        "background": [write_stack(tmp_path / "bg.npy", bg)],
-        "seg": write_stack(tmp_path / "seg.npy", labels > 0),
+        "fl": [fl],
+        "model": [str(tmp_path / "model.npy")],
+        "corrected": [str(tmp_path / "corr.npy")],
+        "background": [str(tmp_path / "bg.npy")],
+        "seg": seg,
         "traces": str(traces),
         "n_t": n_t,
     }
@@ -119,8 +128,8 @@ def run_fov_qc(stacks: dict[str, object], out: Path, **kw: object) -> list[int]:
         "labeled": stacks["labeled"],
         "traces": stacks["traces"],
         "fl": stacks["fl"],
-        "corrected": stacks["corrected"],
-        "background": None,
+        "model": stacks["model"],
+        "background_params": background_params(),
         "fl_channels": [1],
         "channel_names": {0: "Phase", 1: "GFP"},
         "fov": 2,
@@ -448,11 +457,11 @@ def test_write_fov_qc_writes_three_deterministic_figures(
         assert pixels.std() > 5, f"{name} looks blank"
 
 
-def test_write_fov_qc_background_sources_agree(
+def test_write_fov_qc_shows_what_the_background_step_subtracted(
     fov_stacks: dict[str, object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # raw - corrected, the written fl_background stack and the recomputation
-    # are the panels of the background figure
+    # the panels come from the model: bit for bit raw - the corrected stack
+    # the background step wrote
     shown: dict[str, list[list[np.ndarray]]] = {}
 
     def spy(backgrounds, **kw):  # type: ignore[no-untyped-def]
@@ -461,56 +470,22 @@ def test_write_fov_qc_background_sources_agree(
 
     real = qc.background_figure
     monkeypatch.setattr(qc, "background_figure", spy)
-    run_fov_qc(fov_stacks, tmp_path / "corr")
-    run_fov_qc(
-        fov_stacks, tmp_path / "bg", corrected=None, background=fov_stacks["background"]
-    )
-    run_fov_qc(
-        fov_stacks,
-        tmp_path / "re",
-        corrected=None,
-        seg=fov_stacks["seg"],
-        background_params=background_params(),
-    )
-    assert sorted(shown) == [
-        "FOV 002: background estimate (fl_background)",
-        "FOV 002: background estimate (raw - corrected)",
-        "FOV 002: background estimate (recomputed, no stack written)",
-    ]
-    panels_bg = shown["FOV 002: background estimate (fl_background)"]
-    panels_corr = shown["FOV 002: background estimate (raw - corrected)"]
-    assert len(panels_bg) == 1
-    assert len(panels_bg[0]) == 4
-    for a, b in zip(panels_bg[0], panels_corr[0], strict=True):
-        assert np.array_equal(a, b)  # 180 everywhere, exactly
-    recomputed = shown["FOV 002: background estimate (recomputed, no stack written)"]
-    assert all(np.isfinite(p).all() for p in recomputed[0])
-
-
-def test_recomputed_background_matches_the_correction_step(tmp_path: Path) -> None:
-    rng = np.random.default_rng(1)
-    labels = np.stack([two_cells((32, 40))] * 4)
-    raw = (rng.normal(300, 5, labels.shape) + np.arange(40)).astype(np.uint16)
-    fl = write_stack(tmp_path / "fl.npy", raw)
-    seg = write_stack(tmp_path / "seg.npy", labels > 0)
-    params = background_params()
-    steps.correct_background(
-        fl=fl,
-        seg=seg,
-        corrected=None,
-        background=str(tmp_path / "bg.npy"),
-        params=params,
-    )
-    written = np.load(tmp_path / "bg.npy")
-    got = _recompute_background(fl, seg, params, [0, 2, 3])
-    for frame, surface in zip([0, 2, 3], got, strict=True):
-        assert np.array_equal(surface, written[frame])
+    frames = run_fov_qc(fov_stacks, tmp_path / "qc")
+    assert sorted(shown) == ["FOV 002: background estimate (raw - corrected)"]
+    panels = shown["FOV 002: background estimate (raw - corrected)"]
+    raw = np.load(fov_stacks["fl"][0])  # type: ignore[index]
+    corrected = np.load(fov_stacks["corrected"][0])  # type: ignore[index]
+    assert len(panels) == 1
+    assert len(panels[0]) == len(frames) == 4
+    for t, panel in zip(frames, panels[0], strict=True):
+        expected = raw[t].astype(np.float32) - corrected[t]
+        assert panel.tobytes() == expected.tobytes()
 
 
 def test_write_fov_qc_errors(fov_stacks: dict[str, object], tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="frame times for 5 frames"):
         run_fov_qc(fov_stacks, tmp_path, times_min=[0.0, 1.0])
-    with pytest.raises(ValueError, match="needs the fl_corrected or fl_background"):
-        run_fov_qc(fov_stacks, tmp_path, corrected=None)
+    with pytest.raises(ValueError, match=r"but 0 model\(s\)"):
+        run_fov_qc(fov_stacks, tmp_path, model=[])
     with pytest.raises(ValueError, match=r"fluorescence stack\(s\) for channels"):
         run_fov_qc(fov_stacks, tmp_path, fl=[])

@@ -232,3 +232,98 @@ def test_parameter_changes_rerun_only_downstream(data: Path, tmp_path: Path) -> 
         tmp_path / "out" / manifest["results"]["0"]["seg_labeled"][1], mmap_mode="r"
     )
     assert labels.shape[0] == 12
+
+
+# --------------------------------------------------------------------------
+# outputs: lean (temporary copies, mask and background stacks)
+# --------------------------------------------------------------------------
+
+_KEPT_SUFFIXES = ("_seg_labeled_ch_0.npy", "_traces.csv", "_lineage.csv")
+
+
+def test_lean_outputs_resume_and_rerun_a_failed_fov(
+    data: Path, clean_run: Path, tmp_path: Path
+) -> None:
+    image = tmp_path / data.name
+    shutil.copy2(data, image)
+    stat = image.stat()
+    start, original = _corrupt_plane(image, series=1, page=7)  # FOV 1, phase, frame 3
+    os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    config = _config(image, outputs="lean")
+
+    proc = run_snakemake(tmp_path, config, check=False)
+    assert proc.returncode != 0
+    out = tmp_path / "out"
+    manifest = yaml.safe_load((out / "processing_results.yaml").read_text())
+    assert manifest["fov_status"]["0"]["status"] == "ok"
+    assert manifest["fov_status"]["1"]["status"] == "failed"
+    # FOV 0 is done: its temporary stacks are gone, what users keep is there
+    assert sorted(p.name for p in (out / "fov_000").glob("*.npy")) == [
+        "rec_fov_000_seg_labeled_ch_0.npy"
+    ]
+    entry = manifest["results"]["0"]
+    assert entry["pc"] is None
+    assert entry["fl"] == []
+    assert entry["seg"] is None
+    assert entry["fl_background_model"] == []
+    assert entry["seg_labeled"][1] == "fov_000/rec_fov_000_seg_labeled_ch_0.npy"
+
+    # the cause is gone: the same command redoes FOV 1 only, and then nothing
+    with open(image, "r+b") as fh:
+        fh.seek(start)
+        fh.write(original)
+    os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    rerun = run_snakemake(tmp_path, config)
+    assert "fov=000" not in rerun.stdout
+    assert "copy_channel" in jobs_run(rerun.stdout)
+    manifest = yaml.safe_load((out / "processing_results.yaml").read_text())
+    assert [s["status"] for s in manifest["fov_status"].values()] == ["ok", "ok"]
+    again = run_snakemake(tmp_path, config)
+    assert jobs_run(again.stdout) == []
+
+    # what stays is byte-identical to a full run's; nothing else is left
+    kept = [p for p in _outputs(out) if p.suffix in (".npy", ".csv")]
+    assert sorted(p.name for p in kept if p.suffix == ".npy") == [
+        "rec_fov_000_seg_labeled_ch_0.npy",
+        "rec_fov_001_seg_labeled_ch_0.npy",
+    ]
+    for rel in kept:
+        assert rel.name.endswith(_KEPT_SUFFIXES) or rel.name == "traces.csv", rel
+        assert filecmp.cmp(out / rel, clean_run / rel, shallow=False), rel
+    verify = subprocess.run(
+        [sys.executable, "-m", "pyama_steps.cli", "verify", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def _bytes(root: Path) -> int:
+    """Bytes of a run's outputs: stacks, tables, JSON and the manifest."""
+    skip = {"logs", "benchmarks", "records", ".snakemake"}
+    return sum(
+        p.stat().st_size
+        for p in root.rglob("*")
+        if p.is_file() and not skip.intersection(p.relative_to(root).parts)
+    )
+
+
+def test_output_bytes_per_input_byte(tmp_path: Path) -> None:
+    """Phase + 3 fluorescence channels (the seed's shape), uncompressed: the
+    full set is at most 2x the input, lean at most 0.6x (issue 16)."""
+    params = synth.preset(
+        "easy", seed=3, n_fov=1, n_frames=6, n_fl_channels=3,
+        frame_sizes=((256, 256),), write_background=False,
+    )  # fmt: skip
+    image = write_dataset(tmp_path / "data", params, name="seed")
+    size = image.stat().st_size
+    ratios = {}
+    for mode in ("full", "lean"):
+        work = tmp_path / mode
+        run_snakemake(work, _config(image, outputs=mode))
+        ratios[mode] = _bytes(work / "out") / size
+    assert ratios["full"] <= 2.0, ratios
+    assert ratios["lean"] <= 0.6, ratios
+    # the full set: raw copies (1x), mask (1/8x), labels (1/4x), models
+    assert ratios["full"] >= 1.3, ratios

@@ -67,7 +67,7 @@ def test_verify_finds_damage_and_fix_lets_the_next_run_redo_it(
     clean = finished[0] / "out"
     seg = out / "fov_000" / "easy_fov_000_seg_ch_0.npy"
     lineage = out / "fov_001" / "easy_fov_001_lineage.csv"
-    corrected = out / "fov_001" / "easy_fov_001_fl_corrected_ch_1.npy"
+    corrected = out / "fov_001" / "easy_fov_001_fl_background_model_ch_1.npy"
     with open(seg, "r+b") as fh:  # truncated, e.g. a copy cut short
         fh.truncate(seg.stat().st_size // 2)
     text = lineage.read_text()
@@ -78,7 +78,7 @@ def test_verify_finds_damage_and_fix_lets_the_next_run_redo_it(
     lines = proc.stdout.splitlines()
     assert "fov_000/easy_fov_000_seg_ch_0.npy: truncated" in proc.stdout
     assert "fov_001/easy_fov_001_lineage.csv: edited (checksum differs)" in lines
-    assert "fov_001/easy_fov_001_fl_corrected_ch_1.npy: missing" in lines
+    assert "fov_001/easy_fov_001_fl_background_model_ch_1.npy: missing" in lines
     assert "3 problems" in proc.stdout
     fixed = _verify(out, "--fix")
     assert fixed.returncode == 1
@@ -101,7 +101,7 @@ def test_verify_finds_damage_and_fix_lets_the_next_run_redo_it(
     for rel in (
         "fov_000/easy_fov_000_seg_ch_0.npy",
         "fov_001/easy_fov_001_lineage.csv",
-        "fov_001/easy_fov_001_fl_corrected_ch_1.npy",
+        "fov_001/easy_fov_001_fl_background_model_ch_1.npy",
         "traces.csv",
         "processing_results.yaml",
     ):

@@ -77,10 +77,13 @@ def test_full_run_resume_and_rerun_of_one_fov(easy_file: Path, tmp_path: Path) -
         "config_hash",  # issue 14.1
     ]
     for entry in manifest["results"].values():
-        for c, path in entry["fl_corrected"]:
-            assert c == 1
+        # the float32 corrected stacks are opt-in; the background models are
+        # always there (§3.5)
+        assert entry["fl_corrected"] == []
+        assert [c for c, _ in entry["fl_background_model"]] == [1]
+        for _, path in entry["fl_background_model"]:
             stack = np.load(out / path, mmap_mode="r")
-            assert stack.dtype == np.float32
+            assert stack.dtype == np.float64
             assert stack.ndim == 3
         labels = np.load(out / entry["seg_labeled"][1], mmap_mode="r")
         seg = np.load(out / entry["seg"][1], mmap_mode="r")

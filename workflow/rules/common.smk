@@ -56,6 +56,9 @@ class Run:
         self.fovs = plan.fov_ids
         self.fov_ids = [f"{f:03d}" for f in self.fovs]
         self.bg = cfg["background"]
+        # outputs: lean writes the raw copies, the mask and the background
+        # stacks as temp() files, removed once nothing needs them (§0.2)
+        self.lean = cfg["outputs"] == "lean"
         self.metadata = f"{self.out}/{P.METADATA}"
         self.manifest = f"{self.out}/{P.MANIFEST}"
         self.traces_all = f"{self.out}/{P.TRACES_ALL}"
@@ -67,6 +70,21 @@ class Run:
     def stack(self, kind, channel, fov="{fov}"):
         """Path (pattern) of one per-FOV stack."""
         return f"{self.out}/{P.stack_file(self.base, fov, kind, channel)}"
+
+    def stack_out(self, kind, channel, fov="{fov}"):
+        """Output path (pattern) of one per-FOV stack: temp() when outputs:
+        lean removes that kind once the traces exist."""
+        path = self.stack(kind, channel, fov)
+        return temp(path) if self.temporary(path) else path
+
+    def temporary(self, path):
+        """True when outputs: lean removes this file after use."""
+        return self.lean and P.stack_kind(path) in P.LEAN_TEMPORARY_KINDS
+
+    def kept(self, files):
+        """The files of a job that stay: their sizes and checksums are
+        recorded (pyama-steps verify, §6.5)."""
+        return [f for f in files if not self.temporary(f)]
 
     def fov_csv(self, kind, fov="{fov}"):
         """Path (pattern) of one per-FOV CSV (traces, lineage)."""
@@ -106,14 +124,12 @@ class Run:
 
         return estimate
 
-    def background_written(self):
-        return self.bg["write_corrected"] or self.bg["write_background"]
-
     def channel_names(self):
         return {c: self.plan.channel_names[c] for c in [self.pc, *self.fl]}
 
     def all_outputs(self):
-        """Every per-FOV output and metadata.json: the aggregate's inputs."""
+        """Every per-FOV output that stays, and metadata.json: the aggregate's
+        inputs (outputs: lean leaves out the temporary files)."""
         files = [self.metadata]
         for fov in self.fov_ids:
             files += [
@@ -122,13 +138,14 @@ class Run:
                 self.stack("seg_labeled", self.pc, fov),
             ]
             files += [self.stack("fl", c, fov) for c in self.fl]
+            files += [self.stack("fl_background_model", c, fov) for c in self.fl]
             if self.bg["write_corrected"]:
                 files += [self.stack("fl_corrected", c, fov) for c in self.fl]
             if self.bg["write_background"]:
                 files += [self.stack("fl_background", c, fov) for c in self.fl]
             files += [self.fov_csv("lineage", fov), self.fov_csv("traces", fov)]
             files += [self.fov_json("seg_stats", fov), self.fov_json("cell_stats", fov)]
-        return files
+        return self.kept(files)
 
     def report(self, failed):
         """Print the manifest's path and summary; after a failure, first rebuild

@@ -1,16 +1,15 @@
-# Correct (algorithms.md §3): tile-interpolated background of each
-# fluorescence channel, one job per FOV x channel. With both
-# background.write_corrected and background.write_background off, the rule is
-# not needed: extraction recomputes the background with the same function.
+# Correct (algorithms.md §3): the background surface of each fluorescence
+# channel, one job per FOV x channel. It writes each frame's background model
+# (§3.6, a few kB per frame), from which every later step computes the
+# corrected fluorescence (pyama_steps.corrected); the float32 corrected and
+# background stacks only when background.write_corrected / write_background.
 
 for run in RUNS:
-    _outputs = {}
+    _outputs = {"model": run.stack_out("fl_background_model", "{channel}")}
     if run.bg["write_corrected"]:
-        _outputs["corrected"] = run.stack("fl_corrected", "{channel}")
+        _outputs["corrected"] = run.stack_out("fl_corrected", "{channel}")
     if run.bg["write_background"]:
-        _outputs["background"] = run.stack("fl_background", "{channel}")
-    if not _outputs:
-        continue
+        _outputs["background"] = run.stack_out("fl_background", "{channel}")
 
     rule:
         name:
@@ -40,9 +39,10 @@ for run in RUNS:
                 "pyama_steps.steps:correct_background",
                 fl=input.fl,
                 seg=input.seg,
+                model=output.model,
                 corrected=output.get("corrected"),
                 background=output.get("background"),
                 params=dict(params.background),
             )
             # sizes and checksums of the outputs (pyama-steps verify, §6.5)
-            record_outputs(log_path=log[0], files=output)
+            record_outputs(log_path=log[0], files=run.kept(output))

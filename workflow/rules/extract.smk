@@ -9,13 +9,9 @@ def get_extract_traces_input(run):
             "labeled": run.stack("seg_labeled", run.pc, fov),
             "lineage": run.fov_csv("lineage", fov),
             "fl": [run.stack("fl", c, fov) for c in run.fl],
+            # the corrected fluorescence: raw - the background model (§3.6)
+            "model": [run.stack("fl_background_model", c, fov) for c in run.fl],
         }
-        if run.bg["write_corrected"]:
-            files["corrected"] = [run.stack("fl_corrected", c, fov) for c in run.fl]
-        elif run.bg["write_background"]:
-            files["background"] = [run.stack("fl_background", c, fov) for c in run.fl]
-        elif run.fl:
-            files["seg"] = run.stack("seg", run.pc, fov)
         return files
 
     return inputs
@@ -36,8 +32,7 @@ for run in RUNS:
             fl=run.fl,
             times_min=run.times,
             extraction=run.config["extraction"],
-            # the weight, or the whole section to recompute the background
-            background=None if run.bg["write_corrected"] else run.bg,
+            background=run.bg,
         log:
             run.log("extract_traces"),
         benchmark:
@@ -65,12 +60,10 @@ for run in RUNS:
                 pc_channel=params.pc,
                 fl_channels=list(params.fl),
                 fl=list(input.fl),
-                corrected=list(input.get("corrected", [])) or None,
-                background=list(input.get("background", [])) or None,
-                seg=input.get("seg"),
+                model=list(input.model),
                 times_min=params.times_min,
                 params=dict(params.extraction),
-                background_params=params.background,
+                background_params=dict(params.background),
             )
             # sizes and checksums of the outputs (pyama-steps verify, §6.5)
             record_outputs(log_path=log[0], files=output)

@@ -41,7 +41,7 @@ for run in RUNS:
         input:
             raw=run.config["input"],
         output:
-            run.stack("{kind}", "{channel}"),
+            run.stack_out("{kind}", "{channel}"),
         params:
             fov=lambda wc: int(wc.fov),
             channel=lambda wc: int(wc.channel),
@@ -81,4 +81,4 @@ for run in RUNS:
                 scale_offset=params.scale_offset,
             )
             # sizes and checksums of the outputs (pyama-steps verify, §6.5)
-            record_outputs(log_path=log[0], files=output)
+            record_outputs(log_path=log[0], files=run.kept(output))

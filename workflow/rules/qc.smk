@@ -50,15 +50,9 @@ def get_qc_fov_input(run):
             "labeled": run.stack("seg_labeled", run.pc, fov),
             "traces": run.fov_csv("traces", fov),
             "fl": [run.stack("fl", c, fov) for c in run.fl],
+            # the background shown: raw - corrected from the model (§3.6)
+            "model": [run.stack("fl_background_model", c, fov) for c in run.fl],
         }
-        # the background shown: the written surface, else raw - corrected, else
-        # recomputed from raw stack and mask with the same function (§3)
-        if run.bg["write_background"]:
-            files["background"] = [run.stack("fl_background", c, fov) for c in run.fl]
-        elif run.bg["write_corrected"]:
-            files["corrected"] = [run.stack("fl_corrected", c, fov) for c in run.fl]
-        elif run.fl:
-            files["seg"] = run.stack("seg", run.pc, fov)
         return files
 
     return inputs
@@ -112,8 +106,7 @@ for run in RUNS:
             channel_names=run.channel_names(),
             times_min=run.times,
             n_timepoints=QC_TIMEPOINTS,
-            # only needed to recompute the background when no stack was written
-            background=None if run.background_written() else run.bg,
+            background=run.bg,
         log:
             run.log("qc_fov"),
         benchmark:
@@ -125,9 +118,8 @@ for run in RUNS:
             mem_mb=lambda wc, run=run: int(
                 400 + (120 + 40 * len(run.fl)) * run.frame_pixels(wc) / 2**20
             ),
-            # a few frames, unless the background is recomputed (all frames)
-            runtime=lambda wc, run=run: 5
-            + (0 if run.background_written() else run.runtime_min(60)(wc)),
+            # a few frames of each stack
+            runtime=5,
         script:
             "../scripts/qc_fov.py"
 

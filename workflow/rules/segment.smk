@@ -10,7 +10,7 @@ for run in RUNS:
         input:
             pc=run.stack("pc", run.pc),
         output:
-            seg=run.stack("seg", run.pc),
+            seg=run.stack_out("seg", run.pc),
             # per-frame figures of the segmentation checks (§2.8)
             stats=run.fov_json("seg_stats"),
         params:
@@ -37,4 +37,4 @@ for run in RUNS:
                 params=dict(params.segmentation),
             )
             # sizes and checksums of the outputs (pyama-steps verify, §6.5)
-            record_outputs(log_path=log[0], files=output)
+            record_outputs(log_path=log[0], files=run.kept(output))

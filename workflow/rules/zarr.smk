@@ -19,17 +19,10 @@ def get_export_zarr_input(run):
             "pc": run.stack("pc", run.pc, fov),
             "labeled": run.stack("seg_labeled", run.pc, fov),
             "traces": run.fov_csv("traces", fov),
+            # the corrected fluorescence: raw - the background model (§3.6)
+            "fl": [run.stack("fl", c, fov) for c in run.fl],
+            "model": [run.stack("fl_background_model", c, fov) for c in run.fl],
         }
-        if run.bg["write_corrected"]:
-            files["corrected"] = [run.stack("fl_corrected", c, fov) for c in run.fl]
-        elif run.bg["write_background"]:
-            files["fl"] = [run.stack("fl", c, fov) for c in run.fl]
-            files["background"] = [run.stack("fl_background", c, fov) for c in run.fl]
-        elif run.fl:
-            raise WorkflowError(
-                "pyama-steps: the OME-Zarr export needs the corrected fluorescence; "
-                "set background.write_corrected: true (or write_background: true)."
-            )
         return files
 
     return inputs
@@ -51,7 +44,7 @@ for run in RUNS:
         params:
             pc=run.pc,
             fl=run.fl,
-            weight=run.bg["weight"],
+            background=run.bg,
             channel_names=run.channel_names(),
             pixel_size_um=lambda wc, run=run: list(
                 run.plan.fov(int(wc.fov)).pixel_size_um[1:]
