@@ -4,14 +4,22 @@ Usage::
 
     python benchmarks/run.py                 # every workload -> results.md
     python benchmarks/run.py --only ref-czi  # some workloads (comma-separated names)
+    python benchmarks/run.py --suite seed    # the seed-shaped rows only -> results.md
+
+The ``seed`` suite is the seed's workload (phase + 3 fluorescence channels,
+100 frames): 8 FOVs x 768² as CZI and OME-TIFF (3,200 planes, 3.8 GB each),
+the same with ``outputs: lean``, and the seed's own 50 FOVs at 384² beside 8
+FOVs at 384² for the cost per FOV. It needs ~35 GB of free disk.
 
 Each workload is generated once with the project's generator and cached in
 ``benchmarks/cache/`` (git-ignored); each run is a fresh output directory in
 ``benchmarks/runs/``. The table gives, per workload: wall time of the whole
 ``snakemake`` command, frames/s (FOV-frames per second), peak RSS of the
 largest job and of the whole run (sum over the process tree, sampled every
-50 ms), CPU seconds per rule, and the share of wall x cores that is not rule
-work (work = the time each job spends in its step after its imports).
+50 ms), the peak RSS of the Snakemake process itself, the bytes the run left
+in its output folder per input byte, CPU seconds per rule, and the share of
+wall x cores that is not rule work (work = the time each job spends in its step
+after its imports).
 
 Per-rule CPU seconds and the largest job's peak RSS come from the rules'
 ``benchmark:`` files (``cpu_time``, ``max_rss``): for jobs run by a warm
@@ -73,6 +81,12 @@ class Workload:
     cores: int = 2
     #: runs of the workload; the table shows the run with the median wall time
     repeats: int = 1
+    #: fluorescence channels beside the phase contrast
+    n_fl: int = 1
+    #: the ``outputs`` setting (full or lean)
+    outputs: str = "full"
+    #: ``default`` rows run without --suite; ``seed`` rows with --suite seed
+    suite: str = "default"
 
 
 WORKLOADS = [
@@ -84,12 +98,23 @@ WORKLOADS = [
     Workload("frames-120", 1, 120, 1024),
     Workload("size-512", 1, 30, 512),
     Workload("size-2048", 1, 30, 2048),
+    Workload("seed-czi", 8, 100, 768, "czi", n_fl=3, suite="seed"),
+    Workload("seed-ome-tiff", 8, 100, 768, "ome-tiff", n_fl=3, suite="seed"),
+    Workload("seed-czi-lean", 8, 100, 768, "czi", n_fl=3, outputs="lean", suite="seed"),
+    Workload("seed-8-384", 8, 100, 384, "czi", n_fl=3, suite="seed"),
+    Workload("seed-50-384", 50, 100, 384, "czi", n_fl=3, suite="seed"),
 ]
 # fov-4 = ref-czi and frames-30 = size-1024 = fov-1 (same data and settings).
+
+#: The existing PyAMA on the seed-shaped CZI (8 FOVs x 100 x 768², phase + 3
+#: fluorescence), 2 cores, this machine: measured when issue 16 was filed.
+UPSTREAM_SEED_S = 1140.0
 
 
 def _data(w: Workload) -> Path:
     key = f"{w.fmt}-f{w.n_fov}-t{w.n_frames}-s{w.size}"
+    if w.n_fl != 1:
+        key += f"-fl{w.n_fl}"
     folder = CACHE / key
     suffix = "czi" if w.fmt == "czi" else "ome.tiff"
     image = folder / f"bench.{suffix}"
@@ -102,6 +127,7 @@ def _data(w: Workload) -> Path:
         "--preset", "demo", "--name", "bench", "--format", w.fmt,
         "--n-fov", str(w.n_fov), "--n-frames", str(w.n_frames),
         "--size", str(w.size), "--no-background-truth",
+        "--n-fl-channels", str(w.n_fl),
     ]  # fmt: skip
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     shutil.rmtree(folder, ignore_errors=True)
@@ -116,6 +142,7 @@ class _TreeSampler(threading.Thread):
         super().__init__(daemon=True)
         self.root = psutil.Process(pid)
         self.peak = 0
+        self.root_peak = 0
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -127,9 +154,12 @@ class _TreeSampler(threading.Thread):
             total = 0
             for p in procs:
                 try:
-                    total += p.memory_info().rss
+                    rss = p.memory_info().rss
                 except psutil.Error:
                     continue
+                total += rss
+                if p.pid == self.root.pid:
+                    self.root_peak = max(self.root_peak, rss)
             self.peak = max(self.peak, total)
             time.sleep(0.05)
 
@@ -143,6 +173,7 @@ def _run(w: Workload) -> dict[str, object]:
     config.write_text(
         f"input: {json.dumps(str(image))}\noutput_dir: out\n"
         "ingest:\n  frame_interval_min: 10.0\n  input_checksum: stat\n"
+        f"outputs: {w.outputs}\n"
     )
     cmd = [
         sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile"),
@@ -182,23 +213,34 @@ def _run(w: Workload) -> dict[str, object]:
                 if row["max_rss"] != "-":
                     job_rss = max(job_rss, float(row["max_rss"]))
     frames = w.n_fov * w.n_frames
-    return {
+    skip = {"logs", "benchmarks", "records"}
+    written = sum(
+        p.stat().st_size
+        for p in (work / "out").rglob("*")
+        if p.is_file() and not skip.intersection(p.relative_to(work / "out").parts)
+    )
+    result = {
         "workload": w,
         "wall": wall,
         "fps": frames / wall,
         "job_rss": job_rss,
         "run_rss": sampler.peak / 2**20,
+        "smk_rss": sampler.root_peak / 2**20,
+        "written": written / image.stat().st_size,
         "cpu": cpu,
         "overhead": 1.0 - work_s / (wall * w.cores),
         "before_jobs": min(a for a, _ in spans) - start_epoch,
         "after_jobs": end_epoch - max(b for _, b in spans),
     }
+    if w.suite != "default":  # tens of GB: keep the disk free for the next row
+        shutil.rmtree(work, ignore_errors=True)
+    return result
 
 
 def _table(rows: list[dict[str, object]]) -> str:
     head = (
-        "| workload | FOV x T x size | format | cores | wall s | frames/s | "
-        "job RSS MB | run RSS MB | "
+        "| workload | FOV x T x size | channels | format | cores | wall s | frames/s | "
+        "job RSS MB | run RSS MB | smk RSS MB | written / input | "
         + " | ".join(f"{SHORT[r]} CPU s" for r in RULES)
         + " | not rule work |"
     )
@@ -210,9 +252,10 @@ def _table(rows: list[dict[str, object]]) -> str:
         cpu = r["cpu"]
         assert isinstance(cpu, dict)
         lines.append(
-            f"| {w.name} | {w.n_fov} x {w.n_frames} x {w.size}² | {w.fmt} | {w.cores} "
+            f"| {w.name} | {w.n_fov} x {w.n_frames} x {w.size}² | pc + {w.n_fl} fl "
+            f"| {w.fmt}{' lean' if w.outputs == 'lean' else ''} | {w.cores} "
             f"| {r['wall']:.1f} | {r['fps']:.1f} | {r['job_rss']:.0f} | "
-            f"{r['run_rss']:.0f} | "
+            f"{r['run_rss']:.0f} | {r['smk_rss']:.0f} | {r['written']:.2f} | "
             + " | ".join(f"{cpu[k]:.1f}" for k in RULES)
             + f" | {100 * float(r['overhead']):.0f} % |"  # type: ignore[arg-type]
         )
@@ -295,14 +338,85 @@ def _notes(rows: list[dict[str, object]]) -> str:
     return "\n".join(out)
 
 
+def _seed_notes(rows: list[dict[str, object]]) -> str:
+    """The issue 16 targets on the seed-shaped rows."""
+    by = {r["workload"].name: r for r in rows}  # type: ignore[union-attr]
+    out = []
+
+    def mark(ok: bool) -> str:
+        return "met" if ok else "**not met**"
+
+    if "seed-czi" in by:
+        wall = float(by["seed-czi"]["wall"])  # type: ignore[arg-type]
+        out.append(
+            f"* Seed-shaped CZI: {wall:.1f} s, {UPSTREAM_SEED_S / wall:.1f}x the "
+            f"existing PyAMA's {UPSTREAM_SEED_S:.0f} s on this machine (measured "
+            f"for issue 16); target <= 38 s (30x): {mark(wall <= 38.0)}."
+        )
+    if {"seed-czi", "seed-ome-tiff"} <= by.keys():
+        czi = float(by["seed-czi"]["wall"])  # type: ignore[arg-type]
+        ome = float(by["seed-ome-tiff"]["wall"])  # type: ignore[arg-type]
+        out.append(
+            f"* OME-TIFF / CZI wall: {ome / czi:.2f} (target <= 1.15: "
+            f"{mark(ome <= 1.15 * czi)})."
+        )
+    seed = [r for r in rows if r["workload"].suite == "seed"]  # type: ignore[union-attr]
+    if seed:
+        rss = max(float(r["job_rss"]) for r in seed)  # type: ignore[arg-type]
+        smk = max(float(r["smk_rss"]) for r in seed)  # type: ignore[arg-type]
+        out.append(
+            f"* Largest job RSS over these rows {rss:.0f} MB (target <= 300 MB: "
+            f"{mark(rss <= 300)}); the Snakemake process at most {smk:.0f} MB."
+        )
+    if {"seed-8-384", "seed-50-384"} <= by.keys():
+        w8 = float(by["seed-8-384"]["wall"]) / 8  # type: ignore[arg-type]
+        w50 = float(by["seed-50-384"]["wall"]) / 50  # type: ignore[arg-type]
+        out.append(
+            f"* Cost per FOV (wall / FOVs, 384²): {w50:.2f} s at 50 FOVs, {w8:.2f} s "
+            f"at 8: {w50 / w8:.2f} (target <= 1.1: {mark(w50 <= 1.1 * w8)})."
+        )
+    full = [r for r in seed if r["workload"].outputs == "full"]  # type: ignore[union-attr]
+    lean = [r for r in seed if r["workload"].outputs == "lean"]  # type: ignore[union-attr]
+    if full:
+        top = max(float(r["written"]) for r in full)  # type: ignore[arg-type]
+        out.append(
+            f"* Bytes left per input byte, outputs: full: at most {top:.2f} "
+            f"(target <= 2: {mark(top <= 2.0)})."
+        )
+    if lean:
+        top = max(float(r["written"]) for r in lean)  # type: ignore[arg-type]
+        out.append(
+            f"* Bytes left per input byte, outputs: lean: {top:.2f} (target <= 0.6: "
+            f"{mark(top <= 0.6)})."
+        )
+    return "\n".join(out)
+
+
+def _replace_section(text: str, name: str, body: str) -> str:
+    """Put `body` between this suite's markers in results.md, keeping the rest."""
+    begin, end = f"<!-- run.py {name} -->", f"<!-- /run.py {name} -->"
+    block = f"{begin}\n{body.rstrip()}\n{end}"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        return head + block + rest.split(end, 1)[1]
+    return text.rstrip() + "\n\n" + block + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="comma-separated workload names")
     parser.add_argument(
+        "--suite", default="default", choices=["default", "seed"],
+        help="which rows: the default ones, or the seed-shaped ones",
+    )  # fmt: skip
+    parser.add_argument(
         "--no-write", action="store_true", help="do not write benchmarks/results.md"
     )
     args = parser.parse_args(argv)
-    chosen = [w for w in WORKLOADS if not args.only or w.name in args.only.split(",")]
+    if args.only:
+        chosen = [w for w in WORKLOADS if w.name in args.only.split(",")]
+    else:
+        chosen = [w for w in WORKLOADS if w.suite == args.suite]
     rows = []
     t0 = time.perf_counter()
     for w in chosen:
@@ -317,15 +431,26 @@ def main(argv: list[str] | None = None) -> int:
         f"{psutil.virtual_memory().total / 2**30:.0f} GiB, "
         f"Python {platform.python_version()}, {platform.machine()}"
     )
-    notes = _notes(rows)
-    text = (
-        f"# Benchmark results\n\n{datetime.date.today().isoformat()}, {machine}; "
-        f"`python benchmarks/run.py` took {time.perf_counter() - t0:.0f} s.\n\n"
-        f"{table}\n\n{notes}\n"
-    )
+    took = time.perf_counter() - t0
     print("\n" + table)
+    if args.suite == "seed":
+        notes = _seed_notes(rows)
+        body = (
+            "## Seed-shaped workload (issue 16)\n\n"
+            f"{datetime.date.today().isoformat()}, {machine}; `python "
+            f"benchmarks/run.py --suite seed` took {took:.0f} s.\n\n{table}\n\n{notes}"
+        )
+    else:
+        notes = _notes(rows)
+        body = (
+            f"# Benchmark results\n\n{datetime.date.today().isoformat()}, {machine}; "
+            f"`python benchmarks/run.py` took {took:.0f} s.\n\n{table}\n\n{notes}"
+        )
+    print(notes)
     if not args.no_write and not args.only:
-        (REPO / "benchmarks" / "results.md").write_text(text)
+        path = REPO / "benchmarks" / "results.md"
+        text = path.read_text() if path.exists() else ""
+        path.write_text(_replace_section(text, args.suite, body))
     return 0
 
 
