@@ -1,0 +1,583 @@
+"""Where every plane of the input is: an index built once per run (issue 16).
+
+Opening the input with bioio costs time that grows with the file: for an
+OME-TIFF, bioio-ome-tiff parses every TIFF page and builds a dask graph with a
+task per plane of the scene; for a CZI, bioio-czi builds that graph from the
+subblock directory. A copy job (one per FOV x channel) paid it again: ~11 s
+before its first plane on a 32,000-plane file, 200 times for the 200 copy jobs
+of a 50-FOV x 4-channel run.
+
+The index is built once per run, before the first job, by the Snakemake
+process's ``onstart`` handler in a worker process (a reader that crashes
+takes only that worker down). It holds, for each FOV the run copies, the byte
+offset of every (channel, T, Z) plane's pixels, found with the format library
+itself (tifffile's page list, the CZI subblock directory), and the identity of
+the input (size, modification time and a hash of its two ends). A copy job
+checks that identity, then reads its planes with one ``pread`` each: its
+start-up no longer depends on the size of the file.
+
+bioio stays the entry point: it chose the reader and gave the metadata of the
+run plan, and an index is written only when, for every indexed FOV, its
+shape, samples and dtype are bioio's and sample planes of the first and the
+last FOV read through bioio are equal to the index's. Layouts an index does not
+describe (compressed planes, tiles, other readers such as ND2) are left out
+and their jobs read through bioio (:class:`pyama_steps.io.PlaneReader`), as
+are the jobs of a file that changed after its index was built.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "IndexedPlanes",
+    "build_plane_index",
+    "index_is_current",
+    "open_indexed_planes",
+    "write_plane_index",
+]
+
+log = logging.getLogger(__name__)
+
+#: Layout of the index file; an index of another version is rebuilt.
+FORMAT = 1
+#: Bytes hashed at each end of the input to identify it (with size and mtime).
+_SAMPLE_BYTES = 64 << 10
+#: Packages whose versions an index depends on: another version rebuilds it.
+_PACKAGES = ("pyama-steps", "bioio", "bioio-czi", "bioio-ome-tiff", "tifffile")
+
+
+@dataclass(frozen=True)
+class SceneIndex:
+    """Where the planes of one scene are.
+
+    Attributes
+    ----------
+    shape_tczyx : tuple of int
+        ``(T, C, Z, Y, X)``.
+    samples : int
+        Samples per pixel (RGB: 3), 1 for gray.
+    dtype : numpy dtype
+        Pixel type with the byte order of the file.
+    offsets : (C, T, Z) ndarray of int64
+        File offset of each plane's pixels, stored row by row (Y, X, S).
+    """
+
+    shape_tczyx: tuple[int, int, int, int, int]
+    samples: int
+    dtype: np.dtype[Any]
+    offsets: npt.NDArray[np.int64]
+
+    @property
+    def plane_shape(self) -> tuple[int, ...]:
+        """``(Y, X)``, or ``(Y, X, S)`` for more than one sample."""
+        y, x = self.shape_tczyx[3:]
+        return (y, x) if self.samples == 1 else (y, x, self.samples)
+
+    @property
+    def plane_bytes(self) -> int:
+        """Bytes of one plane."""
+        return int(np.prod(self.plane_shape)) * self.dtype.itemsize
+
+
+# --------------------------------------------------------------------------
+# Building: the format libraries' own view of the file
+# --------------------------------------------------------------------------
+
+
+def _tiff_scenes(path: Path) -> dict[int, SceneIndex]:
+    """Index the OME-TIFF series whose pages are stored uncompressed in one piece."""
+    import tifffile
+
+    scenes: dict[int, SceneIndex] = {}
+    # the options bioio-ome-tiff reads pixels with (Reader._get_image_data)
+    with tifffile.TiffFile(path, is_mmstack=False) as tif:
+        size = os.fstat(tif.filehandle.fileno()).st_size
+        for s, series in enumerate(tif.series):
+            with contextlib.suppress(ValueError, IndexError, TypeError):
+                scene = _tiff_series(series, tif.byteorder, size)
+                if scene is not None:
+                    scenes[s] = scene
+    return scenes
+
+
+def _tiff_series(series: Any, byteorder: str, file_size: int) -> SceneIndex | None:
+    """Index one series, or None if a page is not stored in final form."""
+    axes = str(series.get_axes(False))
+    shape = tuple(int(n) for n in series.get_shape(False))
+    plane_axes = "YXS" if axes.endswith("YXS") else "YX"
+    if not axes.endswith(plane_axes):
+        return None
+    lead, lead_shape = axes[: -len(plane_axes)], shape[: -len(plane_axes)]
+    if any(ax not in "TCZ" and n != 1 for ax, n in zip(lead, lead_shape, strict=True)):
+        return None
+    sizes = {ax: n for ax, n in zip(lead, lead_shape, strict=True) if ax in "TCZ"}
+    n_t, n_c, n_z = (sizes.get(ax, 1) for ax in "TCZ")
+    y, x = shape[len(lead)], shape[len(lead) + 1]
+    samples = shape[-1] if plane_axes == "YXS" else 1
+    pages = series.pages
+    if int(np.prod(lead_shape)) != len(pages) or not pages:
+        return None
+    key = pages[0].keyframe
+    if not key.is_final or key.dtype is None or (key.planarconfig == 2 and samples > 1):
+        return None
+    dtype = np.dtype(key.dtype).newbyteorder(byteorder)
+    plane = (y, x) if samples == 1 else (y, x, samples)
+    nbytes = int(np.prod(plane)) * dtype.itemsize
+    flat = np.empty(len(pages), dtype=np.int64)
+    for i, page in enumerate(pages):
+        if page is None or tuple(page.shape) != plane:
+            return None
+        if page.keyframe is not key and not page.keyframe.is_final:
+            return None
+        offsets, counts = page.dataoffsets, page.databytecounts
+        ends = np.add(offsets, counts)
+        if (
+            sum(counts) != nbytes
+            or any(ends[:-1] != offsets[1:])
+            or int(ends[-1]) > file_size
+        ):
+            return None
+        flat[i] = offsets[0]
+    # pages are in the series' axis order; the index is (C, T, Z)
+    order = [ax for ax in lead if ax in "TCZ"]
+    full = {ax: sizes.get(ax, 1) for ax in order}
+    grid = flat.reshape([full[ax] for ax in order])
+    for ax in "TCZ":
+        if ax not in order:
+            grid = grid[..., np.newaxis]
+            order.append(ax)
+    offsets = np.ascontiguousarray(grid.transpose([order.index(ax) for ax in "CTZ"]))
+    return SceneIndex((n_t, n_c, n_z, y, x), samples, dtype, offsets)
+
+
+def _czi_scenes(path: Path) -> dict[int, SceneIndex]:
+    """Index the CZI scenes whose planes are each one uncompressed subblock."""
+    from pyama_steps.plane_sources import _read_czi_directory
+
+    with open(path, "rb") as fh:
+        entries = _read_czi_directory(fh)
+        if not entries:
+            return {}
+        size = os.fstat(fh.fileno()).st_size
+        # bioio's indices count from the file's first T, C and Z (libCZI's
+        # total bounding box); its scenes are the S indices in order
+        start = {ax: min(e.start(ax) for e in entries) for ax in "TCZ"}
+        by_scene: dict[int | None, list[Any]] = {}
+        for e in entries:
+            x, y = e.dims.get("X", (0, 0, 0)), e.dims.get("Y", (0, 0, 0))
+            if (x[2], y[2]) != (x[1], y[1]):
+                continue  # a pyramid level: reading at full size skips it
+
+            by_scene.setdefault(e.dims["S"][0] if "S" in e.dims else None, []).append(e)
+        scenes: dict[int, SceneIndex] = {}
+        for s, key in enumerate(sorted(by_scene, key=lambda k: -1 if k is None else k)):
+            scene = _czi_scene(fh, by_scene[key], start, size)
+            if scene is not None:
+                scenes[s] = scene
+    return scenes
+
+
+def _czi_scene(
+    fh: Any, entries: Sequence[Any], start: Mapping[str, int], file_size: int
+) -> SceneIndex | None:
+    """Index one CZI scene, or None unless each plane is one plain subblock."""
+    from pyama_steps.plane_sources import _CZI_DTYPES, _czi_pixels_at
+
+    rects = {
+        (e.dims["X"][0], e.dims["Y"][0], e.dims["X"][1], e.dims["Y"][1])
+        for e in entries
+        if "X" in e.dims and "Y" in e.dims
+    }
+    types = {e.pixel_type for e in entries}
+    if len(rects) != 1 or len(types) != 1 or types.pop() not in _CZI_DTYPES:
+        return None  # tiles (a mosaic) or mixed pixel types: libCZI composes
+    _, _, w, h = rects.pop()
+    planes: dict[tuple[int, int, int], int] = {}
+    nbytes = 0
+    for e in entries:
+        dtype = _CZI_DTYPES[e.pixel_type]
+        nbytes = w * h * dtype.itemsize
+        key = tuple(e.start(ax) - start[ax] for ax in "CTZ")
+        at = _czi_pixels_at(fh, e, nbytes=nbytes)
+        if at is None or key in planes or at[0] + nbytes > file_size:
+            return None
+        planes[key] = at[0]
+    n_c, n_t, n_z = (max(k[i] for k in planes) + 1 for i in range(3))
+    if len(planes) != n_c * n_t * n_z or min(min(k) for k in planes) < 0:
+        return None  # a plane is missing
+    offsets = np.empty((n_c, n_t, n_z), dtype=np.int64)
+    for (c, t, z), offset in planes.items():
+        offsets[c, t, z] = offset
+    dtype = _CZI_DTYPES[entries[0].pixel_type]
+    return SceneIndex((n_t, n_c, n_z, h, w), 1, dtype, offsets)
+
+
+def build_plane_index(path: str | Path, *, reader: str) -> dict[int, SceneIndex]:
+    """Find the planes of every scene the format library sees stored plainly.
+
+    Parameters
+    ----------
+    path : str or Path
+        The input file.
+    reader : str
+        The bioio plugin that reads it (:func:`pyama_steps.io.reader_name`).
+
+    Returns
+    -------
+    dict of int to SceneIndex
+        Scene index -> where its planes are; scenes whose planes are
+        compressed, tiled or otherwise not one plain block each are absent,
+        and so is every scene of a reader without an index (e.g. ND2).
+
+    Notes
+    -----
+    Nothing here is checked against bioio; :func:`write_plane_index` does.
+    """
+    builder = _BUILDERS.get(reader)
+    return {} if builder is None else builder(Path(path))
+
+
+#: bioio plugin -> the builder of its files' index
+_BUILDERS = {"bioio_ome_tiff": _tiff_scenes, "bioio_czi": _czi_scenes}
+
+
+# --------------------------------------------------------------------------
+# The check against bioio, and the index file
+# --------------------------------------------------------------------------
+
+
+def _identity(path: str | Path) -> dict[str, Any]:
+    from pyama_steps.integrity import input_fingerprint
+
+    return input_fingerprint(path, sample_bytes=_SAMPLE_BYTES)
+
+
+def _versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _disagreement(scene: SceneIndex, expected: Mapping[str, Any]) -> str | None:
+    """Why an indexed scene is not what bioio reports, or None."""
+    got = {
+        "shape_tczyx": list(scene.shape_tczyx),
+        "rgb_samples": scene.samples,
+        "dtype": str(scene.dtype.newbyteorder("=")),
+    }
+    want = {k: expected[k] for k in got}
+    want["shape_tczyx"] = [int(n) for n in want["shape_tczyx"]]
+    return None if got == want else f"the index has {got}, bioio {want}"
+
+
+def _sample_planes(scene: SceneIndex) -> list[tuple[int, int, int]]:
+    """(channel, t, z) planes compared with bioio: they tell the axes apart."""
+    n_t, n_c, n_z = scene.shape_tczyx[:3]
+    return sorted({(n_c - 1, 0, n_z - 1), (0, n_t - 1, 0)})
+
+
+def _check_against_bioio(
+    path: str | Path, scenes: Mapping[int, SceneIndex], fovs: Sequence[int]
+) -> str | None:
+    """Compare planes of the first and the last FOV with bioio; why not equal."""
+    from pyama_steps.io import PlaneReader, open_image
+
+    img = open_image(path, scene=fovs[-1])
+    # the last FOV first: opening the image has built its dask graph
+    for fov in sorted({fovs[0], fovs[-1]}, reverse=True):
+        scene = scenes[fov]
+        for c, t, z in _sample_planes(scene):
+            with PlaneReader(img, fov, c, direct=False) as reader:
+                want = reader.plane(t, z)
+            if want.ndim == 3 and want.shape[-1] == 1 and scene.samples == 1:
+                want = want[..., 0]
+            got = _read_plane(path, scene, c, t, z)
+            if got.shape != want.shape or got.dtype != want.dtype:
+                return (
+                    f"FOV {fov}, channel {c}, frame {t}, z {z}: the index reads "
+                    f"{got.shape} {got.dtype}, bioio {want.shape} {want.dtype}"
+                )
+            if not np.array_equal(got, want, equal_nan=got.dtype.kind == "f"):
+                return f"FOV {fov}, channel {c}, frame {t}, z {z}: other pixel values"
+    return None
+
+
+def _read_plane(
+    path: str | Path, scene: SceneIndex, c: int, t: int, z: int
+) -> npt.NDArray[Any]:
+    with open(path, "rb") as fh:
+        fd = fh.fileno()
+        return _pread_plane(fd, scene, int(scene.offsets[c, t, z]), str(path))
+
+
+def _pread_plane(
+    fd: int, scene: SceneIndex, offset: int, name: str
+) -> npt.NDArray[Any]:
+    out = np.empty(scene.plane_shape, dtype=scene.dtype)
+    n = os.preadv(fd, [out.data.cast("B")], offset)
+    if n != out.nbytes:
+        raise OSError(
+            f"{name}: read {n} of {out.nbytes} bytes of a plane at byte {offset}; "
+            "the file is shorter than its index says (truncated?)"
+        )
+    return out.astype(scene.dtype.newbyteorder("="), copy=False)
+
+
+def write_plane_index(
+    *,
+    input_path: str,
+    output: str,
+    reader: str,
+    fovs: Mapping[str, Mapping[str, Any]],
+) -> dict[str, Any]:
+    """Build, check and write the plane index of one run.
+
+    Parameters
+    ----------
+    input_path : str
+        The input file.
+    output : str
+        The index file (``.npz``), written atomically.
+    reader : str
+        The bioio plugin of the run plan.
+    fovs : mapping
+        The run plan's FOVs as in ``metadata.json`` (``{"0": {"shape_tczyx":
+        ..., "rgb_samples": ..., "dtype": ...}, ...}``): the FOVs indexed and
+        what bioio reports for them.
+
+    Returns
+    -------
+    dict
+        ``{"fovs": [indexed FOVs], "reason": why FOVs were left out or None}``.
+
+    Notes
+    -----
+    The index lists a FOV only if its shape, samples and dtype are bioio's;
+    if the sample planes of the first and the last such FOV differ from
+    bioio's, or the file changed while it was read, it lists none. A run
+    reads the FOVs it does not list through bioio.
+    """
+    from pyama_steps.io import atomic_output
+
+    before = _identity(input_path)
+    scenes = build_plane_index(input_path, reader=reader)
+    kept: dict[int, SceneIndex] = {}
+    reasons: list[str] = []
+    for key, expected in fovs.items():
+        fov = int(key)
+        scene = scenes.get(fov)
+        problem = "not one uncompressed block per plane" if scene is None else None
+        if scene is not None:
+            problem = _disagreement(scene, expected)
+        if problem is None and scene is not None:
+            kept[fov] = scene
+        else:
+            reasons.append(f"FOV {fov}: {problem}")
+    if reader not in _BUILDERS:
+        reasons = [f"{reader} files have no plane index"]
+    elif not scenes:
+        reasons = ["no scene is stored as one uncompressed block per plane"]
+    if kept:
+        differ = _check_against_bioio(input_path, kept, sorted(kept))
+        if differ is not None:
+            reasons = [f"differs from bioio at {differ}"]
+            kept = {}
+    if _identity(input_path) != before:
+        reasons, kept = ["the input changed while it was indexed"], {}
+    meta = {
+        "format": FORMAT,
+        "input": {"path": input_path, **before},
+        "versions": _versions(),
+        "reader": reader,
+        "requested": sorted(int(f) for f in fovs),
+        "reason": "; ".join(reasons) or None,
+        "fovs": {
+            str(fov): {
+                "shape_tczyx": list(s.shape_tczyx),
+                "samples": s.samples,
+                "dtype": s.dtype.str,
+            }
+            for fov, s in sorted(kept.items())
+        },
+    }
+    arrays: dict[str, Any] = {f"offsets_{fov}": s.offsets for fov, s in kept.items()}
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    with atomic_output(output) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    return {"fovs": sorted(kept), "reason": meta["reason"]}
+
+
+@contextlib.contextmanager
+def _opened(path: str | Path) -> Iterator[Any]:
+    with np.load(path, allow_pickle=False) as npz:
+        yield npz
+
+
+def _read_meta(npz: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = json.loads(bytes(npz["meta"]).decode())
+    return meta
+
+
+def index_is_current(
+    index_path: str | Path, *, input_path: str, fovs: Sequence[int]
+) -> bool:
+    """Whether an index exists for this input, these FOVs and these versions.
+
+    Parameters
+    ----------
+    index_path : str or Path
+        The index file.
+    input_path : str
+        The input file.
+    fovs : sequence of int
+        The FOVs of the run.
+
+    Returns
+    -------
+    bool
+        False when the file is missing or unreadable, of another format,
+        written by other package versions, for other FOVs or for an input
+        whose identity has changed since: the index is then rebuilt.
+    """
+    try:
+        with _opened(index_path) as npz:
+            meta = _read_meta(npz)
+        identity = _identity(input_path)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return False
+    return bool(
+        meta.get("format") == FORMAT
+        and meta.get("versions") == _versions()
+        and meta.get("requested") == sorted(int(f) for f in fovs)
+        and meta.get("input") == {"path": input_path, **identity}
+    )
+
+
+# --------------------------------------------------------------------------
+# Reading: what a copy job does
+# --------------------------------------------------------------------------
+
+
+class IndexedPlanes:
+    """Read the planes of one FOV and channel at the offsets of a plane index.
+
+    Opened by :func:`open_indexed_planes`; the interface of
+    :class:`pyama_steps.io.PlaneReader`.
+
+    Attributes
+    ----------
+    n_t, n_z : int
+        Frames and Z planes.
+    has_samples : bool
+        Whether a plane is ``(Y, X, S)`` (RGB) rather than ``(Y, X)``.
+    """
+
+    def __init__(self, path: str | Path, scene: SceneIndex, channel: int) -> None:
+        self._path = str(path)
+        self._scene = scene
+        self._offsets = scene.offsets[channel]
+        self.n_t = scene.shape_tczyx[0]
+        self.n_z = scene.shape_tczyx[2]
+        self.has_samples = scene.samples > 1
+        self._fd = os.open(path, os.O_RDONLY)
+
+    def plane(self, t: int, z: int) -> npt.NDArray[Any]:
+        """Return plane ``(t, z)`` in the native byte order of its dtype."""
+        if not (0 <= t < self.n_t and 0 <= z < self.n_z):
+            raise IndexError(
+                f"plane (t={t}, z={z}) is outside T={self.n_t}, Z={self.n_z}"
+            )
+        if self._fd < 0:
+            raise ValueError("the reader is closed")
+        offset = int(self._offsets[t, z])
+        return _pread_plane(self._fd, self._scene, offset, self._path)
+
+    def close(self) -> None:
+        """Close the file."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> IndexedPlanes:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_indexed_planes(
+    index_path: str | Path, input_path: str, *, fov: int, channel: int
+) -> IndexedPlanes | None:
+    """Open the planes of one FOV and channel through the run's plane index.
+
+    Parameters
+    ----------
+    index_path : str or Path
+        The index file of the run (:func:`write_plane_index`).
+    input_path : str
+        The input file.
+    fov : int
+        Scene index.
+    channel : int
+        Channel index.
+
+    Returns
+    -------
+    IndexedPlanes or None
+        None, with the reason logged, when there is no index, it does not
+        list this FOV or channel, or the input is not the file it was built
+        for (size, modification time, first and last 64 KiB): the caller then
+        reads through bioio.
+
+    Notes
+    -----
+    The cost is a ``stat``, 128 KiB hashed and the index's entry for this
+    FOV, whatever the size of the file.
+    """
+    why = None
+    try:
+        with _opened(index_path) as npz:
+            meta = _read_meta(npz)
+            entry = meta["fovs"].get(str(fov))
+            if meta.get("format") != FORMAT:
+                why = "it is of another format"
+            elif meta["input"] != {"path": input_path, **_identity(input_path)}:
+                why = f"{input_path} is not the file it was built for"
+            elif entry is None:
+                why = f"it does not list FOV {fov} ({meta.get('reason')})"
+            elif not 0 <= channel < entry["shape_tczyx"][1]:
+                why = f"it does not list channel {channel}"
+            else:
+                offsets = npz[f"offsets_{fov}"]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        why = f"it cannot be read ({type(e).__name__}: {e})"
+    if why is not None:
+        log.info("plane index %s not used: %s; reading through bioio", index_path, why)
+        return None
+    scene = SceneIndex(
+        shape_tczyx=tuple(entry["shape_tczyx"]),
+        samples=int(entry["samples"]),
+        dtype=np.dtype(entry["dtype"]),
+        offsets=offsets,
+    )
+    log.info(
+        "reading FOV %d, channel %d at the offsets of %s", fov, channel, index_path
+    )
+    return IndexedPlanes(input_path, scene, channel)
