@@ -1,28 +1,43 @@
-"""Time ``PlaneReader.plane`` against the number of planes in the file.
+"""Time a copy job's start-up and plane reads against the planes in the file.
 
 Usage::
 
     python benchmarks/io_scaling.py             # every case -> io_scaling.md
-    python benchmarks/io_scaling.py --only czi  # one format
+    python benchmarks/io_scaling.py --only czi  # one format (czi, ome-tiff, nd2)
 
-Each case is a file of 4 scenes x 2 channels x T frames (``T`` = planes / 8),
-uint16, uncompressed, generated once into ``benchmarks/cache/io_scaling/``
-(git-ignored). The files hold noise, not simulated cells: the project's
-generator (``pyama_steps.synth_io.write_dataset``) simulates every frame and
-needs minutes for 32,000 planes, so the same layouts are written directly
-(OME-TIFF with tifffile: one OME Image per scene, TCYX pages; CZI with
-pylibCZIrw: one scene per FOV at its own stage column, with the scene list the
-generator adds).
+Each generated case is a file of 4 scenes x 2 channels x T frames (``T`` =
+planes / 8), uint16, uncompressed, generated once into
+``benchmarks/cache/io_scaling/`` (git-ignored). The files hold noise, not
+simulated cells: the project's generator (``pyama_steps.synth_io.write_dataset``)
+simulates every frame and needs minutes for 32,000 planes, so the same layouts
+are written directly (OME-TIFF with tifffile: one OME Image per scene, TCYX
+pages; CZI with pylibCZIrw: one scene per FOV at its own stage column, with
+the scene list the generator adds). No library writes ND2 files, so the ND2
+rows are the real files of ``../shared/data/real/``, read in place.
 
-Per case the table gives the time to open the file and build the readers of
-the two scenes timed (``open_image`` + ``PlaneReader`` + each reader's first
-plane, which a reader also reads through bioio to check its direct path), then
-ms per plane and MB/s over planes
-spread over the file (first, last and evenly spaced frames of the first and
-the last scene, channel 0), read from the page cache (the file is read once
-before timing); the median of 5 passes over those planes. The ``ms/plane``
-of the 64² rows is what the scaling target compares (32,000 planes within
-1.3x of 320); the 512² rows give the MB/s.
+Per case the table gives:
+
+* ``index (s)``: building the run's plane index once, before the first job
+  (``plane_index.write_plane_index``: the page list or subblock directory,
+  then bioio opens the file to compare sample planes of the first and the
+  last scene);
+* ``job start`` (ms): what a copy job pays before its loop, for the first and
+  the last scene (median over ``REPEATS`` rounds, then the mean of the two
+  scenes): **bioio** is the path of every job before the index (``open_image``
+  + ``PlaneReader`` + its first plane, which the reader also reads through
+  bioio to check its direct path), **index** the path with the index
+  (``open_plane_reader``: the input's identity, the FOV's offsets, the first
+  plane);
+* ``ms/plane`` and ``MB/s``: planes spread over the file (first, last and
+  evenly spaced frames of the first and the last scene, channel 0) through
+  the reader a copy job uses (the index; bioio's for ND2), from the page cache
+  (the file is read once before timing); the median of ``PASSES`` passes.
+
+The 64² rows are what the scaling targets compare (32,000 planes within 1.3x
+of 320 for ms/plane and for the job start); the 512² rows give the MB/s. One
+open and one plane of each format are read before timing, so that one-time
+costs of a process (bioio's plugin lookup, dask importing ``distributed``)
+are not counted in the first case.
 """
 
 from __future__ import annotations
@@ -35,6 +50,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +61,11 @@ N_CHANNELS = 2
 #: passes over the sample; the table gives the median pass (a direct read of a
 #: 64² plane takes ~10 µs, where one pass is noisy)
 PASSES = 5
+#: rounds of job starts per scene; the table gives the median
+REPEATS = 3
+#: real ND2 files (no ND2 writer exists): read in place, never copied
+REAL = (REPO / ".." / "shared" / "data" / "real").resolve()
+ND2_FILES = ("example-timelapse.nd2", "cluster.nd2", "synthetic-objects-timelapse.nd2")
 
 
 @dataclass(frozen=True)
@@ -149,36 +170,141 @@ def _sample(case: Case) -> list[tuple[int, int]]:
     return [(s, int(t)) for s in (0, N_SCENES - 1) for t in ts]
 
 
-def _time(case: Case) -> dict[str, float]:
-    from pyama_steps.io import PlaneReader, open_image
+def _fovs(img: Any) -> dict[str, dict[str, Any]]:
+    """The run plan's FOV metadata, as ``metadata.json`` holds it."""
+    from pyama_steps.io import scene_info
 
-    path = _data(case)
-    _warm(path)
-    pairs = _sample(case)
-    t0 = time.perf_counter()
+    out: dict[str, dict[str, Any]] = {}
+    for f in range(len(img.scenes)):
+        info = scene_info(img, f)
+        out[str(f)] = {
+            "shape_tczyx": list(info.shape_tczyx),
+            "rgb_samples": info.samples,
+            "dtype": info.dtype,
+        }
+    return out
+
+
+def _index(path: Path) -> tuple[Path, float]:
+    """Build the plane index of ``path``; return it and the seconds it took."""
+    from pyama_steps.io import open_image, reader_name
+    from pyama_steps.plane_index import write_plane_index
+
     img = open_image(path)
-    readers = {s: PlaneReader(img, s, 0) for s in sorted({s for s, _ in pairs})}
+    fovs = _fovs(img)  # the run plan's part: not timed
+    out = CACHE / f"{path.name}.planes.npz"
+    t0 = time.perf_counter()
+    write_plane_index(
+        input_path=str(path), output=str(out), reader=reader_name(img), fovs=fovs
+    )
+    return out, time.perf_counter() - t0
+
+
+def _job_start(path: Path, scene: int, index: Path | None) -> float:
+    """Seconds a copy job takes to its first plane (bioio's path without index)."""
+    from pyama_steps.io import PlaneReader, open_image, open_plane_reader
+
+    t0 = time.perf_counter()
+    if index is None:  # every copy job before the plane index
+        img = open_image(path)
+        reader: Any = PlaneReader(img, scene, 0)
+    else:
+        reader = open_plane_reader(path, scene, 0, plane_index=str(index))
+    reader.plane(0, 0)
+    elapsed = time.perf_counter() - t0
+    reader.close()
+    return elapsed
+
+
+def _starts(path: Path, scenes: list[int], index: Path | None) -> float:
+    """Mean over ``scenes`` of the median job start over ``REPEATS`` rounds."""
+    times = {s: [_job_start(path, s, index) for _ in range(REPEATS)] for s in scenes}
+    return float(np.mean([np.median(t) for t in times.values()]))
+
+
+def _reads(
+    path: Path, pairs: list[tuple[int, int]], index: Path | None
+) -> dict[str, float]:
+    """Median pass over ``pairs`` through the reader a copy job uses."""
+    from pyama_steps.io import open_plane_reader
+
+    readers = {
+        s: open_plane_reader(
+            path, s, 0, plane_index=None if index is None else str(index)
+        )
+        for s in sorted({s for s, _ in pairs})
+    }
     for reader in readers.values():
-        # a reader's first plane is also read through bioio to check the
-        # direct path (PlaneReader): a cost per reader, counted with opening
         reader.plane(0, 0)
-    open_s = time.perf_counter() - t0
     passes = []
+    nbytes = 0
     for _ in range(PASSES):
         t0 = time.perf_counter()
         nbytes = 0
         for s, t in pairs:
             nbytes += readers[s].plane(t, 0).nbytes
         passes.append(time.perf_counter() - t0)
-    read_s = float(np.median(passes))
     for reader in readers.values():
         reader.close()
+    read_s = float(np.median(passes))
+    return {"ms_plane": read_s * 1e3 / len(pairs), "mb_s": nbytes / read_s / 1e6}
+
+
+def _time(case: Case) -> dict[str, float]:
+    path = _data(case)
+    _warm(path)
+    pairs = _sample(case)
+    scenes = sorted({s for s, _ in pairs})
+    index, index_s = _index(path)
     return {
-        "open_ms": open_s * 1e3,
-        "ms_plane": read_s * 1e3 / len(pairs),
-        "mb_s": nbytes / read_s / 1e6,
+        "index_s": index_s,
+        "start_bioio_ms": _starts(path, scenes, None) * 1e3,
+        "start_index_ms": _starts(path, scenes, index) * 1e3,
+        **_reads(path, pairs, index),
         "n": len(pairs),
     }
+
+
+def _time_nd2(name: str) -> tuple[int, str, dict[str, float]]:
+    """An ND2 file read in place: planes, frame, job start and reads via bioio."""
+    from pyama_steps.io import open_image, scene_info
+
+    path = REAL / name
+    img = open_image(path)
+    info = scene_info(img, 0)
+    n_t, n_c, n_z, n_y, n_x = info.shape_tczyx
+    planes = len(img.scenes) * n_t * n_c * n_z
+    index, index_s = _index(path)  # no index for ND2: what deciding that costs
+    ts = np.unique(np.linspace(0, n_t - 1, min(n_t, 32)).round().astype(int))
+    pairs = [(0, int(t)) for t in ts]
+    result = {
+        "index_s": index_s,
+        "start_bioio_ms": _starts(path, [0], None) * 1e3,
+        "start_index_ms": _starts(path, [0], index) * 1e3,
+        **_reads(path, pairs, None),
+        "n": len(pairs),
+    }
+    return planes, f"{n_y}x{n_x}", result
+
+
+def _warm_up() -> None:
+    """Pay the one-time costs of a process (plugin lookup, imports) untimed."""
+    small = [c for c in CASES if c.planes == 320 and c.size == 64]
+    for case in small:
+        path = _data(case)
+        index, _ = _index(path)
+        _job_start(path, 0, None)
+        _job_start(path, 0, index)
+    if REAL.is_dir():
+        _job_start(REAL / ND2_FILES[0], 0, None)
+
+
+def _row(fmt: str, planes: str, frame: str, r: dict[str, float]) -> str:
+    return (
+        f"| {fmt} | {planes} | {frame} | {r['index_s']:.2f} | "
+        f"{r['start_bioio_ms']:.0f} | {r['start_index_ms']:.1f} | "
+        f"{r['ms_plane']:.3f} | {r['mb_s']:.0f} | {r['n']:.0f} |"
+    )
 
 
 def _machine() -> str:
@@ -196,7 +322,15 @@ def _machine() -> str:
 def _versions() -> str:
     from importlib import metadata
 
-    names = ("bioio", "bioio-czi", "bioio-ome-tiff", "tifffile", "pylibCZIrw")
+    names = (
+        "bioio",
+        "bioio-czi",
+        "bioio-ome-tiff",
+        "bioio-nd2",
+        "nd2",
+        "tifffile",
+        "pylibCZIrw",
+    )
     return ", ".join(f"{n} {metadata.version(n)}" for n in names)
 
 
@@ -207,21 +341,26 @@ def main() -> int:
     parser.add_argument("--out", default=str(Path(__file__).with_name("io_scaling.md")))
     args = parser.parse_args()
     only = set(args.only.split(",")) if args.only else None
-    header = "format | planes | frame | open + reader (ms) | ms/plane | MB/s | timed"
-    rows = [f"| {header} |", "|---|---:|---:|---:|---:|---:|---:|"]
+    header = (
+        "format | planes | frame | index (s, once) | job start, bioio (ms) | "
+        "job start, index (ms) | ms/plane | MB/s | timed"
+    )
+    rows = [f"| {header} |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     print("\n".join(rows), flush=True)
+    _warm_up()
     for case in CASES:
         if only is not None and case.fmt not in only:
             continue
         r = _time(case)
-        row = (
-            f"| {case.fmt} | {case.planes:,} | {case.size}² | {r['open_ms']:.0f} | "
-            f"{r['ms_plane']:.3f} | {r['mb_s']:.0f} | {r['n']:.0f} |"
-        )
-        rows.append(row)
-        print(row, flush=True)
+        rows.append(_row(case.fmt, f"{case.planes:,}", f"{case.size}²", r))
+        print(rows[-1], flush=True)
+    if (only is None or "nd2" in only) and REAL.is_dir():
+        for name in ND2_FILES:
+            planes, frame, r = _time_nd2(name)
+            rows.append(_row(f"nd2 `{name}`", f"{planes:,}", frame, r))
+            print(rows[-1], flush=True)
     head = (
-        f"# I/O scaling: `PlaneReader.plane` vs planes per file\n\n"
+        "# I/O scaling: a copy job's start-up and plane reads vs planes per file\n\n"
         f"Run {datetime.date.today().isoformat()} on {_machine()}; {_versions()}.\n"
         "Generated by `python benchmarks/io_scaling.py` (see its docstring).\n\n"
     )
