@@ -46,6 +46,7 @@ import argparse
 import datetime
 import os
 import platform
+import struct
 import sys
 import time
 from dataclasses import dataclass
@@ -82,7 +83,7 @@ class Case:
 
     @property
     def path(self) -> Path:
-        suffix = "czi" if self.fmt == "czi" else "ome.tiff"
+        suffix = {"czi": "czi", "nd2": "nd2"}.get(self.fmt, "ome.tiff")
         return CACHE / f"{self.fmt}-p{self.planes}-s{self.size}.{suffix}"
 
 
@@ -146,13 +147,95 @@ def _write_czi(case: Case, tmp: Path) -> None:
         builder.commit()
 
 
+#: the real ND2 file the synthetic ND2 cases are made from (T x 64², uint16)
+ND2_TEMPLATE = "example-timelapse.nd2"
+_CHUNK = struct.Struct("<IIQ")  # magic, name length, data length
+
+
+def _nd2_chunk(
+    name: bytes, name_length: int, data: bytes, *, pad: bool = True
+) -> bytes:
+    """One ND2 chunk, padded to the 4096-byte grid the files use."""
+    head = _CHUNK.pack(0x0ABECEDA, name_length, len(data))
+    raw = head + name.ljust(name_length, b"\0") + data
+    return raw + b"\0" * (-len(raw) % 4096 if pad else 0)
+
+
+def _patch_uint32(data: bytes, name: str, old: int, new: int) -> bytes:
+    """Set CLX-lite uint32 items called ``name`` holding ``old`` to ``new``."""
+    key = b"\x03" + bytes([len(name) + 1]) + (name + "\0").encode("utf-16-le")
+    out = bytearray(data)
+    at = out.find(key)
+    while at >= 0:
+        value = at + len(key)
+        if struct.unpack_from("<I", out, value)[0] == old:
+            struct.pack_into("<I", out, value, new)
+        at = out.find(key, at + 1)
+    return bytes(out)
+
+
+def _write_nd2(case: Case, tmp: Path) -> None:
+    """A time-lapse of ``case.planes`` frames made from the real template file.
+
+    No library writes ND2 files. The template's chunks are copied with its
+    time loop and frame count set to ``case.planes``, the frame time caches
+    extended, one image chunk per frame (noise), and a new chunk map.
+    """
+    import nd2
+
+    n = case.planes
+    template = REAL / ND2_TEMPLATE
+    with nd2.ND2File(template) as f:
+        chunks = dict(f._rdr.chunkmap)
+        count = f.attributes.sequenceCount
+    raw = template.read_bytes()
+    rng = np.random.default_rng(0)
+    times = np.arange(n, dtype="<f8") * 500.0
+    replace = {
+        b"CustomData|AcqTimesCache!": times.tobytes(),
+        b"CustomData|AcqTimes2Cache!": np.zeros(n, "<f8").tobytes(),
+        b"CustomData|AcqFramesCache!": np.zeros(n, "<u4").tobytes(),
+    }
+    out = bytearray(raw[:4096])  # the file signature chunk
+    entries: list[tuple[bytes, int, int]] = []
+
+    def add(name: bytes, name_length: int, data: bytes) -> None:
+        entries.append((name, len(out), len(data)))
+        out.extend(_nd2_chunk(name, name_length, data))
+
+    for name, (offset, _) in sorted(chunks.items(), key=lambda kv: kv[1][0]):
+        if offset == 0 or name.startswith(b"ImageDataSeq|"):
+            continue
+        _, name_length, size = _CHUNK.unpack_from(raw, offset)
+        start = offset + _CHUNK.size + name_length
+        data = replace.get(name, raw[start : start + size])
+        data = _patch_uint32(data, "uiCount", count, n)
+        data = _patch_uint32(data, "uiSequenceCount", count, n)
+        if name == b"ImageMetadataSeqLV|0!":
+            for i in range(n):
+                frame = (
+                    times[i : i + 1].tobytes()
+                    + rng.integers(0, 4096, size=64 * 64, dtype="<u2").tobytes()
+                )
+                add(f"ImageDataSeq|{i}!".encode(), 4072, frame)
+        add(name, name_length, data)
+    where = len(out)
+    table = b"".join(name + struct.pack("<QQ", o, size) for name, o, size in entries)
+    tail = b"ND2 CHUNK MAP SIGNATURE 0000001!" + struct.pack("<Q", where)
+    # last in the file: its final 40 bytes give the chunk map's place
+    name = b"ND2 FILEMAP SIGNATURE NAME 0001!"
+    out.extend(_nd2_chunk(name, 32, table + tail, pad=False))
+    tmp.write_bytes(bytes(out))
+
+
 def _data(case: Case) -> Path:
     if case.path.exists():
         return case.path
     CACHE.mkdir(parents=True, exist_ok=True)
     tmp = case.path.with_name(f"tmp-{case.path.name}")
     tmp.unlink(missing_ok=True)
-    (_write_czi if case.fmt == "czi" else _write_ome_tiff)(case, tmp)
+    writers = {"czi": _write_czi, "ome-tiff": _write_ome_tiff, "nd2": _write_nd2}
+    writers[case.fmt](case, tmp)
     os.replace(tmp, case.path)
     return case.path
 

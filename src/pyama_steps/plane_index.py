@@ -2,27 +2,30 @@
 
 Opening the input with bioio costs time that grows with the file: for an
 OME-TIFF, bioio-ome-tiff parses every TIFF page and builds a dask graph with a
-task per plane of the scene; for a CZI, bioio-czi builds that graph from the
-subblock directory. A copy job (one per FOV x channel) paid it again: ~11 s
-before its first plane on a 32,000-plane file, 200 times for the 200 copy jobs
-of a 50-FOV x 4-channel run.
+task per plane of the scene; bioio-czi builds that graph from the subblock
+directory; bioio-nd2 builds the OME metadata of every frame and a graph of
+every frame of the file. A copy job (one per FOV x channel) paid it again:
+9-20 s before its first plane on a 32,000-plane file, 200 times for the 200
+copy jobs of a 50-FOV x 4-channel run.
 
 The index is built once per run, before the first job, by the Snakemake
 process's ``onstart`` handler in a worker process (a reader that crashes
 takes only that worker down). It holds, for each FOV the run copies, the byte
-offset of every (channel, T, Z) plane's pixels, found with the format library
-itself (tifffile's page list, the CZI subblock directory), and the identity of
-the input (size, modification time and a hash of its two ends). A copy job
-checks that identity, then reads its planes with one ``pread`` each: its
-start-up no longer depends on the size of the file.
+offset of every (channel, T, Z) plane's first pixel, found from the file's own
+table of contents (tifffile's page list of an OME-TIFF, the subblock directory
+of a CZI, the chunk map of an ND2), and the identity of the input (size,
+modification time and a hash of its two ends). A copy job checks that
+identity, then reads its planes with one ``pread`` each: its start-up no
+longer depends on the size of the file.
 
 bioio stays the entry point: it chose the reader and gave the metadata of the
 run plan, and an index is written only when, for every indexed FOV, its
 shape, samples and dtype are bioio's and sample planes of the first and the
 last FOV read through bioio are equal to the index's. Layouts an index does not
-describe (compressed planes, tiles, other readers such as ND2) are left out
-and their jobs read through bioio (:class:`pyama_steps.io.PlaneReader`), as
-are the jobs of a file that changed after its index was built.
+describe (compressed planes, tiles and mosaics, pyramids without a full
+level, other readers) are left out and their jobs read through bioio
+(:class:`pyama_steps.io.PlaneReader`), as are the jobs of a file that changed
+after its index was built.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import contextlib
 import json
 import logging
 import os
+import struct
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -56,7 +60,15 @@ FORMAT = 1
 #: Bytes hashed at each end of the input to identify it (with size and mtime).
 _SAMPLE_BYTES = 64 << 10
 #: Packages whose versions an index depends on: another version rebuilds it.
-_PACKAGES = ("pyama-steps", "bioio", "bioio-czi", "bioio-ome-tiff", "tifffile")
+_PACKAGES = (
+    "pyama-steps",
+    "bioio",
+    "bioio-czi",
+    "bioio-nd2",
+    "bioio-ome-tiff",
+    "nd2",
+    "tifffile",
+)
 
 
 @dataclass(frozen=True)
@@ -72,13 +84,19 @@ class SceneIndex:
     dtype : numpy dtype
         Pixel type with the byte order of the file.
     offsets : (C, T, Z) ndarray of int64
-        File offset of each plane's pixels, stored row by row (Y, X, S).
+        File offset of the first pixel of each plane.
+    row_bytes, pixel_bytes : int
+        Bytes from one row, and from one pixel, to the next; 0 for a plane
+        stored in one piece (ND2 frames hold the channels pixel by pixel and
+        may pad their rows).
     """
 
     shape_tczyx: tuple[int, int, int, int, int]
     samples: int
     dtype: np.dtype[Any]
     offsets: npt.NDArray[np.int64]
+    row_bytes: int = 0
+    pixel_bytes: int = 0
 
     @property
     def plane_shape(self) -> tuple[int, ...]:
@@ -87,9 +105,12 @@ class SceneIndex:
         return (y, x) if self.samples == 1 else (y, x, self.samples)
 
     @property
-    def plane_bytes(self) -> int:
-        """Bytes of one plane."""
-        return int(np.prod(self.plane_shape)) * self.dtype.itemsize
+    def span(self) -> int:
+        """Bytes from a plane's first pixel to the end of its last."""
+        y, x = self.shape_tczyx[3:]
+        if not self.row_bytes:
+            return y * x * self.samples * self.dtype.itemsize
+        return (y - 1) * self.row_bytes + x * self.pixel_bytes
 
 
 # --------------------------------------------------------------------------
@@ -225,6 +246,98 @@ def _czi_scene(
     return SceneIndex((n_t, n_c, n_z, h, w), 1, dtype, offsets)
 
 
+def _nd2_frames(fh: Any) -> dict[int, tuple[int, int]]:
+    """Map frame number to the offset and bytes of its data, from the chunk map.
+
+    Notes
+    -----
+    The last 40 bytes of an ND2 file (version 3) give the place of its chunk
+    map: a chunk of ``name!`` + 8-byte offset + 8-byte size entries; a chunk
+    is a 16-byte header (magic, name length, data length), its name and its
+    data. An image chunk ``ImageDataSeq|<frame>!`` holds an 8-byte time
+    stamp, then the frame (as the ``nd2`` package reads it).
+    """
+    head = struct.Struct("<IIQ")
+    fh.seek(-40, os.SEEK_END)
+    tail = fh.read(40)
+    if tail[:32] != b"ND2 CHUNK MAP SIGNATURE 0000001!":
+        return {}
+    (where,) = struct.unpack_from("<Q", tail, 32)
+    fh.seek(where)
+    magic, name_length, size = head.unpack(fh.read(head.size))
+    if magic != 0x0ABECEDA:
+        return {}
+    fh.seek(name_length, os.SEEK_CUR)
+    table = fh.read(size)
+    frames: dict[int, tuple[int, int]] = {}
+    pos = 0
+    while True:
+        end = table.index(b"!", pos) + 1
+        name = table[pos:end]
+        if name == b"ND2 CHUNK MAP SIGNATURE 0000001!":
+            break
+        offset, _ = struct.unpack_from("<QQ", table, end)
+        pos = end + 16
+        if name.startswith(b"ImageDataSeq|"):
+            fh.seek(offset)
+            magic, name_length, size = head.unpack(fh.read(head.size))
+            if magic != 0x0ABECEDA or size < 8:
+                return {}
+            frames[int(name[13:-1])] = (offset + head.size + name_length + 8, size - 8)
+    return frames
+
+
+def _nd2_scenes(path: Path) -> dict[int, SceneIndex]:
+    """Index the positions of an uncompressed ND2 file (version 3)."""
+    import nd2
+
+    with nd2.ND2File(path) as f:
+        if f.is_legacy or f.attributes.compressionType is not None:
+            return {}
+        attrs = f.attributes
+        sizes = dict(f.sizes)
+        loops = f.loop_indices
+        dtype = np.dtype(f.dtype).newbyteorder("<")
+    if set(sizes) - set("PTZCYXS") or not attrs.widthBytes:
+        return {}
+    with open(path, "rb") as fh:
+        frames = _nd2_frames(fh)
+        file_size = os.fstat(fh.fileno()).st_size
+    n_c = attrs.channelCount or 1
+    samples = attrs.componentCount // n_c
+    n_p, n_t, n_z = (sizes.get(ax, 1) for ax in "PTZ")
+    y, x = int(attrs.heightPx), int(attrs.widthPx or 0)
+    scene = SceneIndex(
+        (n_t, n_c, n_z, y, x),
+        samples,
+        dtype,
+        np.full((n_p, n_c, n_t, n_z), -1, dtype=np.int64),
+        row_bytes=int(attrs.widthBytes),
+        pixel_bytes=attrs.componentCount * dtype.itemsize,
+    )
+    frame_bytes = y * scene.row_bytes
+    channel = np.arange(n_c, dtype=np.int64) * samples * dtype.itemsize
+    for seq, where in enumerate(loops or ({},)):
+        at = frames.get(seq)
+        if at is None or at[1] < frame_bytes or at[0] + frame_bytes > file_size:
+            return {}  # a missing frame (the nd2 package gives zeros)
+        p, t, z = (where.get(ax, 0) for ax in "PTZ")
+        scene.offsets[p, :, t, z] = at[0] + channel
+    if (scene.offsets < 0).any():
+        return {}
+    return {
+        p: SceneIndex(
+            scene.shape_tczyx,
+            samples,
+            dtype,
+            np.ascontiguousarray(scene.offsets[p]),
+            row_bytes=scene.row_bytes,
+            pixel_bytes=scene.pixel_bytes,
+        )
+        for p in range(n_p)
+    }
+
+
 def build_plane_index(path: str | Path, *, reader: str) -> dict[int, SceneIndex]:
     """Find the planes of every scene the format library sees stored plainly.
 
@@ -251,7 +364,11 @@ def build_plane_index(path: str | Path, *, reader: str) -> dict[int, SceneIndex]
 
 
 #: bioio plugin -> the builder of its files' index
-_BUILDERS = {"bioio_ome_tiff": _tiff_scenes, "bioio_czi": _czi_scenes}
+_BUILDERS = {
+    "bioio_ome_tiff": _tiff_scenes,
+    "bioio_czi": _czi_scenes,
+    "bioio_nd2": _nd2_scenes,
+}
 
 
 # --------------------------------------------------------------------------
@@ -293,19 +410,35 @@ def _sample_planes(scene: SceneIndex) -> list[tuple[int, int, int]]:
     return sorted({(n_c - 1, 0, n_z - 1), (0, n_t - 1, 0)})
 
 
+def _bioio_plane(img: Any, fov: int, c: int, t: int, z: int) -> npt.NDArray[Any]:
+    """Plane ``(c, t, z)`` of scene ``fov`` as bioio reads it."""
+    from bioio_base.reader import Reader
+
+    from pyama_steps.io import PlaneReader, quiet_readers
+
+    with quiet_readers():
+        img.set_scene(fov)
+        if type(img.reader)._read_indexed is not Reader._read_indexed:
+            # the plugin reads one plane without building the scene's dask
+            # graph (bioio-czi, bioio-nd2): the same pixels, at a fixed cost
+            order = "YXS" if "S" in img.reader.dims.order else "YX"
+            return np.asarray(img.get_image_data(order, T=t, C=c, Z=z))
+    with PlaneReader(img, fov, c, direct=False) as reader:
+        return reader.plane(t, z)
+
+
 def _check_against_bioio(
     path: str | Path, scenes: Mapping[int, SceneIndex], fovs: Sequence[int]
 ) -> str | None:
     """Compare planes of the first and the last FOV with bioio; why not equal."""
-    from pyama_steps.io import PlaneReader, open_image
+    from pyama_steps.io import open_image
 
     img = open_image(path, scene=fovs[-1])
     # the last FOV first: opening the image has built its dask graph
     for fov in sorted({fovs[0], fovs[-1]}, reverse=True):
         scene = scenes[fov]
         for c, t, z in _sample_planes(scene):
-            with PlaneReader(img, fov, c, direct=False) as reader:
-                want = reader.plane(t, z)
+            want = _bioio_plane(img, fov, c, t, z)
             if want.ndim == 3 and want.shape[-1] == 1 and scene.samples == 1:
                 want = want[..., 0]
             got = _read_plane(path, scene, c, t, z)
@@ -330,14 +463,28 @@ def _read_plane(
 def _pread_plane(
     fd: int, scene: SceneIndex, offset: int, name: str
 ) -> npt.NDArray[Any]:
-    out = np.empty(scene.plane_shape, dtype=scene.dtype)
-    n = os.preadv(fd, [out.data.cast("B")], offset)
-    if n != out.nbytes:
+    native = scene.dtype.newbyteorder("=")
+    if scene.row_bytes:
+        buf = np.empty(scene.span, dtype=np.uint8)
+    else:
+        buf = out = np.empty(scene.plane_shape, dtype=scene.dtype)
+    n = os.preadv(fd, [buf.data.cast("B")], offset)
+    if n != buf.nbytes:
         raise OSError(
-            f"{name}: read {n} of {out.nbytes} bytes of a plane at byte {offset}; "
+            f"{name}: read {n} of {buf.nbytes} bytes of a plane at byte {offset}; "
             "the file is shorter than its index says (truncated?)"
         )
-    return out.astype(scene.dtype.newbyteorder("="), copy=False)
+    if scene.row_bytes:  # the pixels of one channel, spread over the span
+        item = scene.dtype.itemsize
+        view: npt.NDArray[Any] = np.ndarray(
+            (*scene.shape_tczyx[3:], scene.samples),
+            dtype=scene.dtype,
+            buffer=buf,
+            strides=(scene.row_bytes, scene.pixel_bytes, item),
+        )
+        out = view.reshape(scene.plane_shape)
+        return out.astype(native)
+    return out.astype(native, copy=False)
 
 
 def write_plane_index(
@@ -377,9 +524,14 @@ def write_plane_index(
     from pyama_steps.io import atomic_output
 
     before = _identity(input_path)
-    scenes = build_plane_index(input_path, reader=reader)
+    failure = None
+    try:
+        scenes = build_plane_index(input_path, reader=reader)
+    except Exception as e:  # a layout the builder misreads: bioio reads it
+        scenes = {}
+        failure = f"the index could not be built ({type(e).__name__}: {e})"
     kept: dict[int, SceneIndex] = {}
-    reasons: list[str] = []
+    left: list[str] = []
     for key, expected in fovs.items():
         fov = int(key)
         scene = scenes.get(fov)
@@ -389,11 +541,15 @@ def write_plane_index(
         if problem is None and scene is not None:
             kept[fov] = scene
         else:
-            reasons.append(f"FOV {fov}: {problem}")
+            left.append(f"FOV {fov}: {problem}")
     if reader not in _BUILDERS:
         reasons = [f"{reader} files have no plane index"]
+    elif failure is not None:
+        reasons = [failure]
     elif not scenes:
         reasons = ["no scene is stored as one uncompressed block per plane"]
+    else:
+        reasons = left
     if kept:
         differ = _check_against_bioio(input_path, kept, sorted(kept))
         if differ is not None:
@@ -413,6 +569,8 @@ def write_plane_index(
                 "shape_tczyx": list(s.shape_tczyx),
                 "samples": s.samples,
                 "dtype": s.dtype.str,
+                "row_bytes": s.row_bytes,
+                "pixel_bytes": s.pixel_bytes,
             }
             for fov, s in sorted(kept.items())
         },
@@ -576,6 +734,8 @@ def open_indexed_planes(
         samples=int(entry["samples"]),
         dtype=np.dtype(entry["dtype"]),
         offsets=offsets,
+        row_bytes=int(entry["row_bytes"]),
+        pixel_bytes=int(entry["pixel_bytes"]),
     )
     log.info(
         "reading FOV %d, channel %d at the offsets of %s", fov, channel, index_path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -143,11 +144,55 @@ def test_compressed_planes_are_left_to_bioio(tmp_path: Path) -> None:
     reader.close()
 
 
-def test_nd2_has_no_index(real_dir: Path, tmp_path: Path) -> None:
-    path = real_dir / "example-timelapse.nd2"
+ND2 = [
+    "cluster.nd2",  # T x Z, two channels interleaved in each frame
+    "example-timelapse.nd2",
+    "example-multichannel.nd2",  # four channels
+    "example-cerevisiae.nd2",
+    "example-zstack.nd2",
+    "synthetic-objects-timelapse.nd2",  # uint8
+    "GA3_Children_node_example.nd2",  # RGB
+]
+
+
+@pytest.mark.parametrize("name", ND2)
+def test_nd2_index_gives_bioios_planes(
+    real_dir: Path, tmp_path: Path, name: str
+) -> None:
+    path = real_dir / name
     index, done = _index(path, tmp_path)
-    assert done == {"fovs": [], "reason": "bioio_nd2 files have no plane index"}
+    assert done == {"fovs": [0], "reason": None}
+    assert _assert_every_plane_is_bioios(path, index) > 0
+
+
+def test_other_readers_have_no_index(tmp_path: Path) -> None:
+    path = tmp_path / "x.ome.tiff"
+    _write_ome_tiff(path, "uint16")
+    index = tmp_path / "planes.npz"
+    img = open_image(path)
+    done = write_plane_index(
+        input_path=str(path), output=str(index), reader="bioio_lif", fovs=_fovs(img)
+    )
+    assert done == {"fovs": [], "reason": "bioio_lif files have no plane index"}
     assert open_indexed_planes(index, str(path), fov=0, channel=0) is None
+
+
+def test_a_builder_that_fails_leaves_the_file_to_bioio(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "x.ome.tiff"
+    _write_ome_tiff(path, "uint16")
+
+    def broken(path: Path) -> dict[int, Any]:
+        raise struct.error("unpack requires a buffer of 8 bytes")
+
+    monkeypatch.setitem(pi._BUILDERS, "bioio_ome_tiff", broken)
+    _, done = _index(path, tmp_path)
+    assert done == {
+        "fovs": [],
+        "reason": "the index could not be built (error: unpack requires a buffer "
+        "of 8 bytes)",
+    }
 
 
 def test_a_fov_bioio_sees_otherwise_is_left_out(tmp_path: Path) -> None:
