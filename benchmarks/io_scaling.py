@@ -5,15 +5,19 @@ Usage::
     python benchmarks/io_scaling.py             # every case -> io_scaling.md
     python benchmarks/io_scaling.py --only czi  # one format (czi, ome-tiff, nd2)
 
-Each generated case is a file of 4 scenes x 2 channels x T frames (``T`` =
-planes / 8), uint16, uncompressed, generated once into
+Each generated OME-TIFF and CZI case is a file of 4 scenes x 2 channels x T
+frames (``T`` = planes / 8), uint16, uncompressed, generated once into
 ``benchmarks/cache/io_scaling/`` (git-ignored). The files hold noise, not
 simulated cells: the project's generator (``pyama_steps.synth_io.write_dataset``)
 simulates every frame and needs minutes for 32,000 planes, so the same layouts
 are written directly (OME-TIFF with tifffile: one OME Image per scene, TCYX
 pages; CZI with pylibCZIrw: one scene per FOV at its own stage column, with
-the scene list the generator adds). No library writes ND2 files, so the ND2
-rows are the real files of ``../shared/data/real/``, read in place.
+the scene list the generator adds). No library writes ND2 files: an ND2 case
+is a time-lapse of one position and channel (T = planes, 64², uint16) made
+from the chunks of the real ``example-timelapse.nd2`` of
+``../shared/data/real/`` (read in place, never copied into the repository),
+with its time loop and frame count set to T and one noise frame per chunk
+(``_write_nd2``). Three real ND2 files are timed as they are, too.
 
 Per case the table gives:
 
@@ -29,9 +33,11 @@ Per case the table gives:
   (``open_plane_reader``: the input's identity, the FOV's offsets, the first
   plane);
 * ``ms/plane`` and ``MB/s``: planes spread over the file (first, last and
-  evenly spaced frames of the first and the last scene, channel 0) through
-  the reader a copy job uses (the index; bioio's for ND2), from the page cache
-  (the file is read once before timing); the median of ``PASSES`` passes.
+  evenly spaced frames of the first and the last scene, channel 0) from the
+  page cache (the file is read once before timing), the median of ``PASSES``
+  passes: **bioio** through ``PlaneReader`` (a copy job without an index:
+  bioio's dask array, or for OME-TIFF and CZI the format library's handle of
+  ``plane_sources``), **index** through the index (a copy job now).
 
 The 64² rows are what the scaling targets compare (32,000 planes within 1.3x
 of 320 for ms/plane and for the job start); the 512² rows give the MB/s. One
@@ -78,8 +84,14 @@ class Case:
     sample: int = 64
 
     @property
+    def scenes(self) -> int:
+        # the ND2 files are time-lapses of one position and channel
+        return 1 if self.fmt == "nd2" else N_SCENES
+
+    @property
     def n_t(self) -> int:
-        return self.planes // (N_SCENES * N_CHANNELS)
+        channels = 1 if self.fmt == "nd2" else N_CHANNELS
+        return self.planes // (self.scenes * channels)
 
     @property
     def path(self) -> Path:
@@ -97,7 +109,7 @@ CASES = [
         (320, 512, 40),
         (3200, 512, 40),
     )
-]
+] + [Case("nd2", planes, 64, 64) for planes in (320, 3200, 32000)]
 
 
 def _frames(case: Case, rng: np.random.Generator) -> np.ndarray:
@@ -248,9 +260,9 @@ def _warm(path: Path) -> None:
 
 def _sample(case: Case) -> list[tuple[int, int]]:
     """(scene, t) pairs: first, last and evenly spaced frames of two scenes."""
-    per_scene = case.sample // 2
+    per_scene = case.sample // min(2, case.scenes)
     ts = np.unique(np.linspace(0, case.n_t - 1, per_scene).round().astype(int))
-    return [(s, int(t)) for s in (0, N_SCENES - 1) for t in ts]
+    return [(s, int(t)) for s in sorted({0, case.scenes - 1}) for t in ts]
 
 
 def _fovs(img: Any) -> dict[str, dict[str, Any]]:
@@ -308,15 +320,15 @@ def _starts(path: Path, scenes: list[int], index: Path | None) -> float:
 def _reads(
     path: Path, pairs: list[tuple[int, int]], index: Path | None
 ) -> dict[str, float]:
-    """Median pass over ``pairs`` through the reader a copy job uses."""
-    from pyama_steps.io import open_plane_reader
+    """Median pass over ``pairs``: through the index, or bioio's PlaneReader."""
+    from pyama_steps.io import PlaneReader, open_image, open_plane_reader
 
-    readers = {
-        s: open_plane_reader(
-            path, s, 0, plane_index=None if index is None else str(index)
-        )
-        for s in sorted({s for s, _ in pairs})
-    }
+    readers: dict[int, Any] = {}
+    for s in sorted({s for s, _ in pairs}):
+        if index is None:  # a copy job without an index
+            readers[s] = PlaneReader(open_image(path, scene=s), s, 0)
+        else:
+            readers[s] = open_plane_reader(path, s, 0, plane_index=str(index))
     for reader in readers.values():
         reader.plane(0, 0)
     passes = []
@@ -333,23 +345,28 @@ def _reads(
     return {"ms_plane": read_s * 1e3 / len(pairs), "mb_s": nbytes / read_s / 1e6}
 
 
-def _time(case: Case) -> dict[str, float]:
-    path = _data(case)
-    _warm(path)
-    pairs = _sample(case)
+def _measure(path: Path, pairs: list[tuple[int, int]]) -> dict[str, float]:
     scenes = sorted({s for s, _ in pairs})
     index, index_s = _index(path)
+    bioio = _reads(path, pairs, None)
     return {
         "index_s": index_s,
         "start_bioio_ms": _starts(path, scenes, None) * 1e3,
         "start_index_ms": _starts(path, scenes, index) * 1e3,
+        "ms_plane_bioio": bioio["ms_plane"],
         **_reads(path, pairs, index),
         "n": len(pairs),
     }
 
 
+def _time(case: Case) -> dict[str, float]:
+    path = _data(case)
+    _warm(path)
+    return _measure(path, _sample(case))
+
+
 def _time_nd2(name: str) -> tuple[int, str, dict[str, float]]:
-    """An ND2 file read in place: planes, frame, job start and reads via bioio."""
+    """A real ND2 file read in place: its planes, frame and figures."""
     from pyama_steps.io import open_image, scene_info
 
     path = REAL / name
@@ -357,17 +374,8 @@ def _time_nd2(name: str) -> tuple[int, str, dict[str, float]]:
     info = scene_info(img, 0)
     n_t, n_c, n_z, n_y, n_x = info.shape_tczyx
     planes = len(img.scenes) * n_t * n_c * n_z
-    index, index_s = _index(path)  # no index for ND2: what deciding that costs
     ts = np.unique(np.linspace(0, n_t - 1, min(n_t, 32)).round().astype(int))
-    pairs = [(0, int(t)) for t in ts]
-    result = {
-        "index_s": index_s,
-        "start_bioio_ms": _starts(path, [0], None) * 1e3,
-        "start_index_ms": _starts(path, [0], index) * 1e3,
-        **_reads(path, pairs, None),
-        "n": len(pairs),
-    }
-    return planes, f"{n_y}x{n_x}", result
+    return planes, f"{n_y}x{n_x}", _measure(path, [(0, int(t)) for t in ts])
 
 
 def _warm_up() -> None:
@@ -386,7 +394,8 @@ def _row(fmt: str, planes: str, frame: str, r: dict[str, float]) -> str:
     return (
         f"| {fmt} | {planes} | {frame} | {r['index_s']:.2f} | "
         f"{r['start_bioio_ms']:.0f} | {r['start_index_ms']:.1f} | "
-        f"{r['ms_plane']:.3f} | {r['mb_s']:.0f} | {r['n']:.0f} |"
+        f"{r['ms_plane_bioio']:.3f} | {r['ms_plane']:.3f} | {r['mb_s']:.0f} | "
+        f"{r['n']:.0f} |"
     )
 
 
@@ -426,9 +435,10 @@ def main() -> int:
     only = set(args.only.split(",")) if args.only else None
     header = (
         "format | planes | frame | index (s, once) | job start, bioio (ms) | "
-        "job start, index (ms) | ms/plane | MB/s | timed"
+        "job start, index (ms) | ms/plane, bioio | ms/plane, index | MB/s, index "
+        "| timed"
     )
-    rows = [f"| {header} |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [f"| {header} |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     print("\n".join(rows), flush=True)
     _warm_up()
     for case in CASES:
