@@ -512,7 +512,9 @@ def write_plane_index(
     Returns
     -------
     dict
-        ``{"fovs": [indexed FOVs], "reason": why FOVs were left out or None}``.
+        ``{"fovs": [indexed FOVs], "reason": why FOVs were left out or None,
+        "warning": None, or what went wrong where nothing should (the index
+        differs from bioio, or its builder failed)}``.
 
     Notes
     -----
@@ -550,11 +552,12 @@ def write_plane_index(
         reasons = ["no scene is stored as one uncompressed block per plane"]
     else:
         reasons = left
+    warning = failure
     if kept:
         differ = _check_against_bioio(input_path, kept, sorted(kept))
         if differ is not None:
             reasons = [f"differs from bioio at {differ}"]
-            kept = {}
+            warning, kept = reasons[0], {}
     if _identity(input_path) != before:
         reasons, kept = ["the input changed while it was indexed"], {}
     meta = {
@@ -579,7 +582,7 @@ def write_plane_index(
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     with atomic_output(output) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
-    return {"fovs": sorted(kept), "reason": meta["reason"]}
+    return {"fovs": sorted(kept), "reason": meta["reason"], "warning": warning}
 
 
 @contextlib.contextmanager

@@ -93,7 +93,7 @@ def test_ome_tiff_index_gives_bioios_planes(
     path = tmp_path / "x.ome.tiff"
     _write_ome_tiff(path, dtype, axes)
     index, done = _index(path, tmp_path)
-    assert done == {"fovs": list(range(N_SCENES)), "reason": None}
+    assert done == {"fovs": list(range(N_SCENES)), "reason": None, "warning": None}
     n = _assert_every_plane_is_bioios(path, index)
     assert n == N_SCENES * N_C * N_T * N_Z
 
@@ -103,7 +103,7 @@ def test_czi_index_gives_bioios_planes(tmp_path: Path, dtype: str) -> None:
     path = tmp_path / "x.czi"
     _write_czi(path, dtype)
     index, done = _index(path, tmp_path)
-    assert done == {"fovs": list(range(N_SCENES)), "reason": None}
+    assert done == {"fovs": list(range(N_SCENES)), "reason": None, "warning": None}
     n = _assert_every_plane_is_bioios(path, index)
     assert n == N_SCENES * N_C * N_T * N_Z
 
@@ -161,7 +161,7 @@ def test_nd2_index_gives_bioios_planes(
 ) -> None:
     path = real_dir / name
     index, done = _index(path, tmp_path)
-    assert done == {"fovs": [0], "reason": None}
+    assert done == {"fovs": [0], "reason": None, "warning": None}
     assert _assert_every_plane_is_bioios(path, index) > 0
 
 
@@ -173,7 +173,11 @@ def test_other_readers_have_no_index(tmp_path: Path) -> None:
     done = write_plane_index(
         input_path=str(path), output=str(index), reader="bioio_lif", fovs=_fovs(img)
     )
-    assert done == {"fovs": [], "reason": "bioio_lif files have no plane index"}
+    assert done == {
+        "fovs": [],
+        "reason": "bioio_lif files have no plane index",
+        "warning": None,
+    }
     assert open_indexed_planes(index, str(path), fov=0, channel=0) is None
 
 
@@ -188,11 +192,8 @@ def test_a_builder_that_fails_leaves_the_file_to_bioio(
 
     monkeypatch.setitem(pi._BUILDERS, "bioio_ome_tiff", broken)
     _, done = _index(path, tmp_path)
-    assert done == {
-        "fovs": [],
-        "reason": "the index could not be built (error: unpack requires a buffer "
-        "of 8 bytes)",
-    }
+    why = "the index could not be built (error: unpack requires a buffer of 8 bytes)"
+    assert done == {"fovs": [], "reason": why, "warning": why}
 
 
 def test_a_fov_bioio_sees_otherwise_is_left_out(tmp_path: Path) -> None:
@@ -225,6 +226,7 @@ def test_an_index_that_differs_from_bioio_is_not_written(
     index, done = _index(path, tmp_path)
     assert done["fovs"] == []
     assert done["reason"].startswith("differs from bioio at FOV 2, channel")
+    assert done["warning"] == done["reason"]
     assert open_indexed_planes(index, str(path), fov=0, channel=0) is None
 
 

@@ -243,12 +243,11 @@ def index_planes(runs):
             )
         except execute.StepFailed as e:
             Path(run.plane_index).unlink(missing_ok=True)
-            done = {"fovs": [], "reason": f"indexing failed ({e})"}
-        reason = done["reason"] or ""
-        if "bioio" in reason or "failed" in reason:
+            done = {"warning": f"indexing failed ({e})"}
+        if done["warning"]:
             print(
                 f"pyama-steps: warning: {label}the copy jobs read {inp} through "
-                f"bioio: its plane index {reason}",
+                f"bioio, without a plane index: {done['warning']}",
                 file=sys.stderr,
             )
 
