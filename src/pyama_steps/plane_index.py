@@ -562,6 +562,8 @@ def write_plane_index(
         reasons, kept = ["the input changed while it was indexed"], {}
     meta = {
         "format": FORMAT,
+        # the file's identity; its path only for the reader (Snakemake may
+        # spell a relative path differently from the configuration)
         "input": {"path": input_path, **before},
         "versions": _versions(),
         "reader": reader,
@@ -583,6 +585,13 @@ def write_plane_index(
     with atomic_output(output) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
     return {"fovs": sorted(kept), "reason": meta["reason"], "warning": warning}
+
+
+def _same_file(recorded: Any, identity: Mapping[str, Any]) -> bool:
+    """Whether an index's recorded input has this identity (size, mtime, hash)."""
+    return isinstance(recorded, dict) and all(
+        recorded.get(k) == v for k, v in identity.items()
+    )
 
 
 @contextlib.contextmanager
@@ -627,7 +636,7 @@ def index_is_current(
         meta.get("format") == FORMAT
         and meta.get("versions") == _versions()
         and meta.get("requested") == sorted(int(f) for f in fovs)
-        and meta.get("input") == {"path": input_path, **identity}
+        and _same_file(meta.get("input"), identity)
     )
 
 
@@ -719,7 +728,7 @@ def open_indexed_planes(
             entry = meta["fovs"].get(str(fov))
             if meta.get("format") != FORMAT:
                 why = "it is of another format"
-            elif meta["input"] != {"path": input_path, **_identity(input_path)}:
+            elif not _same_file(meta["input"], _identity(input_path)):
                 why = f"{input_path} is not the file it was built for"
             elif entry is None:
                 why = f"it does not list FOV {fov} ({meta.get('reason')})"
