@@ -287,7 +287,7 @@ def _index(path: Path) -> tuple[Path, float]:
 
     img = open_image(path)
     fovs = _fovs(img)  # the run plan's part: not timed
-    out = CACHE / f"{path.name}.planes.npz"
+    out = CACHE / f"{path.name}.planes.json"
     t0 = time.perf_counter()
     write_plane_index(
         input_path=str(path), output=str(out), reader=reader_name(img), fovs=fovs

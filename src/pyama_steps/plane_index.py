@@ -35,8 +35,7 @@ import json
 import logging
 import os
 import struct
-import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -58,7 +57,7 @@ log = logging.getLogger(__name__)
 #: Layout of the index file; an index of another version is rebuilt.
 FORMAT = 1
 #: Bytes hashed at each end of the input to identify it (with size and mtime).
-_SAMPLE_BYTES = 64 << 10
+_SAMPLE_BYTES = 16 << 10
 #: Packages whose versions an index depends on: another version rebuilds it.
 _PACKAGES = (
     "pyama-steps",
@@ -501,7 +500,8 @@ def write_plane_index(
     input_path : str
         The input file.
     output : str
-        The index file (``.npz``), written atomically.
+        The index (``.json``), written atomically after the offsets of
+        every plane (the ``.npy`` of the same name).
     reader : str
         The bioio plugin of the run plan.
     fovs : mapping
@@ -523,7 +523,7 @@ def write_plane_index(
     bioio's, or the file changed while it was read, it lists none. A run
     reads the FOVs it does not list through bioio.
     """
-    from pyama_steps.io import atomic_output
+    from pyama_steps.io import atomic_output, atomic_write_text
 
     before = _identity(input_path)
     failure = None
@@ -560,8 +560,17 @@ def write_plane_index(
             warning, kept = reasons[0], {}
     if _identity(input_path) != before:
         reasons, kept = ["the input changed while it was indexed"], {}
+    # every FOV's (C, T, Z) offsets in one .npy beside the JSON, after a
+    # token that ties the two: a job maps it and touches only its own planes
+    token = int.from_bytes(os.urandom(7), "little")
+    flat = [np.array([token], dtype=np.int64)]
+    starts: dict[int, int] = {}
+    for fov, scene in sorted(kept.items()):
+        starts[fov] = sum(a.size for a in flat)
+        flat.append(scene.offsets.ravel())
     meta = {
         "format": FORMAT,
+        "token": token,
         # the file's identity; its path only for the reader (Snakemake may
         # spell a relative path differently from the configuration)
         "input": {"path": input_path, **before},
@@ -576,15 +585,20 @@ def write_plane_index(
                 "dtype": s.dtype.str,
                 "row_bytes": s.row_bytes,
                 "pixel_bytes": s.pixel_bytes,
+                "at": starts[fov],
             }
             for fov, s in sorted(kept.items())
         },
     }
-    arrays: dict[str, Any] = {f"offsets_{fov}": s.offsets for fov, s in kept.items()}
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    with atomic_output(output) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
+    with atomic_output(_offsets_path(output)) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, np.concatenate(flat))
+    atomic_write_text(output, json.dumps(meta) + "\n")
     return {"fovs": sorted(kept), "reason": meta["reason"], "warning": warning}
+
+
+def _offsets_path(index_path: str | Path) -> Path:
+    """Return the ``.npy`` of offsets beside an index's JSON."""
+    return Path(index_path).with_suffix(".npy")
 
 
 def _same_file(recorded: Any, identity: Mapping[str, Any]) -> bool:
@@ -594,14 +608,10 @@ def _same_file(recorded: Any, identity: Mapping[str, Any]) -> bool:
     )
 
 
-@contextlib.contextmanager
-def _opened(path: str | Path) -> Iterator[Any]:
-    with np.load(path, allow_pickle=False) as npz:
-        yield npz
-
-
-def _read_meta(npz: Any) -> dict[str, Any]:
-    meta: dict[str, Any] = json.loads(bytes(npz["meta"]).decode())
+def _read_meta(index_path: str | Path) -> dict[str, Any]:
+    meta = json.loads(Path(index_path).read_text(encoding="utf-8"))
+    if not isinstance(meta, dict):
+        raise ValueError("the index holds no JSON object")
     return meta
 
 
@@ -627,16 +637,16 @@ def index_is_current(
         whose identity has changed since: the index is then rebuilt.
     """
     try:
-        with _opened(index_path) as npz:
-            meta = _read_meta(npz)
+        meta = _read_meta(index_path)
         identity = _identity(input_path)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+    except (OSError, ValueError):
         return False
     return bool(
         meta.get("format") == FORMAT
         and meta.get("versions") == _versions()
         and meta.get("requested") == sorted(int(f) for f in fovs)
         and _same_file(meta.get("input"), identity)
+        and _offsets_path(index_path).is_file()
     )
 
 
@@ -713,30 +723,37 @@ def open_indexed_planes(
     IndexedPlanes or None
         None, with the reason logged, when there is no index, it does not
         list this FOV or channel, or the input is not the file it was built
-        for (size, modification time, first and last 64 KiB): the caller then
+        for (size, modification time, first and last 16 KiB): the caller then
         reads through bioio.
 
     Notes
     -----
-    The cost is a ``stat``, 128 KiB hashed and the index's entry for this
-    FOV, whatever the size of the file.
+    The cost is a ``stat``, 32 KiB hashed, the index's JSON and a memory map
+    of its offsets, whatever the size of the file and of the FOV.
     """
     why = None
     try:
-        with _opened(index_path) as npz:
-            meta = _read_meta(npz)
-            entry = meta["fovs"].get(str(fov))
-            if meta.get("format") != FORMAT:
-                why = "it is of another format"
-            elif not _same_file(meta["input"], _identity(input_path)):
-                why = f"{input_path} is not the file it was built for"
-            elif entry is None:
-                why = f"it does not list FOV {fov} ({meta.get('reason')})"
-            elif not 0 <= channel < entry["shape_tczyx"][1]:
-                why = f"it does not list channel {channel}"
+        meta = _read_meta(index_path)
+        entry = meta["fovs"].get(str(fov))
+        if meta.get("format") != FORMAT:
+            why = "it is of another format"
+        elif not _same_file(meta["input"], _identity(input_path)):
+            why = f"{input_path} is not the file it was built for"
+        elif entry is None:
+            why = f"it does not list FOV {fov} ({meta.get('reason')})"
+        elif not 0 <= channel < entry["shape_tczyx"][1]:
+            why = f"it does not list channel {channel}"
+        else:
+            # mapped: opening costs the same whatever the size of the FOV
+            flat = np.load(_offsets_path(index_path), mmap_mode="r")
+            n_t, n_c, n_z = entry["shape_tczyx"][:3]
+            start = int(entry["at"])
+            offsets = flat[start : start + n_c * n_t * n_z]
+            if int(flat[0]) != meta["token"] or offsets.size != n_c * n_t * n_z:
+                why = "its offsets are of another index"
             else:
-                offsets = npz[f"offsets_{fov}"]
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+                offsets = offsets.reshape(n_c, n_t, n_z)
+    except (OSError, ValueError, KeyError, TypeError) as e:
         why = f"it cannot be read ({type(e).__name__}: {e})"
     if why is not None:
         log.info("plane index %s not used: %s; reading through bioio", index_path, why)

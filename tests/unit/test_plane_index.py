@@ -53,7 +53,7 @@ def _fovs(img: Any) -> dict[str, dict[str, Any]]:
 
 def _index(path: Path, tmp_path: Path) -> tuple[Path, dict[str, Any]]:
     img = open_image(path)
-    index = tmp_path / "planes.npz"
+    index = tmp_path / "planes.json"
     done = write_plane_index(
         input_path=str(path),
         output=str(index),
@@ -168,7 +168,7 @@ def test_nd2_index_gives_bioios_planes(
 def test_other_readers_have_no_index(tmp_path: Path) -> None:
     path = tmp_path / "x.ome.tiff"
     _write_ome_tiff(path, "uint16")
-    index = tmp_path / "planes.npz"
+    index = tmp_path / "planes.json"
     img = open_image(path)
     done = write_plane_index(
         input_path=str(path), output=str(index), reader="bioio_lif", fovs=_fovs(img)
@@ -202,7 +202,7 @@ def test_a_fov_bioio_sees_otherwise_is_left_out(tmp_path: Path) -> None:
     img = open_image(path)
     fovs = _fovs(img)
     fovs["1"]["dtype"] = "uint8"
-    index = tmp_path / "planes.npz"
+    index = tmp_path / "planes.json"
     done = write_plane_index(
         input_path=str(path), output=str(index), reader=reader_name(img), fovs=fovs
     )
@@ -237,7 +237,7 @@ def test_index_is_current_until_the_input_changes(tmp_path: Path) -> None:
     assert index_is_current(index, input_path=str(path), fovs=[0, 1, 2])
     assert not index_is_current(index, input_path=str(path), fovs=[0, 1])
     assert not index_is_current(index, input_path=str(path) + "x", fovs=[0, 1, 2])
-    assert not index_is_current(tmp_path / "none.npz", input_path=str(path), fovs=[0])
+    assert not index_is_current(tmp_path / "none.json", input_path=str(path), fovs=[0])
     st = path.stat()
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
     assert not index_is_current(index, input_path=str(path), fovs=[0, 1, 2])
@@ -268,16 +268,33 @@ def test_an_unreadable_index_is_ignored(
 ) -> None:
     path = tmp_path / "x.ome.tiff"
     _write_ome_tiff(path, "uint16")
-    bad = tmp_path / "planes.npz"
-    bad.write_bytes(b"not a zip file")
+    bad = tmp_path / "planes.json"
+    bad.write_bytes(b"not JSON")
     with caplog.at_level(logging.INFO, logger="pyama_steps.plane_index"):
         assert open_indexed_planes(bad, str(path), fov=0, channel=0) is None
         assert (
-            open_indexed_planes(tmp_path / "none.npz", str(path), fov=0, channel=0)
+            open_indexed_planes(tmp_path / "none.json", str(path), fov=0, channel=0)
             is None
         )
-    assert "cannot be read (ValueError" in caplog.text
+    assert "cannot be read (JSONDecodeError" in caplog.text
     assert "cannot be read (FileNotFoundError" in caplog.text
+
+
+def test_offsets_of_another_index_are_not_used(tmp_path: Path) -> None:
+    path = tmp_path / "x.ome.tiff"
+    _write_ome_tiff(path, "uint16")
+    index, _ = _index(path, tmp_path)
+    planes = open_indexed_planes(index, str(path), fov=2, channel=1)
+    assert planes is not None
+    # the offsets are mapped, not read: opening does not grow with the FOV
+    assert isinstance(planes._offsets, np.memmap)
+    planes.close()
+    other = tmp_path / "other"
+    other.mkdir()
+    _index(path, other)
+    (other / "planes.npy").replace(tmp_path / "planes.npy")
+    assert open_indexed_planes(index, str(path), fov=2, channel=1) is None
+    assert not index_is_current(tmp_path / "none.json", input_path=str(path), fovs=[0])
 
 
 def test_channel_and_plane_out_of_range(tmp_path: Path) -> None:

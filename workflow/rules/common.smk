@@ -61,7 +61,7 @@ class Run:
         # index_planes before the first job; named after the output folder,
         # which holds one input's results, so that the name is stable
         key = hashlib.sha256(self.out.encode()).hexdigest()[:16]
-        self.plane_index = str(PLAN_CACHE / f"planes-{key}.npz")
+        self.plane_index = str(PLAN_CACHE / f"planes-{key}.json")
         self.metadata = f"{self.out}/{P.METADATA}"
         self.manifest = f"{self.out}/{P.MANIFEST}"
         self.traces_all = f"{self.out}/{P.TRACES_ALL}"
@@ -234,7 +234,7 @@ def index_planes(runs):
         label = "" if run.sample is None else f"sample {run.sample!r}: "
         try:
             done = run_step(
-                run.plane_index[: -len(".npz")] + ".log",
+                str(Path(run.plane_index).with_suffix(".log")),
                 "pyama_steps.plane_index:write_plane_index",
                 input_path=inp,
                 output=run.plane_index,
