@@ -46,6 +46,7 @@ import numpy.typing as npt
 
 __all__ = [
     "IndexedPlanes",
+    "SceneIndex",
     "build_plane_index",
     "index_is_current",
     "open_indexed_planes",
@@ -200,7 +201,6 @@ def _czi_scenes(path: Path) -> dict[int, SceneIndex]:
             x, y = e.dims.get("X", (0, 0, 0)), e.dims.get("Y", (0, 0, 0))
             if (x[2], y[2]) != (x[1], y[1]):
                 continue  # a pyramid level: reading at full size skips it
-
             by_scene.setdefault(e.dims["S"][0] if "S" in e.dims else None, []).append(e)
         scenes: dict[int, SceneIndex] = {}
         for s, key in enumerate(sorted(by_scene, key=lambda k: -1 if k is None else k)):
@@ -352,7 +352,8 @@ def build_plane_index(path: str | Path, *, reader: str) -> dict[int, SceneIndex]
     dict of int to SceneIndex
         Scene index -> where its planes are; scenes whose planes are
         compressed, tiled or otherwise not one plain block each are absent,
-        and so is every scene of a reader without an index (e.g. ND2).
+        and so is every scene of a reader without an index (only
+        bioio-ome-tiff, bioio-czi and bioio-nd2 files have one).
 
     Notes
     -----
@@ -565,9 +566,11 @@ def write_plane_index(
     token = int.from_bytes(os.urandom(7), "little")
     flat = [np.array([token], dtype=np.int64)]
     starts: dict[int, int] = {}
+    at = 1
     for fov, scene in sorted(kept.items()):
-        starts[fov] = sum(a.size for a in flat)
+        starts[fov] = at
         flat.append(scene.offsets.ravel())
+        at += scene.offsets.size
     meta = {
         "format": FORMAT,
         "token": token,
