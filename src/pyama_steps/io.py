@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from pyama_steps.plane_index import IndexedPlanes, open_indexed_planes
 from pyama_steps.plane_sources import PlaneSource, open_plane_source
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "atomic_write_text",
     "file_identity",
     "open_image",
+    "open_plane_reader",
     "reader_name",
     "reader_version",
     "scene_info",
@@ -124,13 +126,17 @@ def quiet_readers() -> Iterator[None]:
             lg.setLevel(level)
 
 
-def open_image(path: str | Path) -> Any:
+def open_image(path: str | Path, *, scene: int = 0) -> Any:
     """Open a microscopy file with bioio, translating failures into one message.
 
     Parameters
     ----------
     path : str or Path
         The input file.
+    scene : int
+        Scene to select before the reader parses the file's structure: a
+        caller that reads one scene spares building another's dask graph,
+        whose cost grows with the scene (issue 16).
 
     Returns
     -------
@@ -164,6 +170,8 @@ def open_image(path: str | Path) -> Any:
     try:
         with quiet_readers():
             img = BioImage(p)
+            if scene:
+                img.set_scene(scene)
             _ = img.dims  # forces the reader to parse the file's structure
             _ = img.scenes
     except Exception as e:
@@ -571,6 +579,9 @@ class PlaneReader:
         Scene index.
     channel : int
         Channel index on the C axis.
+    direct : bool
+        Read OME-TIFF and CZI planes through a handle of the format library
+        (below); False reads every plane through bioio's dask array.
 
     Notes
     -----
@@ -595,7 +606,9 @@ class PlaneReader:
     reader as a context manager) to release the handle.
     """
 
-    def __init__(self, img: Any, fov: int, channel: int) -> None:
+    def __init__(
+        self, img: Any, fov: int, channel: int, *, direct: bool = True
+    ) -> None:
         with quiet_readers():
             img.set_scene(fov)
             order = "TZYXS" if "S" in img.dims.order else "TZYX"
@@ -614,7 +627,7 @@ class PlaneReader:
                     self._graph = graph
         except Exception:  # any surprise: use the dask scheduler
             self._graph = None
-        if self._graph is not None:  # one chunk per plane: not a mosaic
+        if direct and self._graph is not None:  # one chunk per plane: not a mosaic
             self._source = open_plane_source(img, fov=fov, channel=channel)
 
     def close(self) -> None:
@@ -696,6 +709,43 @@ class PlaneReader:
             self._cached = None
         out = np.asarray(self._data[t, z].compute(scheduler="synchronous"))
         return out
+
+
+def open_plane_reader(
+    path: str | Path, fov: int, channel: int, *, plane_index: str | None = None
+) -> PlaneReader | IndexedPlanes:
+    """Open the planes of one FOV and channel: by the run's index, else by bioio.
+
+    Parameters
+    ----------
+    path : str or Path
+        The input file.
+    fov : int
+        Scene index.
+    channel : int
+        Channel index.
+    plane_index : str, optional
+        The run's plane index (:mod:`pyama_steps.plane_index`). When it lists
+        this FOV and the input is the file it was built for, planes are read
+        at its offsets and bioio is not opened: the cost of opening does not
+        grow with the file. Otherwise, and without one, bioio opens the file.
+
+    Returns
+    -------
+    PlaneReader or IndexedPlanes
+        ``n_t``, ``n_z``, ``has_samples``, ``plane(t, z)`` and ``close()``.
+
+    Raises
+    ------
+    InputError
+        If bioio cannot open the file.
+    """
+    if plane_index is not None:
+        planes = open_indexed_planes(plane_index, str(path), fov=fov, channel=channel)
+        if planes is not None:
+            return planes
+    img = open_image(path, scene=fov)
+    return PlaneReader(img, fov, channel)
 
 
 def _block_of(chunks: tuple[int, ...], index: int) -> tuple[int, int]:

@@ -24,8 +24,9 @@ from __future__ import annotations
 import contextlib
 import os
 import struct
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -165,6 +166,92 @@ _CZI_DTYPES: dict[int, np.dtype[Any]] = {
 }
 
 
+@dataclass(frozen=True)
+class _CziEntry:
+    """One entry of a CZI subblock directory (DirectoryEntryDV)."""
+
+    #: dimension -> (start, size, stored size)
+    dims: dict[str, tuple[int, int, int]]
+    #: file position of the subblock segment
+    position: int
+    pixel_type: int
+    compression: int
+    pyramid: int
+    #: bytes of the entry (32 + 20 per dimension)
+    size: int
+
+    def start(self, dim: str) -> int:
+        """Start index on ``dim`` (0 where the entry has no such dimension)."""
+        return self.dims.get(dim, (0, 1, 1))[0]
+
+
+def _read_czi_directory(fh: BinaryIO) -> list[_CziEntry] | None:
+    """Return the subblock directory of an open CZI file, None if not a CZI.
+
+    Notes
+    -----
+    Layout from the ZISRAW specification: the file header holds the directory
+    position at byte 84; a directory segment holds its entry count and, from
+    byte 160, the entries (32 bytes and 20 per dimension).
+    """
+    fh.seek(0)
+    head = fh.read(96)
+    if head[:10] != b"ZISRAWFILE":
+        return None
+    (dir_pos,) = struct.unpack_from("<q", head, 84)
+    fh.seek(dir_pos)
+    seg = fh.read(160)
+    if seg[:15] != b"ZISRAWDIRECTORY":
+        return None
+    (used,) = struct.unpack_from("<q", seg, 24)
+    (count,) = struct.unpack_from("<i", seg, 32)
+    data = fh.read(max(0, used - 128))
+    entries = []
+    pos = 0
+    for _ in range(count):
+        ptype, fpos, _part, comp, pyramid = struct.unpack_from("<iqiiB", data, pos + 2)
+        (ndim,) = struct.unpack_from("<i", data, pos + 28)
+        dims: dict[str, tuple[int, int, int]] = {}
+        for k in range(ndim):
+            name, start, size, _coord, stored = struct.unpack_from(
+                "<4siifi", data, pos + 32 + 20 * k
+            )
+            dims[name.rstrip(b"\0").decode("ascii")] = (start, size, stored)
+        entries.append(_CziEntry(dims, fpos, ptype, comp, pyramid, 32 + 20 * ndim))
+        pos += 32 + 20 * ndim
+    return entries
+
+
+def _czi_pixels_at(
+    fh: BinaryIO, entry: _CziEntry, *, nbytes: int
+) -> tuple[int, np.dtype[Any]] | None:
+    """Return the file offset and dtype of an entry's pixels, if read directly.
+
+    The subblock must be uncompressed, unscaled, at full resolution, of a gray
+    pixel type and hold exactly ``nbytes`` of pixels; else None. A subblock's
+    pixels start ``max(256, 16 + entry size) + metadata size`` bytes after its
+    32-byte segment header (ZISRAW specification).
+    """
+    x, y = entry.dims.get("X", (0, 0, 0)), entry.dims.get("Y", (0, 0, 0))
+    dtype = _CZI_DTYPES.get(entry.pixel_type)
+    if (
+        entry.compression != 0
+        or entry.pyramid != 0
+        or dtype is None
+        or (x[2], y[2]) != (x[1], y[1])
+        or any(v[1] != 1 for k, v in entry.dims.items() if k not in "XYM")
+    ):
+        return None
+    fh.seek(entry.position)
+    sub = fh.read(48)
+    if sub[:14] != b"ZISRAWSUBBLOCK":
+        return None
+    meta, _att, size = struct.unpack_from("<iiq", sub, 32)
+    if size != nbytes:
+        return None
+    return entry.position + 32 + max(256, 16 + entry.size) + meta, dtype
+
+
 def _czi_plane_index(
     path: Path, *, scene: int | None, channel: int, roi: tuple[int, int, int, int]
 ) -> dict[tuple[int, int], tuple[int, np.dtype[Any]]]:
@@ -194,69 +281,33 @@ def _czi_plane_index(
     -----
     libCZI (and aicspylibczi) find a plane's subblocks by scanning the whole
     subblock directory on every read, a cost that grows with the file
-    (issue 16); the directory is read here once. Layout from the ZISRAW
-    specification: the file header holds the directory position at byte 84;
-    a directory segment holds its entry count and, from byte 160, the
-    entries (32 bytes and 20 per dimension); a subblock's pixels start
-    ``max(256, 16 + entry size) + metadata size`` bytes after its 32-byte
-    segment header.
+    (issue 16); the directory is read here once.
     """
-    found: dict[tuple[int, int], list[tuple[int, np.dtype[Any], int]]] = {}
     with open(path, "rb") as fh:
-        head = fh.read(96)
-        if head[:10] != b"ZISRAWFILE":
+        entries = _read_czi_directory(fh)
+        if entries is None:
             return {}
-        (dir_pos,) = struct.unpack_from("<q", head, 84)
-        fh.seek(dir_pos)
-        seg = fh.read(160)
-        if seg[:15] != b"ZISRAWDIRECTORY":
-            return {}
-        (used,) = struct.unpack_from("<q", seg, 24)
-        (count,) = struct.unpack_from("<i", seg, 32)
-        data = fh.read(max(0, used - 128))
-        pos = 0
-        for _ in range(count):
-            ptype, fpos, _part, comp, pyramid = struct.unpack_from(
-                "<iqiiB", data, pos + 2
-            )
-            (ndim,) = struct.unpack_from("<i", data, pos + 28)
-            dims: dict[str, tuple[int, int, int]] = {}
-            for k in range(ndim):
-                name, start, size, _coord, stored = struct.unpack_from(
-                    "<4siifi", data, pos + 32 + 20 * k
-                )
-                dims[name.rstrip(b"\0").decode("ascii")] = (start, size, stored)
-            pos += 32 + 20 * ndim
-            if dims.get("C", (0,))[0] != channel or (
-                scene is not None and dims.get("S", (scene,))[0] != scene
+        found: dict[tuple[int, int], list[_CziEntry]] = {}
+        for e in entries:
+            if e.start("C") != channel or (
+                scene is not None and e.dims.get("S", (scene,))[0] != scene
             ):
                 continue
-            x, y = dims.get("X", (0, 0, 0)), dims.get("Y", (0, 0, 0))
-            dtype = _CZI_DTYPES.get(ptype)
-            if (
-                comp != 0
-                or pyramid != 0
-                or dtype is None
-                or (x[0], y[0], x[1], y[1]) != roi
-                or (x[2], y[2]) != (x[1], y[1])
-                or any(v[1] != 1 for k, v in dims.items() if k not in "XYM")
-            ):
+            x, y = e.dims.get("X", (0, 0, 0)), e.dims.get("Y", (0, 0, 0))
+            if (x[0], y[0], x[1], y[1]) != roi:
                 return {}
-            key = (dims.get("T", (0,))[0], dims.get("Z", (0,))[0])
-            found.setdefault(key, []).append((fpos, dtype, 32 + 20 * ndim))
+            found.setdefault((e.start("T"), e.start("Z")), []).append(e)
         index: dict[tuple[int, int], tuple[int, np.dtype[Any]]] = {}
         for key, blocks in found.items():
             if len(blocks) != 1:
                 return {}  # several tiles (M) of one plane
-            fpos, dtype, entry = blocks[0]
-            fh.seek(fpos)
-            sub = fh.read(48)
-            if sub[:14] != b"ZISRAWSUBBLOCK":
+            dtype = _CZI_DTYPES.get(blocks[0].pixel_type)
+            if dtype is None:
                 return {}
-            meta, _att, size = struct.unpack_from("<iiq", sub, 32)
-            if size != roi[2] * roi[3] * dtype.itemsize:
+            at = _czi_pixels_at(fh, blocks[0], nbytes=roi[2] * roi[3] * dtype.itemsize)
+            if at is None:
                 return {}
-            index[key] = (fpos + 32 + max(256, 16 + entry) + meta, dtype)
+            index[key] = at
     return index
 
 

@@ -196,22 +196,24 @@ def copy_channel(
     dtype_policy: str,
     scale_factor: float | None,
     scale_offset: float,
+    plane_index: str | None = None,
 ) -> dict[str, int]:
     """Copy one FOV x channel to a uint16 (T, Y, X) ``.npy`` stack (§1.6).
+
+    ``plane_index`` is the run's index of plane offsets
+    (:mod:`pyama_steps.plane_index`); without a usable one the planes are
+    read through bioio.
 
     Returns
     -------
     dict
         ``{'clipped_px': n, 'nan_px': n}`` summed over frames.
     """
-    import bioio  # noqa: F401  (imported here so that it counts as start-up)
-
     from pyama_steps.ingest import ZAccumulator, rgb_to_gray, to_uint16
-    from pyama_steps.io import PlaneReader, open_image
+    from pyama_steps.io import open_plane_reader
 
     _work_begins()
-    img = open_image(input_path)
-    reader = PlaneReader(img, fov, channel)
+    reader = open_plane_reader(input_path, fov, channel, plane_index=plane_index)
     n_t, n_z = reader.n_t, reader.n_z
     z_index = z_plane % n_z if z_mode == "plane" else None
     if z_mode == "plane" and not -n_z <= z_plane < n_z:

@@ -208,6 +208,14 @@ def test_copy_matches_bioio(name: str, tmp_path: Path) -> None:
 # --------------------------------------------------------------------------
 
 
+#: FOVs the plane index lists (pyama_steps.plane_index)
+INDEXED = {
+    "example-cerevisiae.nd2": {0},
+    "CellDivision_T3_Z5_CH2_X240_Y170.czi": {0},
+    "S3_1Pos_2Mosaic_T2Z3_CH2_sm.czi": {1},
+}
+
+
 @pytest.mark.workflow
 @pytest.mark.parametrize(
     ("name", "extra"),
@@ -224,6 +232,16 @@ def test_real_file_to_traces(name: str, extra: dict[str, Any], tmp_path: Path) -
     config = {"input": str(real_data_dir() / name), "output_dir": "out", **extra}
     proc = run_snakemake(tmp_path, config)
     out = tmp_path / "out"
+    # copy jobs read at the offsets of the run's plane index the FOVs it lists
+    # (one uncompressed block per plane: not the mosaic scenes), the others
+    # through bioio
+    logs = sorted((out / "logs" / "copy_channel").glob("*.log"))
+    assert logs
+    for log in logs:
+        text = log.read_text()
+        indexed = int(log.name[4:7]) in INDEXED[name]
+        assert ("at the offsets of .snakemake/pyama-steps/planes-" in text) == indexed
+        assert ("not used: it does not list FOV" in text) != indexed
     manifest = yaml.safe_load((out / "processing_results.yaml").read_text())
     n_scenes = len(EXPECTED[name][0])
     assert set(manifest["fov_status"]) == {str(f) for f in range(n_scenes)}

@@ -11,6 +11,7 @@
 # `samples: sheet.tsv` there is one run per sample, whose rules are named
 # <rule>__<sample> and write to <output_dir>/<sample>/.
 
+import hashlib
 import json
 import os
 import sys
@@ -59,6 +60,11 @@ class Run:
         # outputs: lean writes the raw copies, the mask and the background
         # stacks as temp() files, removed once nothing needs them (§0.2)
         self.lean = cfg["outputs"] == "lean"
+        # where each plane of the input is (pyama_steps.plane_index), built by
+        # index_planes before the first job; named after the output folder,
+        # which holds one input's results, so that the name is stable
+        key = hashlib.sha256(self.out.encode()).hexdigest()[:16]
+        self.plane_index = str(PLAN_CACHE / f"planes-{key}.json")
         self.metadata = f"{self.out}/{P.METADATA}"
         self.manifest = f"{self.out}/{P.MANIFEST}"
         self.traces_all = f"{self.out}/{P.TRACES_ALL}"
@@ -226,6 +232,41 @@ def missing_profile_settings(workflow):
         "was not used. Run snakemake in the repository, or pass "
         f"--workflow-profile {Path(workflow.basedir).parent / 'profiles' / 'default'}"
     ]
+
+
+def index_planes(runs):
+    """Before the first job (onstart): build each run's plane index when it is
+    missing or out of date, in a worker process (a reader that crashes takes
+    only the worker down). Copy jobs then read planes at its offsets instead
+    of opening the input with bioio, a cost that grows with the file (issue
+    16). A run without an index reads through bioio as before."""
+    from pyama_steps.plane_index import index_is_current
+
+    if not workflow.is_main_process:
+        return
+    for run in runs:
+        inp = str(run.config["input"])
+        if index_is_current(run.plane_index, input_path=inp, fovs=run.fovs):
+            continue
+        label = "" if run.sample is None else f"sample {run.sample!r}: "
+        try:
+            done = run_step(
+                str(Path(run.plane_index).with_suffix(".log")),
+                "pyama_steps.plane_index:write_plane_index",
+                input_path=inp,
+                output=run.plane_index,
+                reader=run.plan.reader,
+                fovs=run.plan.to_metadata()["fovs"],
+            )
+        except execute.StepFailed as e:
+            Path(run.plane_index).unlink(missing_ok=True)
+            done = {"warning": f"indexing failed ({e})"}
+        if done["warning"]:
+            print(
+                f"pyama-steps: warning: {label}the copy jobs read {inp} through "
+                f"bioio, without a plane index: {done['warning']}",
+                file=sys.stderr,
+            )
 
 
 def start_workers():

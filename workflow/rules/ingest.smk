@@ -1,5 +1,7 @@
 # Ingest (algorithms.md §1): metadata.json once per input file, then one copy
-# job per FOV x channel that streams planes through bioio into a uint16 .npy.
+# job per FOV x channel that streams planes into a uint16 .npy: at the offsets
+# of the run's plane index (built before the first job, index_planes in
+# common.smk) or, without one, through bioio.
 
 for run in RUNS:
 
@@ -51,6 +53,8 @@ for run in RUNS:
             dtype_policy=run.config["ingest"]["dtype_policy"],
             scale_factor=run.config["ingest"]["scale_factor"],
             scale_offset=run.config["ingest"]["scale_offset"],
+            # plane offsets found once per run (index_planes, common.smk)
+            plane_index=run.plane_index,
         log:
             run.log("copy_channel", "_{kind}_c{channel}"),
         benchmark:
@@ -79,6 +83,7 @@ for run in RUNS:
                 dtype_policy=params.dtype_policy,
                 scale_factor=params.scale_factor,
                 scale_offset=params.scale_offset,
+                plane_index=params.plane_index,
             )
             # sizes and checksums of the outputs (pyama-steps verify, §6.5)
             record_outputs(log_path=log[0], files=run.kept(output))
