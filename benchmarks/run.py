@@ -325,7 +325,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("\n" + table)
     if not args.no_write and not args.only:
-        (REPO / "benchmarks" / "results.md").write_text(text)
+        results = REPO / "benchmarks" / "results.md"
+        # the sections other scripts add (## ..., e.g. dag_scaling.py's) stay
+        old = results.read_text() if results.exists() else ""
+        kept = old[old.index("\n## ") :] if "\n## " in old else ""
+        results.write_text(text + kept)
     return 0
 
 
