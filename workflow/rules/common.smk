@@ -16,6 +16,7 @@ import os
 import sys
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 from snakemake.exceptions import WorkflowError
 
@@ -93,11 +94,26 @@ class Run:
     def times(self, wildcards):
         return list(self.plan.fov(int(wildcards.fov)).times_min)
 
+    def per_fov(self, estimate):
+        """A resource of a job computed from its FOV by `estimate(wildcards)`.
+
+        When all FOVs of the run have the same frame count and size (the usual
+        case), the value is computed once, here, and the rule gets a number;
+        otherwise it gets the function, which Snakemake calls for every job.
+        Each call costs Snakemake ~100 µs: ~6 % of a dry run of 100 samples x
+        50 FOVs (benchmarks/results.md, "DAG scaling"). Same values either way.
+        """
+        if len({(f.n_frames, f.frame_shape) for f in self.plan.fovs}) == 1:
+            return estimate(SimpleNamespace(fov=self.fov_ids[0]))
+        return estimate
+
     def mem_mb(self, bytes_per_pixel, base_mb=150):
         """Memory of a job: a base plus frame-sized work arrays (O(P), not O(T))."""
-        return lambda wc: int(base_mb + bytes_per_pixel * self.frame_pixels(wc) / 2**20)
+        return self.per_fov(
+            lambda wc: int(base_mb + bytes_per_pixel * self.frame_pixels(wc) / 2**20)
+        )
 
-    def runtime_min(self, ms_per_megapixel_frame):
+    def runtime_estimate(self, ms_per_megapixel_frame):
         """Wall-time limit in minutes, generous: 10x the kernel cost + 5 min."""
 
         def estimate(wc):
@@ -105,6 +121,10 @@ class Run:
             return int(5 + 10 * megapixels * ms_per_megapixel_frame / 1e3 / 60)
 
         return estimate
+
+    def runtime_min(self, ms_per_megapixel_frame):
+        """`runtime_estimate` as a job resource (see `per_fov`)."""
+        return self.per_fov(self.runtime_estimate(ms_per_megapixel_frame))
 
     def background_written(self):
         return self.bg["write_corrected"] or self.bg["write_background"]

@@ -122,12 +122,16 @@ for run in RUNS:
         resources:
             # matplotlib (~150 MB) + a few frames of each stack and their RGBA
             # outline images
-            mem_mb=lambda wc, run=run: int(
-                400 + (120 + 40 * len(run.fl)) * run.frame_pixels(wc) / 2**20
+            mem_mb=run.per_fov(
+                lambda wc, run=run: int(
+                    400 + (120 + 40 * len(run.fl)) * run.frame_pixels(wc) / 2**20
+                )
             ),
             # a few frames, unless the background is recomputed (all frames)
-            runtime=lambda wc, run=run: 5
-            + (0 if run.background_written() else run.runtime_min(60)(wc)),
+            runtime=run.per_fov(
+                lambda wc, run=run: 5
+                + (0 if run.background_written() else run.runtime_estimate(60)(wc))
+            ),
         script:
             "../scripts/qc_fov.py"
 
