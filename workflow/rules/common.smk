@@ -133,7 +133,7 @@ class Run:
         return {c: self.plan.channel_names[c] for c in [self.pc, *self.fl]}
 
     def all_outputs(self):
-        """Every per-FOV output and metadata.json: the aggregate's inputs."""
+        """Every per-FOV output and metadata.json: targets of rule all."""
         files = [self.metadata]
         for fov in self.fov_ids:
             files += [
@@ -149,6 +149,19 @@ class Run:
             files += [self.fov_csv("lineage", fov), self.fov_csv("traces", fov)]
             files += [self.fov_json("seg_stats", fov), self.fov_json("cell_stats", fov)]
         return files
+
+    def aggregate_inputs(self):
+        """What aggregate_results waits for: metadata.json and each FOV's traces.
+
+        Every other per-FOV output is written by a job upstream of its FOV's
+        traces (copy -> segment -> track -> extract; background -> extract),
+        so these files order the aggregate after every job of the run, and a
+        rerun of any of those jobs reruns it. What gets a deleted output
+        redone is `all_outputs` as targets of `all`; listing those ~650 files
+        per sample here too cost ~9 % of a dry run of 100 samples x 50 FOVs
+        (benchmarks/results.md, "DAG scaling").
+        """
+        return [self.metadata, *(self.fov_csv("traces", fov) for fov in self.fov_ids)]
 
     def report(self, failed):
         """Print the manifest's path and summary; after a failure, first rebuild
