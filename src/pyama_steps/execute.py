@@ -185,12 +185,14 @@ def defer_garbage_collection() -> None:
     (1.3 GB for 50,000 jobs), of which almost nothing becomes garbage before
     the run ends. Python's collector, with its default thresholds, traverses
     that growing graph again and again, and once more when the process exits:
-    on a dry run of 100 samples x 50 FOVs (50,201 jobs) 15 % of the CPU time
-    (benchmarks/results.md, "DAG scaling"). Call in the Snakemake process of a
-    run while the workflow is parsed; :func:`resume_garbage_collection` (from
-    ``onstart``, which a dry run never reaches) switches it on again before
-    the first job, and a dry run, which only prints the DAG, exits without it.
-    Reference counting still frees everything that is not cyclic.
+    on a dry run of 100 samples x 50 FOVs (50,201 jobs) a fifth of the CPU time
+    (78 -> 61 CPU s with this; benchmarks/results.md, "DAG scaling"). Call in
+    the Snakemake process of a run while the workflow is parsed;
+    :func:`resume_garbage_collection` (from ``onstart``, which a dry run never
+    reaches) switches it on again before the first job, and a dry run, which
+    only prints the DAG, exits without it.
+    Reference counting still frees everything that is not cyclic. (Snakemake's
+    ``--no-hooks`` skips ``onstart`` too: the collector then stays off.)
 
     Python's own full collection when the process exits runs even with the
     collector off (7 s after the last line of that dry run): it is skipped

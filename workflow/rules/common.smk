@@ -99,9 +99,9 @@ class Run:
 
         When all FOVs of the run have the same frame count and size (the usual
         case), the value is computed once, here, and the rule gets a number;
-        otherwise it gets the function, which Snakemake calls for every job.
-        Each call costs Snakemake ~100 µs: ~6 % of a dry run of 100 samples x
-        50 FOVs (benchmarks/results.md, "DAG scaling"). Same values either way.
+        otherwise it gets the function, which Snakemake calls for every job
+        (~40 µs a call: 4 of 61 CPU s of a dry run of 100 samples x 50 FOVs,
+        benchmarks/results.md, "DAG scaling"). Same values either way.
         """
         if len({(f.n_frames, f.frame_shape) for f in self.plan.fovs}) == 1:
             return estimate(SimpleNamespace(fov=self.fov_ids[0]))
@@ -158,8 +158,8 @@ class Run:
         so these files order the aggregate after every job of the run, and a
         rerun of any of those jobs reruns it. What gets a deleted output
         redone is `all_outputs` as targets of `all`; listing those ~650 files
-        per sample here too cost ~9 % of a dry run of 100 samples x 50 FOVs
-        (benchmarks/results.md, "DAG scaling").
+        per sample here too cost 3 of 57 CPU s and 90 MB of a dry run of 100
+        samples x 50 FOVs (benchmarks/results.md, "DAG scaling").
         """
         return [self.metadata, *(self.fov_csv("traces", fov) for fov in self.fov_ids)]
 
