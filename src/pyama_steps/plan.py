@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -364,19 +365,30 @@ def _plan_from_json(data: Mapping[str, Any]) -> RunPlan:
     )
 
 
-def _cache_key(config: Mapping[str, Any]) -> str | None:
+@functools.cache
+def _versions() -> tuple[str | None, ...]:
+    """Versions of this package and the readers, looked up once per process.
+
+    ``importlib.metadata.version`` scans ``sys.path`` on every call (~1.5 ms
+    each); a sample sheet of 100 files asked 500 times.
+    """
     from importlib import metadata
 
-    try:
-        st = os.stat(config["input"])
-    except OSError:
-        return None
     versions: list[str | None] = []
     for name in ("pyama-steps", "bioio", "bioio-nd2", "bioio-czi", "bioio-ome-tiff"):
         try:
             versions.append(metadata.version(name))
         except metadata.PackageNotFoundError:
             versions.append(None)
+    return tuple(versions)
+
+
+def _cache_key(config: Mapping[str, Any]) -> str | None:
+    try:
+        st = os.stat(config["input"])
+    except OSError:
+        return None
+    versions = list(_versions())
     key = {
         "input": str(config["input"]),
         "abs": os.path.abspath(config["input"]),

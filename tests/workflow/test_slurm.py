@@ -9,6 +9,7 @@ the SLURM log of each batch job, which names the FOVs whose steps ran in it.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -117,6 +118,14 @@ def easy_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two FOVs (128x160, 144x128) x 8 frames, phase + 1 fluorescence channel."""
     out = tmp_path_factory.mktemp("easy")
     return write_dataset(out, synth.preset("easy", seed=3), name="easy")
+
+
+@pytest.fixture(scope="module")
+def five_fov_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Five FOVs (128x160 and 144x128 in turn) x 4 frames, phase + 1 fl channel."""
+    out = tmp_path_factory.mktemp("five")
+    params = synth.preset("easy", seed=3, n_fov=5, n_frames=4)
+    return write_dataset(out, params, name="five")
 
 
 # --------------------------------------------------------------------------
@@ -425,3 +434,78 @@ def test_failed_fov_is_rerun_alone_through_slurm(
     manifest = _manifest(tmp_path)
     assert [s["status"] for s in manifest["fov_status"].values()] == ["ok", "ok"]
     assert {p.name: p.stat().st_mtime_ns for p in fov0.iterdir()} == kept
+
+
+def _assert_batches_cover(batches: list[SlurmJob], fovs: set[str], size: int) -> None:
+    """Every FOV's steps ran in exactly one batch job of at most ``size`` FOVs."""
+    seen = [fov for job in batches for fov in sorted(job.fovs)]
+    assert sorted(seen) == sorted(fovs), [sorted(j.fovs) for j in batches]
+    assert all(1 <= len(job.fovs) <= size for job in batches), [j.fovs for j in batches]
+
+
+@pytest.mark.slow
+@pytest.mark.slurm
+def test_submitted_jobs_are_ceil_fovs_over_group_size(
+    slurm_env: dict[str, str], five_fov_file: Path, tmp_path: Path
+) -> None:
+    # 5 FOVs, 2 per batch: ceil(5 / 2) = 3 batch jobs, plus inspect_input and
+    # aggregate_results, counted in SLURM's accounting (every job of the run)
+    config = {"input": str(five_fov_file), "output_dir": "out"}
+    run = run_on_slurm(tmp_path, config, slurm_env, "--group-components", "fov=2")
+    assert run.returncode == 0, _describe(run)
+    batches = run.by_comment("rule_fov")
+    assert len(batches) == math.ceil(5 / 2), _describe(run)
+    assert len(run.jobs) == len(batches) + 2, _describe(run)
+    singles = sorted(j.comment for j in run.jobs if j not in batches)
+    assert singles == ["rule_aggregate_results", "rule_inspect_input"], _describe(run)
+    for job in run.jobs:
+        assert (job.state, job.exit_code) == ("COMPLETED", "0:0"), _describe(run)
+        _assert_ran_as_slurm_job(job, tmp_path)
+    _assert_batches_cover(batches, {f"{f:03d}" for f in range(5)}, size=2)
+    for job in batches:
+        assert {rule for rule, _ in job.rules} == FOV_RULES, job.rules
+    manifest = _manifest(tmp_path)
+    assert [s["status"] for s in manifest["fov_status"].values()] == ["ok"] * 5
+
+
+@pytest.mark.slow
+@pytest.mark.slurm
+def test_sample_sheet_batches_pack_all_samples(
+    slurm_env: dict[str, str], five_fov_file: Path, tmp_path: Path
+) -> None:
+    # Two samples of 3 FOVs, 2 per batch. Snakemake packs the connected
+    # components of group "fov" of the whole run, whatever their sample
+    # (docs/cluster.md): ceil(6 / 2) = 3 batch jobs, not ceil(3 / 2) = 2 per
+    # sample, and a batch may hold FOVs of both samples.
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text(
+        f"sample\tpath\tfovs\na\t{five_fov_file}\t0-2\nb\t{five_fov_file}\t2-4\n"
+    )
+    config = {"samples": str(sheet), "output_dir": "out"}
+    run = run_on_slurm(tmp_path, config, slurm_env, "--group-components", "fov=2")
+    assert run.returncode == 0, _describe(run)
+    batches = run.by_comment("rule_fov")
+    assert len(batches) == math.ceil(6 / 2), _describe(run)
+    # per sample inspect_input and aggregate_results (summarize_samples is local)
+    singles = sorted(j.comment for j in run.jobs if j not in batches)
+    assert singles == [
+        "rule_aggregate_results__a",
+        "rule_aggregate_results__b",
+        "rule_inspect_input__a",
+        "rule_inspect_input__b",
+    ], _describe(run)
+    for job in run.jobs:
+        assert (job.state, job.exit_code) == ("COMPLETED", "0:0"), _describe(run)
+    # (sample, FOV) of every step, from the rule names (<rule>__<sample>)
+    seen = sorted(
+        (rule.rsplit("__", 1)[1], fov)
+        for job in batches
+        for rule, fov in job.rules
+        if rule.startswith("segment_phase__")
+    )
+    expected = [("a", f) for f in ("000", "001", "002")]
+    expected += [("b", f) for f in ("002", "003", "004")]
+    assert seen == expected, [j.rules for j in batches]
+    assert all(
+        len({(r.rsplit("__", 1)[1], f) for r, f in j.rules}) <= 2 for j in batches
+    ), [j.rules for j in batches]

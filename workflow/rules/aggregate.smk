@@ -10,7 +10,7 @@ for run in RUNS:
         name:
             run.name("aggregate_results")
         input:
-            run.all_outputs(),
+            run.aggregate_inputs(),
         output:
             manifest=run.manifest,
             traces=run.traces_all,

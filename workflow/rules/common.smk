@@ -17,6 +17,7 @@ import os
 import sys
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 from snakemake.exceptions import WorkflowError
 
@@ -117,11 +118,26 @@ class Run:
     def times(self, wildcards):
         return list(self.plan.fov(int(wildcards.fov)).times_min)
 
+    def per_fov(self, estimate):
+        """A resource of a job computed from its FOV by `estimate(wildcards)`.
+
+        When all FOVs of the run have the same frame count and size (the usual
+        case), the value is computed once, here, and the rule gets a number;
+        otherwise it gets the function, which Snakemake calls for every job
+        (~40 µs a call: 4 of 61 CPU s of a dry run of 100 samples x 50 FOVs,
+        benchmarks/results.md, "DAG scaling"). Same values either way.
+        """
+        if len({(f.n_frames, f.frame_shape) for f in self.plan.fovs}) == 1:
+            return estimate(SimpleNamespace(fov=self.fov_ids[0]))
+        return estimate
+
     def mem_mb(self, bytes_per_pixel, base_mb=150):
         """Memory of a job: a base plus frame-sized work arrays (O(P), not O(T))."""
-        return lambda wc: int(base_mb + bytes_per_pixel * self.frame_pixels(wc) / 2**20)
+        return self.per_fov(
+            lambda wc: int(base_mb + bytes_per_pixel * self.frame_pixels(wc) / 2**20)
+        )
 
-    def runtime_min(self, ms_per_megapixel_frame):
+    def runtime_estimate(self, ms_per_megapixel_frame):
         """Wall-time limit in minutes, generous: 10x the kernel cost + 5 min."""
 
         def estimate(wc):
@@ -130,12 +146,16 @@ class Run:
 
         return estimate
 
+    def runtime_min(self, ms_per_megapixel_frame):
+        """`runtime_estimate` as a job resource (see `per_fov`)."""
+        return self.per_fov(self.runtime_estimate(ms_per_megapixel_frame))
+
     def channel_names(self):
         return {c: self.plan.channel_names[c] for c in [self.pc, *self.fl]}
 
     def all_outputs(self):
-        """Every per-FOV output that stays, and metadata.json: the aggregate's
-        inputs (outputs: lean leaves out the temporary files)."""
+        """Every per-FOV output that stays, and metadata.json: targets of rule
+        all (outputs: lean leaves out the temporary files)."""
         files = [self.metadata]
         for fov in self.fov_ids:
             files += [
@@ -152,6 +172,19 @@ class Run:
             files += [self.fov_csv("lineage", fov), self.fov_csv("traces", fov)]
             files += [self.fov_json("seg_stats", fov), self.fov_json("cell_stats", fov)]
         return self.kept(files)
+
+    def aggregate_inputs(self):
+        """What aggregate_results waits for: metadata.json and each FOV's traces.
+
+        Every other per-FOV output is written by a job upstream of its FOV's
+        traces (copy -> segment -> track -> extract; background -> extract),
+        so these files order the aggregate after every job of the run, and a
+        rerun of any of those jobs reruns it. What gets a deleted output
+        redone is `all_outputs` as targets of `all`; listing those ~650 files
+        per sample here too cost 3 of 57 CPU s and 90 MB of a dry run of 100
+        samples x 50 FOVs (benchmarks/results.md, "DAG scaling").
+        """
+        return [self.metadata, *(self.fov_csv("traces", fov) for fov in self.fov_ids)]
 
     def report(self, failed):
         """Print the manifest's path and summary; after a failure, first rebuild
@@ -323,6 +356,12 @@ except (ConfigError, InputError, OSError) as e:
     print(f"pyama-steps: {e}", file=sys.stderr)
     raise SystemExit(1) from None
 if workflow.is_main_process:
+    # Snakemake's DAG (~25 kB of objects per job) is built faster without
+    # Python's garbage collector; onstart (Snakefile) switches it on again
+    # before the first job, and a dry run exits without it (execute.py). Not
+    # before the plans are made: opening a file with bioio leaves cyclic
+    # garbage (100 new files: 4 GB without the collector, 1.3 GB with it).
+    execute.defer_garbage_collection()
     # the plan's warnings (Z-stacks, frame times, dtype), with the sample
     for _run in RUNS:
         _label = "" if _run.sample is None else f"sample {_run.sample!r}: "

@@ -43,10 +43,12 @@ for run in RUNS:
         priority: 1
         resources:
             # one label frame, 2 frames per channel, plus the table (cells x frames)
-            mem_mb=lambda wc, run=run: int(
-                200
-                + (16 + 24 * len(run.fl)) * run.frame_pixels(wc) / 2**20
-                + run.n_frames(wc) * 0.05
+            mem_mb=run.per_fov(
+                lambda wc, run=run: int(
+                    200
+                    + (16 + 24 * len(run.fl)) * run.frame_pixels(wc) / 2**20
+                    + run.n_frames(wc) * 0.05
+                )
             ),
             runtime=run.runtime_min(ms_per_megapixel_frame=40),
         run:

@@ -115,8 +115,10 @@ for run in RUNS:
         resources:
             # matplotlib (~150 MB) + a few frames of each stack and their RGBA
             # outline images
-            mem_mb=lambda wc, run=run: int(
-                400 + (120 + 40 * len(run.fl)) * run.frame_pixels(wc) / 2**20
+            mem_mb=run.per_fov(
+                lambda wc, run=run: int(
+                    400 + (120 + 40 * len(run.fl)) * run.frame_pixels(wc) / 2**20
+                )
             ),
             # a few frames of each stack
             runtime=5,

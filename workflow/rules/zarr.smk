@@ -58,8 +58,10 @@ for run in RUNS:
         resources:
             # dask, zarr and ome-zarr imports (~200 MB) + a few float32 frames per
             # channel and pyramid level; the stacks are streamed frame by frame
-            mem_mb=lambda wc, run=run: int(
-                350 + 24 * (2 + len(run.fl)) * run.frame_pixels(wc) / 2**20
+            mem_mb=run.per_fov(
+                lambda wc, run=run: int(
+                    350 + 24 * (2 + len(run.fl)) * run.frame_pixels(wc) / 2**20
+                )
             ),
             runtime=run.runtime_min(ms_per_megapixel_frame=150),
         script:
