@@ -82,6 +82,20 @@ VARIANTS = [
         "50 % cover, 80 % in colonies",
         {"coverage": 0.5, "cluster_fraction": 0.8},
     ),
+    # Noise-limited phase contrast: the window choice (§2.10) was set on these.
+    V(
+        "low-light",
+        "tuning",
+        "1500 ADU phase light (photon-starved)",
+        {"phase_level_adu": 1500.0},
+    ),
+    V(
+        "starved",
+        "tuning",
+        "900 ADU phase light, read noise 4",
+        {"phase_level_adu": 900.0, "read_noise_adu": 4.0},
+    ),
+    V("faint", "tuning", "phase contrast 0.25", {"phase_contrast": 0.25}),
     # --- held out: defined before being run, never tuned on -------------------
     V(
         "exp-halo-7",

@@ -11,7 +11,7 @@ shrink, a split of touching cells and a minimum area.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias
 
@@ -24,7 +24,15 @@ from pyama_steps.morphology import dilate_square as _dilate
 from pyama_steps.morphology import erode_square as _erode
 from pyama_steps.morphology import run_reduce as _run_reduce
 
-__all__ = ["SegmentationFrame", "segment_log_std"]
+__all__ = [
+    "MIN_SEPARATION",
+    "WINDOW_CANDIDATES",
+    "SegmentationFrame",
+    "WindowChoice",
+    "choose_window",
+    "segment_log_std",
+    "texture_separation",
+]
 
 SigmaEstimator: TypeAlias = Literal["lower_std", "lower_rms"]
 SplitMethod: TypeAlias = Literal["none", "watershed", "neck"]
@@ -490,6 +498,151 @@ def segment_log_std(
         foreground_fraction=np.count_nonzero(fg) / fg.size,
         edge_ratio=edge_ratio,
     )
+
+
+# --------------------------------------------------------------------------------------
+# Window choice (§2.10)
+# --------------------------------------------------------------------------------------
+
+#: Windows tried by :func:`choose_window`, smallest first.
+WINDOW_CANDIDATES: Final = (3, 5, 7)
+#: Separation (noise sigmas) at which a window is taken; see algorithms.md §2.10.
+MIN_SEPARATION: Final = 5.0
+#: Quantile of the log-STD sample that stands for the cells' edges.
+SEPARATION_QUANTILE: Final = 0.99
+
+
+@dataclass(frozen=True)
+class WindowChoice:
+    """The window :func:`choose_window` took, and what it measured.
+
+    Attributes
+    ----------
+    window : int
+        The window side to segment with.
+    separations : tuple of float
+        The median separation of each window tried, in the order of the
+        candidates (windows after the one taken were not tried).
+    """
+
+    window: int
+    separations: tuple[float, ...]
+
+
+def texture_separation(
+    frame: RealArray,
+    *,
+    window: int = 3,
+    bins: int = 200,
+    mode_smooth_bins: int = 11,
+    sigma_estimator: SigmaEstimator = "lower_std",
+    quantile: float = SEPARATION_QUANTILE,
+) -> float:
+    """How far a frame's strongest texture stands above its background noise.
+
+    The log-STD sample, mode and sigma are those of :func:`segment_log_std`
+    with the same options; the separation is ``(q - mode) / sigma`` with ``q``
+    the `quantile` of the sample. Pure noise gives about 3 at the 0.99
+    quantile, for any window; cells whose edges are far above the noise give
+    6-14 with a 3-px window.
+
+    Parameters
+    ----------
+    frame : (Y, X) ndarray
+        One phase-contrast frame (real; float frames finite).
+    window, bins, mode_smooth_bins, sigma_estimator
+        As for :func:`segment_log_std`.
+    quantile : float, optional
+        In (0, 1).
+
+    Returns
+    -------
+    float
+        The separation in units of sigma; NaN for a frame without texture
+        (constant, single-valued histogram, or sigma 0).
+    """
+    image = _check_frame(frame)
+    window = _check_int("window", window, minimum=_MIN_WINDOW, maximum=_MAX_WINDOW)
+    if window % 2 == 0:
+        raise ValueError(f"window must be odd, got {window}")
+    if not 0.0 < quantile < 1.0:
+        raise ValueError(f"quantile must be in (0, 1), got {quantile!r}")
+    numerator, _ = _window_sums(image, window, keep_s1=False)
+    sample = numerator[::2, ::2]
+    values = _log_std(sample[sample > 0], window * window)
+    if values.size == 0:
+        return math.nan
+    q = float(np.quantile(values, quantile))
+    mode = _histogram_mode(
+        values, bins, float(values.min()), float(values.max()), mode_smooth_bins
+    )
+    if mode is None:
+        return math.nan
+    sigma = _lower_sigma(values, mode, sigma_estimator)
+    if not sigma > 0.0:
+        return math.nan
+    return (q - mode) / sigma
+
+
+def choose_window(
+    frames: Sequence[RealArray],
+    *,
+    candidates: Sequence[int] = WINDOW_CANDIDATES,
+    min_separation: float = MIN_SEPARATION,
+    bins: int = 200,
+    mode_smooth_bins: int = 11,
+    sigma_estimator: SigmaEstimator = "lower_std",
+) -> WindowChoice:
+    """Pick the smallest window in which the cells stand out of the noise.
+
+    A 3-px window estimates the local std from 9 pixels, so the log-STD of the
+    background scatters widely; in dim or low-contrast phase images the cells'
+    edges then reach only a few noise sigmas above the background and their
+    outlines break up. A larger window averages more pixels: the background
+    scatter shrinks faster than the edges' response. The window taken is the
+    first of `candidates` whose median :func:`texture_separation` over
+    `frames` reaches `min_separation`; when none does (an empty field, or pure
+    noise), the first candidate.
+
+    Parameters
+    ----------
+    frames : sequence of (Y, X) ndarray
+        A few frames of one FOV (frames without texture are ignored).
+    candidates : sequence of int, optional
+        Odd window sides in [3, 37], tried in order.
+    min_separation : float, optional
+        Separation, in noise sigmas, that a window must reach; finite, > 0.
+    bins, mode_smooth_bins, sigma_estimator
+        As for :func:`segment_log_std`.
+
+    Returns
+    -------
+    WindowChoice
+    """
+    if not candidates:
+        raise ValueError("candidates must name at least one window")
+    if not (math.isfinite(min_separation) and min_separation > 0.0):
+        raise ValueError(
+            f"min_separation must be finite and > 0, got {min_separation!r}"
+        )
+    separations: list[float] = []
+    for window in candidates:
+        per_frame = [
+            texture_separation(
+                f,
+                window=window,
+                bins=bins,
+                mode_smooth_bins=mode_smooth_bins,
+                sigma_estimator=sigma_estimator,
+            )
+            for f in frames
+        ]
+        finite = [s for s in per_frame if math.isfinite(s)]
+        separation = float(np.median(finite)) if finite else math.nan
+        separations.append(separation)
+        if separation >= min_separation:
+            return WindowChoice(window=int(window), separations=tuple(separations))
+    return WindowChoice(window=int(candidates[0]), separations=tuple(separations))
 
 
 # --------------------------------------------------------------------------------------

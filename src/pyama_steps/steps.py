@@ -286,13 +286,13 @@ def segment_phase(
     """
     from pyama_steps.checks import SEG_STATS_FIELDS, stats_json
 
-    segment = _segmenter(params)
     _work_begins()
     columns: dict[str, list[float]] = {f: [] for f in SEG_STATS_FIELDS}
     with (
         NpyFrameReader(pc) as reader,
         NpyFrameWriter(output, reader.shape, np.bool_) as out,
     ):
+        segment = _segmenter(_resolve_window(params, reader))
         progress = _Progress(f"segment {Path(pc).name}", len(reader))
         for t in range(len(reader)):
             frame = reader.read(t)
@@ -308,6 +308,38 @@ def segment_phase(
 
 
 _Segmenter = Callable[[np.ndarray], tuple[np.ndarray, dict[str, float], str]]
+
+#: Frames of a FOV that ``window: auto`` measures (first, middle, last).
+_WINDOW_SAMPLE_FRAMES = 3
+
+
+def _resolve_window(
+    params: Mapping[str, Any], reader: NpyFrameReader
+) -> Mapping[str, Any]:
+    """Replace ``window: auto`` by the FOV's window (§2.10), logged."""
+    if params.get("method") == "rods" or params.get("window") != "auto":
+        return params
+    from pyama_steps.segmentation import WINDOW_CANDIDATES, choose_window
+
+    n = len(reader)
+    picks = sorted({round(i * (n - 1) / 2) for i in range(_WINDOW_SAMPLE_FRAMES)})
+    choice = choose_window(
+        [reader.read(t) for t in picks if 0 <= t < n],
+        bins=params["bins"],
+        mode_smooth_bins=params["mode_smooth_bins"],
+        sigma_estimator=params["sigma_estimator"],
+    )
+    measured = ", ".join(
+        f"{w} px: {s:.3g}"
+        for w, s in zip(WINDOW_CANDIDATES, choice.separations, strict=False)
+    )
+    log.info(
+        "window=%d (auto; separation of frames %s in noise sigma: %s)",
+        choice.window,
+        ",".join(map(str, picks)),
+        measured,
+    )
+    return {**params, "window": choice.window}
 
 
 def _segmenter(params: Mapping[str, Any]) -> _Segmenter:

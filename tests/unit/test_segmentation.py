@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,7 +13,13 @@ from scipy import ndimage as ndi
 from pyama_steps import segmentation as seg
 from pyama_steps import synth
 from pyama_steps.evaluate import _match_frame
-from pyama_steps.segmentation import SegmentationFrame, segment_log_std
+from pyama_steps.segmentation import (
+    MIN_SEPARATION,
+    SegmentationFrame,
+    choose_window,
+    segment_log_std,
+    texture_separation,
+)
 
 # Only thresholding: every step after it off.
 RAW = {
@@ -2310,3 +2317,114 @@ def test_edge_level_puts_outlines_on_the_cells(
     assert 0.93 <= edge <= 1.07, edge
     if noise_too_large:
         assert noise > edge + 0.03, (noise, edge)
+
+
+# --------------------------------------------------------------------------------------
+# Window choice (§2.10)
+# --------------------------------------------------------------------------------------
+
+
+def _matched(mask: np.ndarray, truth: np.ndarray) -> float:
+    """Share of the true cells that one predicted object covers at IoU > 0.5."""
+    labels, _ = ndi.label(mask)
+    ids = [i for i in np.unique(truth) if i]
+    hits = 0
+    for i in ids:
+        own = truth == i
+        under = labels[own]
+        under = under[under > 0]
+        if under.size == 0:
+            continue
+        best = labels == np.bincount(under).argmax()
+        hits += np.count_nonzero(own & best) / np.count_nonzero(own | best) > 0.5
+    return hits / len(ids)
+
+
+def _rendered(**overrides: object) -> tuple[np.ndarray, np.ndarray]:
+    params = synth.preset(
+        "standard", seed=4, frame_sizes=((256, 256),), n_fov=1, n_frames=2,
+        **overrides,
+    )  # fmt: skip
+    frame = synth.simulate_fov(params, 0).render(1)
+    return frame.images[0], frame.labels
+
+
+@pytest.mark.parametrize("window", [3, 5, 7])
+def test_separation_of_pure_noise_is_the_quantile_of_its_scatter(window: int) -> None:
+    # Poisson noise alone: the 0.99 quantile lies about 3 sigma above the mode,
+    # whatever the window and the light level; a window is never chosen on it.
+    rng = np.random.default_rng(window)
+    for level in (50.0, 3000.0):
+        frame = rng.poisson(level, (256, 256)).astype(np.uint16)
+        s = texture_separation(frame, window=window)
+        assert 2.0 < s < 4.5, (level, s)
+    choice = choose_window([frame])
+    assert choice.window == 3
+    assert len(choice.separations) == 3
+    assert all(s < MIN_SEPARATION for s in choice.separations)
+
+
+def test_separation_grows_with_the_contrast_to_noise_ratio() -> None:
+    # The same cells, lit ever more dimly (Poisson noise): the edges sink
+    # towards the noise, and the separation falls with them.
+    _, truth = cell_frame(seed=2)
+    rng = np.random.default_rng(2)
+    separations = []
+    for level in (20000.0, 4000.0, 800.0, 160.0):
+        light = np.where(truth, 0.7, 1.0) * level
+        frame = rng.poisson(light).astype(np.uint16)
+        separations.append(texture_separation(frame))
+    assert separations == sorted(separations, reverse=True)
+    assert separations[0] > 2 * separations[-1]
+
+
+def test_constant_frames_have_no_separation_and_keep_the_first_window() -> None:
+    flat = np.full((64, 64), 100, np.uint16)
+    assert math.isnan(texture_separation(flat))
+    choice = choose_window([flat, np.zeros((64, 64), np.uint16)])
+    assert choice.window == 3
+    assert all(math.isnan(s) for s in choice.separations)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"window": 4}, "odd"),
+        ({"window": 1}, "window"),
+        ({"quantile": 1.0}, "quantile"),
+        ({"quantile": 0.0}, "quantile"),
+    ],
+)
+def test_separation_rejects_bad_options(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        texture_separation(np.zeros((16, 16), np.uint16), **kwargs)
+
+
+def test_choose_window_rejects_bad_options() -> None:
+    frame = np.zeros((16, 16), np.uint16)
+    with pytest.raises(ValueError, match="at least one"):
+        choose_window([frame], candidates=())
+    with pytest.raises(ValueError, match="min_separation"):
+        choose_window([frame], min_separation=math.nan)
+
+
+def test_well_lit_phase_contrast_keeps_the_3_px_window() -> None:
+    frame, _ = _rendered()
+    choice = choose_window([frame])
+    assert choice.window == 3
+    assert len(choice.separations) == 1
+    assert choice.separations[0] >= MIN_SEPARATION
+
+
+def test_dim_phase_contrast_takes_a_wider_window_that_finds_more_cells() -> None:
+    # Photon-starved phase contrast (a tenth of the standard light): with 3 px
+    # the outlines break up in the noise and cells are lost; the window chosen
+    # finds clearly more of them.
+    frame, truth = _rendered(phase_level_adu=900.0, read_noise_adu=4.0)
+    choice = choose_window([frame])
+    assert choice.window > 3
+    assert choice.separations[0] < MIN_SEPARATION <= choice.separations[-1]
+    narrow = _matched(segment_log_std(frame, window=3).mask, truth)
+    chosen = _matched(segment_log_std(frame, window=choice.window).mask, truth)
+    assert chosen >= narrow + 0.1, (narrow, chosen)
+    assert chosen >= 0.9
