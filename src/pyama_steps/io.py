@@ -286,11 +286,7 @@ def scene_info(img: Any, fov: int) -> SceneInfo:
             pixel = (_size(sizes.Z), _size(sizes.Y), _size(sizes.X))
             dtype = str(np.dtype(img.dtype))
     except Exception as e:
-        raise InputError(
-            f"cannot read the metadata of FOV {fov} (scene {img.scenes[fov]!r}): the "
-            f"reader failed with '{type(e).__name__}: {e}'. The file's metadata is "
-            "not understood by the installed bioio plugin."
-        ) from e
+        raise _metadata_error(img, fov, e) from e
     if len(names) != shape[1]:
         names = tuple("" for _ in range(shape[1]))
     return SceneInfo(
@@ -301,6 +297,113 @@ def scene_info(img: Any, fov: int) -> SceneInfo:
         dtype=dtype,
         channel_names=names,
         pixel_size_um=pixel,
+    )
+
+
+def _metadata_error(img: Any, fov: int, e: Exception) -> InputError:
+    return InputError(
+        f"cannot read the metadata of FOV {fov} (scene {img.scenes[fov]!r}): the "
+        f"reader failed with '{type(e).__name__}: {e}'. The file's metadata is "
+        "not understood by the installed bioio plugin."
+    )
+
+
+def scene_infos(img: Any, path: str | Path) -> dict[int, SceneInfo]:
+    """Inspect every scene of an opened image (:func:`scene_info` for each).
+
+    In a CZI file the channels, the scaling and the pixel type are defined
+    once for the whole file (one ``Image/Dimensions/Channels`` element). Asking
+    bioio-czi for a scene's channel names or pixel size builds the dask graph
+    of all that scene's planes, and each size query reopens the file and
+    reparses its subblock directory, which grows with the file: ~0.9 s per
+    scene of a 20,000-plane file, so planning grew with FOVs x planes. There
+    the names, pixel size and dtype of the first scene serve every scene with
+    as many channels, and the sizes of all scenes come from one pass over the
+    subblock directory (the plane index's, :func:`build_plane_index`), used
+    only when it gives the first scene the sizes bioio gives it; otherwise
+    bioio is asked for each scene's sizes.
+
+    Raises
+    ------
+    InputError
+        If the reader fails on a scene's metadata.
+    """
+    n_scenes = len(img.scenes)
+    first = scene_info(img, 0)
+    out = {0: first}
+    if n_scenes == 1 or not _file_wide_channels(img):
+        out.update({f: scene_info(img, f) for f in range(1, n_scenes)})
+        return out
+    shapes = _directory_shapes(path, first)
+    for f in range(1, n_scenes):
+        shape = shapes.get(f)
+        if shape is None or shape[1] != first.shape_tczyx[1]:
+            out[f] = _scene_sizes(img, f, first)
+            continue
+        out[f] = SceneInfo(
+            index=f,
+            name=str(img.scenes[f]),
+            shape_tczyx=shape,
+            samples=1,
+            dtype=first.dtype,
+            channel_names=first.channel_names,
+            pixel_size_um=first.pixel_size_um,
+        )
+    return out
+
+
+def _directory_shapes(
+    path: str | Path, first: SceneInfo
+) -> dict[int, tuple[int, int, int, int, int]]:
+    """Return (T, C, Z, Y, X) of each plainly stored CZI scene.
+
+    Empty unless scene 0 has the sizes (and one sample per pixel) that bioio
+    gives it.
+    """
+    from pyama_steps.plane_index import build_plane_index
+
+    try:
+        scenes = build_plane_index(path, reader="bioio_czi")
+    except (OSError, ValueError):
+        return {}
+    zero = scenes.get(0)
+    if zero is None or zero.shape_tczyx != first.shape_tczyx or first.samples != 1:
+        return {}
+    return {f: s.shape_tczyx for f, s in scenes.items() if s.samples == 1}
+
+
+def _file_wide_channels(img: Any) -> bool:
+    """Whether the current scene's reader is bioio-czi with one channel set."""
+    if not type(img.reader).__module__.startswith("bioio_czi."):
+        return False
+    try:
+        with quiet_readers():
+            xml = img.metadata
+        return len(xml.findall(".//Image/Dimensions/Channels")) == 1
+    except Exception:  # any doubt: inspect each scene fully
+        return False
+
+
+def _scene_sizes(img: Any, fov: int, like: SceneInfo) -> SceneInfo:
+    """Read a scene's sizes; the file-wide names, pixel size, dtype from `like`."""
+    try:
+        with quiet_readers():
+            img.set_scene(fov)
+            dims = img.dims
+            shape = tuple(int(getattr(dims, ax)) for ax in "TCZYX")
+            samples = int(dims.S) if "S" in dims.order else 1
+    except Exception as e:
+        raise _metadata_error(img, fov, e) from e
+    if shape[1] != like.shape_tczyx[1]:
+        return scene_info(img, fov)
+    return SceneInfo(
+        index=fov,
+        name=str(img.scenes[fov]),
+        shape_tczyx=shape,  # type: ignore[arg-type]
+        samples=samples,
+        dtype=like.dtype,
+        channel_names=like.channel_names,
+        pixel_size_um=like.pixel_size_um,
     )
 
 

@@ -30,7 +30,7 @@ from pyama_steps.io import (
     open_image,
     reader_name,
     reader_version,
-    scene_info,
+    scene_infos,
     scene_timestamps,
 )
 from pyama_steps.paths import base_name
@@ -171,10 +171,8 @@ def plan_run(config: Mapping[str, Any]) -> RunPlan:
     if n_scenes == 0:
         raise InputError(f"input file {path!r} contains no image (0 scenes).")
     fov_ids = parse_fovs(config.get("fovs", "all"), n_scenes)
-    scenes: dict[int, SceneInfo] = {}
     try:
-        for f in range(n_scenes):
-            scenes[f] = scene_info(img, f)
+        scenes = scene_infos(img, path)
     except InputError as e:
         raise InputError(f"{path}: {e}") from e.__cause__
 

@@ -20,6 +20,7 @@ from pyama_steps.io import (
     open_plane_reader,
     reader_name,
     scene_info,
+    scene_infos,
 )
 from pyama_steps.plane_index import (
     IndexedPlanes,
@@ -405,3 +406,36 @@ def test_real_czi_index_gives_bioios_planes(
                         got = planes.plane(t, z)
                         assert got.dtype == want.dtype
                         np.testing.assert_array_equal(got, want.reshape(got.shape))
+
+
+# --------------------------------------------------------------------------
+# Planning: every scene's metadata without asking bioio per scene (CZI)
+# --------------------------------------------------------------------------
+
+
+def _per_scene(path: Path) -> dict[int, Any]:
+    img = open_image(path)
+    return {f: scene_info(img, f) for f in range(len(img.scenes))}
+
+
+@pytest.mark.parametrize(
+    ("suffix", "write"), [(".czi", _write_czi), (".ome.tiff", _write_ome_tiff)]
+)
+def test_scene_infos_equal_bioios_answer_for_each_scene(
+    tmp_path: Path, suffix: str, write: Any
+) -> None:
+    path = tmp_path / f"x{suffix}"
+    write(path, "uint16")
+    infos = scene_infos(open_image(path), path)
+    assert len(infos) == N_SCENES
+    assert infos == _per_scene(path)
+
+
+@pytest.mark.parametrize("name", [name for name, _ in REAL])
+def test_real_scene_infos_equal_bioios_answer_for_each_scene(
+    real_dir: Path, name: str
+) -> None:
+    # Mosaic and pyramid scenes are not in the directory pass; their sizes
+    # come from bioio, the others' from the subblock directory.
+    path = real_dir / name
+    assert scene_infos(open_image(path), path) == _per_scene(path)
