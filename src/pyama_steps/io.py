@@ -16,7 +16,7 @@ import logging
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from glob import escape as glob_escape
 from pathlib import Path
@@ -275,12 +275,9 @@ def scene_info(img: Any, fov: int) -> SceneInfo:
     InputError
         If the reader fails on the scene's metadata.
     """
+    shape, samples = _scene_dims(img, fov)
     try:
         with quiet_readers():
-            img.set_scene(fov)
-            dims = img.dims
-            shape = tuple(int(getattr(dims, ax)) for ax in "TCZYX")
-            samples = int(dims.S) if "S" in dims.order else 1
             names = tuple(str(n) if n is not None else "" for n in img.channel_names)
             sizes = img.physical_pixel_sizes
             pixel = (_size(sizes.Z), _size(sizes.Y), _size(sizes.X))
@@ -292,7 +289,7 @@ def scene_info(img: Any, fov: int) -> SceneInfo:
     return SceneInfo(
         index=fov,
         name=str(img.scenes[fov]),
-        shape_tczyx=shape,  # type: ignore[arg-type]
+        shape_tczyx=shape,
         samples=samples,
         dtype=dtype,
         channel_names=names,
@@ -336,18 +333,17 @@ def scene_infos(img: Any, path: str | Path) -> dict[int, SceneInfo]:
         return out
     shapes = _directory_shapes(path, first)
     for f in range(1, n_scenes):
-        shape = shapes.get(f)
-        if shape is None or shape[1] != first.shape_tczyx[1]:
-            out[f] = _scene_sizes(img, f, first)
+        sizes = (shapes[f], 1) if f in shapes else _scene_dims(img, f)
+        if sizes[0][1] != first.shape_tczyx[1]:
+            out[f] = scene_info(img, f)
             continue
-        out[f] = SceneInfo(
+        # the file-wide names, pixel size and dtype of the first scene
+        out[f] = replace(
+            first,
             index=f,
             name=str(img.scenes[f]),
-            shape_tczyx=shape,
-            samples=1,
-            dtype=first.dtype,
-            channel_names=first.channel_names,
-            pixel_size_um=first.pixel_size_um,
+            shape_tczyx=sizes[0],
+            samples=sizes[1],
         )
     return out
 
@@ -384,27 +380,17 @@ def _file_wide_channels(img: Any) -> bool:
         return False
 
 
-def _scene_sizes(img: Any, fov: int, like: SceneInfo) -> SceneInfo:
-    """Read a scene's sizes; the file-wide names, pixel size, dtype from `like`."""
+def _scene_dims(img: Any, fov: int) -> tuple[tuple[int, int, int, int, int], int]:
+    """Return a scene's ``(T, C, Z, Y, X)`` and samples per pixel, from bioio."""
     try:
         with quiet_readers():
             img.set_scene(fov)
             dims = img.dims
-            shape = tuple(int(getattr(dims, ax)) for ax in "TCZYX")
+            t, c, z, y, x = (int(getattr(dims, ax)) for ax in "TCZYX")
             samples = int(dims.S) if "S" in dims.order else 1
     except Exception as e:
         raise _metadata_error(img, fov, e) from e
-    if shape[1] != like.shape_tczyx[1]:
-        return scene_info(img, fov)
-    return SceneInfo(
-        index=fov,
-        name=str(img.scenes[fov]),
-        shape_tczyx=shape,  # type: ignore[arg-type]
-        samples=samples,
-        dtype=like.dtype,
-        channel_names=like.channel_names,
-        pixel_size_um=like.pixel_size_um,
-    )
+    return (t, c, z, y, x), samples
 
 
 # --------------------------------------------------------------------------
