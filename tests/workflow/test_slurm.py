@@ -9,6 +9,7 @@ the SLURM log of each batch job, which names the FOVs whose steps ran in it.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 
@@ -312,12 +314,13 @@ FOV_RULES = {
 @pytest.fixture(scope="module")
 def grouped_run(
     slurm_env: dict[str, str],
-    easy_file: Path,
+    five_fov_file: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[Path, SlurmRun]:
+    """Five FOVs through the profiles, 2 FOVs per batch job (profiles/slurm-test)."""
     workdir = tmp_path_factory.mktemp("slurm_grouped")
     run = run_on_slurm(
-        workdir, {"input": str(easy_file), "output_dir": "out"}, slurm_env
+        workdir, {"input": str(five_fov_file), "output_dir": "out"}, slurm_env
     )
     return workdir, run
 
@@ -350,27 +353,29 @@ def test_profiles_leave_partition_and_account_to_the_user() -> None:
 
 @pytest.mark.slow
 @pytest.mark.slurm
-def test_fovs_run_in_one_grouped_slurm_job(
+def test_fovs_run_in_grouped_slurm_jobs_of_the_group_size(
     grouped_run: tuple[Path, SlurmRun],
 ) -> None:
+    # 5 FOVs, 2 per batch (fov=2): ceil(5 / 2) = 3 batch jobs, plus
+    # inspect_input and aggregate_results, counted in SLURM's accounting
     workdir, run = grouped_run
     assert run.returncode == 0, _describe(run)
-    # inspect_input, one batch job with both FOVs, aggregate_results
     batches = run.by_comment("rule_fov")
     singles = sorted(j.comment for j in run.jobs if j not in batches)
     assert singles == ["rule_aggregate_results", "rule_inspect_input"], _describe(run)
-    assert len(batches) == 1, _describe(run)
+    assert len(batches) == math.ceil(5 / 2), _describe(run)
     for job in run.jobs:
         assert (job.state, job.exit_code) == ("COMPLETED", "0:0"), _describe(run)
         _assert_ran_as_slurm_job(job, workdir)
-    (batch,) = batches
-    # every step of both FOVs ran inside that one SLURM job
-    assert batch.fovs == {"000", "001"}, batch.rules
-    assert {rule for rule, _ in batch.rules} == FOV_RULES
-    assert len(batch.rules) == 2 * (len(FOV_RULES) + 1)  # + the 2nd copy_channel
+    # every step of a FOV ran inside one batch job of at most 2 FOVs
+    _assert_batches_cover(batches, {f"{f:03d}" for f in range(5)}, size=2)
+    for job in batches:
+        assert {rule for rule, _ in job.rules} == FOV_RULES, job.rules
+        # + the 2nd copy_channel of each FOV
+        assert len(job.rules) == len(job.fovs) * (len(FOV_RULES) + 1), job.rules
 
     manifest = _manifest(workdir)
-    assert [s["status"] for s in manifest["fov_status"].values()] == ["ok", "ok"]
+    assert [s["status"] for s in manifest["fov_status"].values()] == ["ok"] * 5
     assert (workdir / "out" / "traces.csv").exists()
 
 
@@ -379,15 +384,15 @@ def test_fovs_run_in_one_grouped_slurm_job(
 def test_failed_fov_is_rerun_alone_through_slurm(
     slurm_env: dict[str, str],
     easy_file: Path,
-    grouped_run: tuple[Path, SlurmRun],
     tmp_path: Path,
 ) -> None:
     # A real fault in one FOV: its phase-contrast stack is on disk but cut
     # short (as after a crash on a file system without atomic renames). It is
     # newer than the input, so Snakemake keeps it, and segmentation fails on it.
-    done, _ = grouped_run
     name = "easy_fov_001_pc_ch_0.npy"
-    good = (done / "out" / "fov_001" / name).read_bytes()
+    stack = io.BytesIO()
+    np.save(stack, np.zeros((8, 144, 128), dtype=np.uint16))  # FOV 1 of easy_file
+    good = stack.getvalue()
     truncated = tmp_path / "out" / "fov_001" / name
     truncated.parent.mkdir(parents=True)
     truncated.write_bytes(good[: len(good) // 50])
@@ -441,31 +446,6 @@ def _assert_batches_cover(batches: list[SlurmJob], fovs: set[str], size: int) ->
     seen = [fov for job in batches for fov in sorted(job.fovs)]
     assert sorted(seen) == sorted(fovs), [sorted(j.fovs) for j in batches]
     assert all(1 <= len(job.fovs) <= size for job in batches), [j.fovs for j in batches]
-
-
-@pytest.mark.slow
-@pytest.mark.slurm
-def test_submitted_jobs_are_ceil_fovs_over_group_size(
-    slurm_env: dict[str, str], five_fov_file: Path, tmp_path: Path
-) -> None:
-    # 5 FOVs, 2 per batch: ceil(5 / 2) = 3 batch jobs, plus inspect_input and
-    # aggregate_results, counted in SLURM's accounting (every job of the run)
-    config = {"input": str(five_fov_file), "output_dir": "out"}
-    run = run_on_slurm(tmp_path, config, slurm_env, "--group-components", "fov=2")
-    assert run.returncode == 0, _describe(run)
-    batches = run.by_comment("rule_fov")
-    assert len(batches) == math.ceil(5 / 2), _describe(run)
-    assert len(run.jobs) == len(batches) + 2, _describe(run)
-    singles = sorted(j.comment for j in run.jobs if j not in batches)
-    assert singles == ["rule_aggregate_results", "rule_inspect_input"], _describe(run)
-    for job in run.jobs:
-        assert (job.state, job.exit_code) == ("COMPLETED", "0:0"), _describe(run)
-        _assert_ran_as_slurm_job(job, tmp_path)
-    _assert_batches_cover(batches, {f"{f:03d}" for f in range(5)}, size=2)
-    for job in batches:
-        assert {rule for rule, _ in job.rules} == FOV_RULES, job.rules
-    manifest = _manifest(tmp_path)
-    assert [s["status"] for s in manifest["fov_status"].values()] == ["ok"] * 5
 
 
 @pytest.mark.slow
