@@ -312,6 +312,15 @@ def render_config(
         "  # CHECK: fluorescence channels = every other channel",
         f"  fl: {_quoted([name_or_index(c) for c in fl])}",
     ]
+    ingest = _ingest_lines(scenes)
+    if ingest:
+        lines += ["", "ingest:", *ingest]
+    lines += _segmentation_lines(names, pc, phase_check)
+    return "\n".join(lines) + "\n"
+
+
+def _ingest_lines(scenes: list[dict[str, Any]]) -> list[str]:
+    """Return the ``ingest:`` entries :func:`render_config` writes (none if empty)."""
     ingest: list[str] = []
     if any(s["Z"] > 1 for s in scenes):
         ingest += [
@@ -337,12 +346,17 @@ def render_config(
             "  # hold fail the copy. Use dtype_policy: scale with scale_factor.",
             "  dtype_policy: strict",
         ]
-    if ingest:
-        lines += ["", "ingest:", *ingest]
+    return ingest
+
+
+def _segmentation_lines(
+    names: Sequence[str | None], pc: int, phase_check: dict[str, Any] | None
+) -> list[str]:
+    """Return the ``segmentation:`` block :func:`render_config` writes, if any."""
     if phase_check is not None and phase_check["dense_rods"]:
         c = phase_check
         aspect, touching = c["median_aspect"], 100 * c["touching_fraction"]
-        lines += [
+        return [
             "",
             "segmentation:",
             f"  # CHECK: frame {c['frame']} of FOV 0 is a dense field of dark rods",
@@ -352,9 +366,9 @@ def render_config(
             "  # colony. Use method logstd for other cells.",
             "  method: rods",
         ]
-    elif names and _DIC_NAME.search(names[pc] or ""):
+    if names and _DIC_NAME.search(names[pc] or ""):
         # DIC and bright-field show no dark body with a bright phase halo
-        lines += [
+        return [
             "",
             "segmentation:",
             f"  # CHECK: {names[pc]!r} looks like DIC / bright field, not phase",
@@ -362,4 +376,4 @@ def render_config(
             "  halo_trim: false",
             "  shrink_px: 1",
         ]
-    return "\n".join(lines) + "\n"
+    return []

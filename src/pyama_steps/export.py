@@ -249,37 +249,12 @@ def write_ome_zarr(
         from ome_zarr.scale import Methods
         from ome_zarr.writer import write_image, write_labels
 
-    if not channels:
-        raise ValueError("channels is empty; at least the phase channel is needed")
-    shape = labels.shape
-    for name, source in channels:
-        if source.shape != shape:
-            raise ValueError(
-                f"channel {name!r} has shape {source.shape!r}, the labels {shape!r}"
-            )
+    shape = _common_shape(channels, labels)
     frame = (shape[1], shape[2])
     factors = pyramid_factors(frame)
     fmt = FormatV04() if NGFF_VERSION == "0.4" else FormatV05()
-    py, px = pixel_size_um
-    scale = {"t": 1.0, "c": 1.0, "y": py or 1.0, "x": px or 1.0}
-    units: dict[str, str] = {}
-    if py and px:
-        units.update(y="micrometer", x="micrometer")
-    if frame_interval_min and np.isfinite(frame_interval_min):
-        scale["t"] = float(frame_interval_min)
-        units["t"] = "minute"
-    omero = {
-        "channels": [
-            {
-                "label": name,
-                "color": _COLOURS[i % len(_COLOURS)],
-                "window": _window(source),
-                "active": True,
-            }
-            for i, (name, source) in enumerate(channels)
-        ],
-        "rdefs": {"model": "color"},
-    }
+    scale, units = _axis_scales(pixel_size_um, frame_interval_min)
+    omero = _omero(channels)
     image = da.stack(  # type: ignore[no-untyped-call]
         [_dask_stack(source).astype(np.float32) for _, source in channels],
         axis=1,
@@ -319,6 +294,53 @@ def write_ome_zarr(
             storage_options=_storage_options(frame, factors, leading=1),
             label_metadata=label_metadata,
         )
+
+
+def _common_shape(
+    channels: Sequence[tuple[str, _FrameSource]], labels: _FrameSource
+) -> tuple[int, ...]:
+    """Return the labels' shape; raise if there is no channel or a shape differs."""
+    if not channels:
+        raise ValueError("channels is empty; at least the phase channel is needed")
+    shape = labels.shape
+    for name, source in channels:
+        if source.shape != shape:
+            raise ValueError(
+                f"channel {name!r} has shape {source.shape!r}, the labels {shape!r}"
+            )
+    return shape
+
+
+def _axis_scales(
+    pixel_size_um: tuple[float | None, float | None],
+    frame_interval_min: float | None,
+) -> tuple[dict[str, float], dict[str, str]]:
+    """Return the ``tcyx`` scales and the units of the axes whose size is known."""
+    py, px = pixel_size_um
+    scale = {"t": 1.0, "c": 1.0, "y": py or 1.0, "x": px or 1.0}
+    units: dict[str, str] = {}
+    if py and px:
+        units.update(y="micrometer", x="micrometer")
+    if frame_interval_min and np.isfinite(frame_interval_min):
+        scale["t"] = float(frame_interval_min)
+        units["t"] = "minute"
+    return scale, units
+
+
+def _omero(channels: Sequence[tuple[str, _FrameSource]]) -> dict[str, Any]:
+    """Return the ``omero`` rendering metadata: a colour and window per channel."""
+    return {
+        "channels": [
+            {
+                "label": name,
+                "color": _COLOURS[i % len(_COLOURS)],
+                "window": _window(source),
+                "active": True,
+            }
+            for i, (name, source) in enumerate(channels)
+        ],
+        "rdefs": {"model": "color"},
+    }
 
 
 def _label_properties(traces: str) -> list[dict[str, Any]]:

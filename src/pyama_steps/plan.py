@@ -176,61 +176,13 @@ def plan_run(config: Mapping[str, Any]) -> RunPlan:
     except InputError as e:
         raise InputError(f"{path}: {e}") from e.__cause__
 
-    names = scenes[fov_ids[0]].channel_names
-    differ = [f for f in fov_ids if scenes[f].channel_names != names]
-    if differ:
-        raise InputError(
-            f"{path}: the selected FOVs do not share one channel set; FOV(s) "
-            f"{differ} differ from FOV {fov_ids[0]} ({list(names)}). Select FOVs "
-            "with the same channels using 'fovs'."
-        )
+    names = _shared_channel_names(path, scenes, fov_ids)
     channels = config["channels"]
     pc, fl = resolve_channels(channels["pc"], channels["fl"], names)
 
-    warnings: list[str] = []
     z_plane = int(ingest["z_plane"])
-    for f in fov_ids:
-        info = scenes[f]
-        n_t, _, n_z, n_y, n_x = info.shape_tczyx
-        if min(n_t, n_y, n_x) < 1:
-            raise InputError(
-                f"{path}: FOV {f} has an empty dimension "
-                f"(T, Y, X = {n_t}, {n_y}, {n_x})."
-            )
-        if info.dtype == "bool":
-            raise InputError(
-                f"{path}: FOV {f} holds boolean pixels (a mask, not a microscope "
-                "channel); pyama-steps needs intensity images."
-            )
-        if info.samples > 1 and ingest["rgb"] == "error":
-            raise ConfigError(
-                f"{path}: FOV {f} is RGB ({info.samples} samples per pixel); set "
-                "ingest.rgb: mean to average the samples, or export a grayscale file."
-            )
-        uses_plane = "plane" in {z_mode_for(ingest, "pc"), z_mode_for(ingest, "fl")}
-        if n_z > 1 and uses_plane and not -n_z <= z_plane < n_z:
-            raise ConfigError(
-                f"config key 'ingest.z_plane' = {z_plane} is outside the Z-stack of "
-                f"FOV {f} ({n_z} planes; valid {-n_z}..{n_z - 1})."
-            )
-    z_sizes = sorted({scenes[f].shape_tczyx[2] for f in fov_ids})
-    if z_sizes[-1] > 1:
-        modes = {role: z_mode_for(ingest, role) for role in ("pc", "fl")}
-        used = ", ".join(
-            f"{role}: " + (f"plane {z_plane}" if m == "plane" else f"{m} projection")
-            for role, m in modes.items()
-        )
-        warnings.append(
-            f"the input has Z-stacks ({z_sizes[-1]} planes): using {used}; set "
-            "ingest.z_mode / ingest.z_plane to choose another"
-        )
-    dtypes = sorted({scenes[f].dtype for f in fov_ids})
-    odd = [d for d in dtypes if d not in {"uint8", "uint16"}]
-    if odd and ingest["dtype_policy"] == "strict":
-        warnings.append(
-            f"pixel dtype {', '.join(odd)} is not uint8/uint16: every frame is checked "
-            "and the copy fails on values uint16 cannot hold (ingest.dtype_policy)"
-        )
+    _check_fovs(path, scenes, fov_ids, ingest, z_plane=z_plane)
+    warnings = _input_warnings(scenes, fov_ids, ingest, z_plane=z_plane)
 
     times, time_source, why = _frame_times(img, path, scenes, fov_ids, pc, ingest)
     if why:
@@ -262,6 +214,86 @@ def plan_run(config: Mapping[str, Any]) -> RunPlan:
         time_origin=str(ingest["time_origin"]),
         warnings=tuple(warnings),
     )
+
+
+def _shared_channel_names(
+    path: str, scenes: dict[int, SceneInfo], fov_ids: list[int]
+) -> tuple[str, ...]:
+    """Return the selected FOVs' channel names; raise unless they share them."""
+    names = scenes[fov_ids[0]].channel_names
+    differ = [f for f in fov_ids if scenes[f].channel_names != names]
+    if differ:
+        raise InputError(
+            f"{path}: the selected FOVs do not share one channel set; FOV(s) "
+            f"{differ} differ from FOV {fov_ids[0]} ({list(names)}). Select FOVs "
+            "with the same channels using 'fovs'."
+        )
+    return names
+
+
+def _check_fovs(
+    path: str,
+    scenes: dict[int, SceneInfo],
+    fov_ids: list[int],
+    ingest: Mapping[str, Any],
+    *,
+    z_plane: int,
+) -> None:
+    """Raise if a selected FOV is empty, a mask, unwanted RGB or lacks the Z plane."""
+    for f in fov_ids:
+        info = scenes[f]
+        n_t, _, n_z, n_y, n_x = info.shape_tczyx
+        if min(n_t, n_y, n_x) < 1:
+            raise InputError(
+                f"{path}: FOV {f} has an empty dimension "
+                f"(T, Y, X = {n_t}, {n_y}, {n_x})."
+            )
+        if info.dtype == "bool":
+            raise InputError(
+                f"{path}: FOV {f} holds boolean pixels (a mask, not a microscope "
+                "channel); pyama-steps needs intensity images."
+            )
+        if info.samples > 1 and ingest["rgb"] == "error":
+            raise ConfigError(
+                f"{path}: FOV {f} is RGB ({info.samples} samples per pixel); set "
+                "ingest.rgb: mean to average the samples, or export a grayscale file."
+            )
+        uses_plane = "plane" in {z_mode_for(ingest, "pc"), z_mode_for(ingest, "fl")}
+        if n_z > 1 and uses_plane and not -n_z <= z_plane < n_z:
+            raise ConfigError(
+                f"config key 'ingest.z_plane' = {z_plane} is outside the Z-stack of "
+                f"FOV {f} ({n_z} planes; valid {-n_z}..{n_z - 1})."
+            )
+
+
+def _input_warnings(
+    scenes: dict[int, SceneInfo],
+    fov_ids: list[int],
+    ingest: Mapping[str, Any],
+    *,
+    z_plane: int,
+) -> list[str]:
+    """Return the warnings about Z-stacks and pixel dtypes of the selected FOVs."""
+    warnings: list[str] = []
+    z_sizes = sorted({scenes[f].shape_tczyx[2] for f in fov_ids})
+    if z_sizes[-1] > 1:
+        modes = {role: z_mode_for(ingest, role) for role in ("pc", "fl")}
+        used = ", ".join(
+            f"{role}: " + (f"plane {z_plane}" if m == "plane" else f"{m} projection")
+            for role, m in modes.items()
+        )
+        warnings.append(
+            f"the input has Z-stacks ({z_sizes[-1]} planes): using {used}; set "
+            "ingest.z_mode / ingest.z_plane to choose another"
+        )
+    dtypes = sorted({scenes[f].dtype for f in fov_ids})
+    odd = [d for d in dtypes if d not in {"uint8", "uint16"}]
+    if odd and ingest["dtype_policy"] == "strict":
+        warnings.append(
+            f"pixel dtype {', '.join(odd)} is not uint8/uint16: every frame is checked "
+            "and the copy fails on values uint16 cannot hold (ingest.dtype_policy)"
+        )
+    return warnings
 
 
 def _frame_times(

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from pyama_steps.territory import grow_territories
 from pyama_steps.traces import frame_features
+from pyama_steps.traces.territory import grow_territories
 
 EDGE = ((-1, 0), (1, 0), (0, -1), (0, 1))
 ALL = (*EDGE, (-1, -1), (-1, 1), (1, -1), (1, 1))
@@ -115,7 +115,7 @@ def test_degenerate_inputs():
 
 def test_errors():
     lab = np.zeros((3, 3), dtype=np.int32)
-    with pytest.raises(ValueError, match="reach_px must be >= 0"):
+    with pytest.raises(ValueError, match="reach_px must be an integer >= 0"):
         grow_territories(lab, reach_px=-1)
     with pytest.raises(TypeError, match="reach_px must be an integer"):
         grow_territories(lab, reach_px=1.5)

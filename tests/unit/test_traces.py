@@ -302,9 +302,9 @@ def test_frame_features_errors():
         frame_features(labels, fl_raw=[raw.astype(bool)], fl_corrected=[corr])
     with pytest.raises(TypeError, match="fl_raw must be a sequence"):
         frame_features(labels, fl_raw=raw[None], fl_corrected=[corr])
-    with pytest.raises(ValueError, match="erosion_px must be >= 0"):
+    with pytest.raises(ValueError, match="erosion_px must be an integer >= 0"):
         frame_features(labels, fl_raw=[raw], fl_corrected=[corr], erosion_px=-1)
-    with pytest.raises(ValueError, match="reach_px must be >= 0"):
+    with pytest.raises(ValueError, match="reach_px must be an integer >= 0"):
         frame_features(labels, fl_raw=[raw], fl_corrected=[corr], reach_px=-1)
     with pytest.raises(TypeError, match="erosion_px must be an integer"):
         frame_features(labels, fl_raw=[raw], fl_corrected=[corr], erosion_px=True)
@@ -347,7 +347,7 @@ def test_trace_columns():
     )
     with pytest.raises(ValueError, match="fl_channels must be strictly ascending"):
         trace_columns(0, [2, 1])
-    with pytest.raises(ValueError, match="pc_channel must be >= 0"):
+    with pytest.raises(ValueError, match="pc_channel must be an integer >= 0"):
         trace_columns(-1, [])
     with pytest.raises(TypeError, match="fl_channels must be a sequence of int"):
         trace_columns(0, "12")  # type: ignore[arg-type]
@@ -547,7 +547,7 @@ def build_kwargs(**over):
         ({"frames": [0]}, ValueError, "frames must give the frame index"),
         ({"frames": [0, 2]}, ValueError, r"frames must lie in \[0, 2\)"),
         ({"frames": [1, 1]}, ValueError, "frames must be distinct"),
-        ({"frames": [0, -1]}, ValueError, "frames item must be >= 0"),
+        ({"frames": [0, -1]}, ValueError, "frames item must be an integer >= 0"),
         ({"times_min": [0.0]}, ValueError, r"times_min must have one entry per"),
         ({"fl_channels": [1, 2]}, ValueError, "has 1 fluorescence channels"),
         ({"fl_channels": [3, 1]}, ValueError, "must be strictly ascending"),
@@ -555,12 +555,12 @@ def build_kwargs(**over):
         ({"lineage": lineage([1, 2], fov=1)}, ValueError, "lineage is for fov"),
         ({"lineage": lineage([1, 1])}, ValueError, "one row per cell"),
         ({"lineage": {"cell": [1]}}, TypeError, "lineage must be a pandas"),
-        ({"min_frames": 0}, ValueError, "min_frames must be >= 1"),
-        ({"border_px": -1}, ValueError, "border_px must be >= 0"),
-        ({"exclude_merged": "no"}, TypeError, "exclude_merged must be a bool"),
+        ({"min_frames": 0}, ValueError, "min_frames must be an integer >= 1"),
+        ({"border_px": -1}, ValueError, "border_px must be an integer >= 0"),
+        ({"exclude_merged": "no"}, TypeError, "exclude_merged must be True or False"),
         ({"shape": (2, 6)}, ValueError, r"shape must be \(T, Y, X\)"),
         ({"features": [None, None]}, TypeError, r"features\[0\] must be"),
-        ({"fov": -2}, ValueError, "fov must be >= 0"),
+        ({"fov": -2}, ValueError, "fov must be an integer >= 0"),
     ],
 )
 def test_build_traces_errors(over, error, match):

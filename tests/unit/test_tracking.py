@@ -227,7 +227,7 @@ def test_overlap_pairs_errors():
         overlap_pairs(a, 0, a.astype(float), 0)
     with pytest.raises(ValueError, match=r"comp_u must be a \(Y, X\) array"):
         overlap_pairs(a[None], 0, a, 0)
-    with pytest.raises(ValueError, match="n for comp_u must be >= 0"):
+    with pytest.raises(ValueError, match="n for comp_u must be an integer >= 0"):
         overlap_pairs(a, -1, a, 0)
 
 
@@ -314,7 +314,9 @@ def test_assign_errors():
     ok_i, ok_f = np.array([1, 2]), np.array([0.5, 0.5])
     with pytest.raises(ValueError, match="must have the same length"):
         assign(ok_i, np.array([1]), ok_f, threshold=0.1)
-    with pytest.raises(ValueError, match=r"threshold must be in \[0, 1\]"):
+    with pytest.raises(
+        ValueError, match=r"threshold must be a finite number in \[0.0, 1.0\]"
+    ):
         assign(ok_i, ok_i, ok_f, threshold=1.5)
     with pytest.raises(TypeError, match="threshold must be a real number"):
         assign(ok_i, ok_i, ok_f, threshold="0.1")  # type: ignore[arg-type]
@@ -929,7 +931,7 @@ def test_lineage_table_and_csv_text():
 
 def test_lineage_errors():
     result = track_masks([frame(SHAPE, (1, 3, 1, 3))])
-    with pytest.raises(ValueError, match="fov must be >= 0"):
+    with pytest.raises(ValueError, match="fov must be an integer >= 0"):
         lineage_table(result, fov=-1)
     with pytest.raises(TypeError, match="fov must be an integer"):
         lineage_table(result, fov="0")  # type: ignore[arg-type]
@@ -950,15 +952,35 @@ def test_lineage_errors():
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"mode": "btrack"}, ValueError, "mode must be one of 'lineage', 'upstream'"),
+        (
+            {"mode": "btrack"},
+            ValueError,
+            r"mode must be one of \('lineage', 'upstream'\)",
+        ),
         ({"connectivity": 6}, ValueError, "connectivity must be 4 or 8"),
-        ({"min_iou": 1.2}, ValueError, r"min_iou must be in \[0, 1\]"),
-        ({"gap_min_iou": -0.1}, ValueError, r"gap_min_iou must be in \[0, 1\]"),
-        ({"max_gap": -1}, ValueError, "max_gap must be >= 0"),
+        (
+            {"min_iou": 1.2},
+            ValueError,
+            r"min_iou must be a finite number in \[0.0, 1.0\]",
+        ),
+        (
+            {"gap_min_iou": -0.1},
+            ValueError,
+            r"gap_min_iou must be a finite number in \[0.0, 1.0\]",
+        ),
+        ({"max_gap": -1}, ValueError, "max_gap must be an integer >= 0"),
         ({"max_gap": 1.5}, TypeError, "max_gap must be an integer"),
-        ({"divisions": "yes"}, TypeError, "divisions must be a bool"),
-        ({"division_min_overlap": 2}, ValueError, "division_min_overlap must be in"),
-        ({"division_min_frames": -1}, ValueError, "division_min_frames must be >= 0"),
+        ({"divisions": "yes"}, TypeError, "divisions must be True or False"),
+        (
+            {"division_min_overlap": 2},
+            ValueError,
+            "division_min_overlap must be a finite number in",
+        ),
+        (
+            {"division_min_frames": -1},
+            ValueError,
+            "division_min_frames must be an integer >= 0",
+        ),
         ({"division_min_frames": 2.0}, TypeError, "division_min_frames must be an"),
         ({"merge_min_overlap": None}, TypeError, "merge_min_overlap must be a real"),
     ],
