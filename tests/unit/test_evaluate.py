@@ -1,4 +1,4 @@
-"""Tests for pyama_steps.evaluate (algorithms.md §8.1)."""
+"""Tests for pyama_steps.validation.evaluate (algorithms.md §8.1)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from pyama_steps.evaluate import (
+from pyama_steps.cli import main
+from pyama_steps.validation.evaluate import (
     Evaluation,
     _division_counts,
     _match_frame,
@@ -20,7 +21,6 @@ from pyama_steps.evaluate import (
     _track_table,
     evaluate_run,
     format_table,
-    main_evaluate,
 )
 
 SHAPE = (10, 12)
@@ -925,16 +925,16 @@ def test_main_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     truth_dir = add_truth(tmp_path, 0, truth)
     out = add_run(tmp_path, 0, truth, signal=signal_of(truth))
     report = tmp_path / "eval.json"
-    assert main_evaluate([str(truth_dir), str(out), "--json", str(report)]) == 0
+    assert main(["evaluate", str(truth_dir), str(out), "--json", str(report)]) == 0
     captured = capsys.readouterr()
     assert "all" in captured.out
     data = json.loads(report.read_text())
     assert data["overall"]["dice"] == 1.0
     assert data["overall"]["division_recall"] is None
     assert data["per_fov"]["0"]["recall"] == 1.0
-    assert main_evaluate([str(truth_dir), str(out), "--markdown"]) == 0
+    assert main(["evaluate", str(truth_dir), str(out), "--markdown"]) == 0
     assert capsys.readouterr().out.startswith("| FOV |")
-    assert main_evaluate([str(truth_dir), str(tmp_path / "nowhere")]) == 2
+    assert main(["evaluate", str(truth_dir), str(tmp_path / "nowhere")]) == 2
     assert "processing_results.yaml" in capsys.readouterr().err
 
 

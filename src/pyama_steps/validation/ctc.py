@@ -37,13 +37,11 @@ input gives byte-identical files.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
 import os
 import shutil
-import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from glob import escape as glob_escape
 from pathlib import Path
@@ -55,18 +53,18 @@ import pandas as pd
 
 from pyama_steps._typing import LabelArray
 from pyama_steps.io import NpyFrameReader
-from pyama_steps.paths import MANIFEST, fov_dir, parse_fov_list
+from pyama_steps.paths import MANIFEST, fov_dir
 
 __all__ = [
     "CTC_COLUMNS",
     "CTC_MAX_LABEL",
     "RESULT_TRACK_FILE",
     "TRUTH_TRACK_FILE",
+    "check_export_inputs",
     "ctc_track_table",
     "export_run",
     "export_truth",
     "format_track_file",
-    "main_export_ctc",
     "mask_name",
     "relabel_frame_ctc",
     "to_ctc",
@@ -901,66 +899,28 @@ def export_truth(
     return written
 
 
-# --------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------
-
-
-def main_export_ctc(argv: Sequence[str] | None = None) -> int:
-    """Run ``pyama-steps export-ctc``: write a run's tracks as CTC folders.
+def check_export_inputs(
+    output_dir: str | Path,
+    *,
+    fovs: Iterable[int] | None = None,
+    truth: str | Path | None = None,
+) -> None:
+    """Check a run's (and a truth folder's) inputs of an export, writing nothing.
 
     Parameters
     ----------
-    argv : sequence of str, optional
-        ``OUTPUT_DIR DEST [--fovs 0,2] [--truth TRUTH_DIR]`` (default:
-        ``sys.argv[1:]``).
+    output_dir : str or Path
+        The run's ``output_dir``.
+    fovs : iterable of int, optional
+        FOVs to export (default: all of the run's).
+    truth : str or Path, optional
+        The generator's ``<name>_truth`` folder, when its truth is exported too.
 
-    Returns
-    -------
-    int
-        0 on success, 2 when the inputs are missing or inconsistent (the
-        message goes to stderr); argparse exits with 2 on bad arguments.
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As :func:`export_run` and :func:`export_truth` would, before they write.
     """
-    parser = argparse.ArgumentParser(
-        prog="pyama-steps export-ctc",
-        description=(
-            "Write a run's tracks as Cell Tracking Challenge result folders "
-            "(DEST/fov_NNN/maskTTT.tif + res_track.txt), e.g. to score them "
-            "with any CTC tool or open them in napari."
-        ),
-    )
-    parser.add_argument("output_dir", type=Path, help="the run's output_dir")
-    parser.add_argument("dest", type=Path, help="folder to write fov_NNN/ into")
-    parser.add_argument(
-        "--fovs", type=parse_fov_list, default=None, help="FOVs to export, e.g. 0,2"
-    )
-    parser.add_argument(
-        "--truth",
-        type=Path,
-        default=None,
-        metavar="TRUTH_DIR",
-        help="also write the generator's truth as DEST/fov_NNN_GT/TRA/",
-    )
-    args = parser.parse_args(None if argv is None else list(argv))
-    try:
-        # Check both sides before writing anything.
-        _run_inputs(args.output_dir, args.fovs)
-        if args.truth is not None:
-            _truth_inputs(args.truth, args.fovs)
-        folders = export_run(args.output_dir, args.dest, fovs=args.fovs)
-        truths = (
-            export_truth(args.truth, args.dest, fovs=args.fovs)
-            if args.truth is not None
-            else []
-        )
-    except (FileNotFoundError, ValueError, TypeError) as e:
-        print(f"pyama-steps export-ctc: error: {e}", file=sys.stderr)
-        return 2
-    for folder in [*folders, *truths]:
-        print(f"wrote {folder}")
-    if truths:
-        print(
-            "score one FOV with py-ctcmetrics: ctc_evaluate "
-            f"--res {folders[0]} --gt {truths[0]}"
-        )
-    return 0
+    _run_inputs(Path(output_dir), fovs)
+    if truth is not None:
+        _truth_inputs(Path(truth), fovs)

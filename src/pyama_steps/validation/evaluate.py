@@ -2,7 +2,7 @@
 
 :func:`evaluate_run` compares a finished run (its ``processing_results.yaml``
 and the files it lists) with the truth written by
-:mod:`pyama_steps.synth_io` and returns the §8.1 metrics per FOV and pooled
+:mod:`pyama_steps.validation.synth_io` and returns the §8.1 metrics per FOV and pooled
 over every frame and FOV; :func:`format_table` renders them and
 :func:`main_evaluate` is the command line (``TRUTH_DIR OUTPUT_DIR``).
 
@@ -62,7 +62,7 @@ object a track id present in a frame of ``seg_labeled``.
 * ``ctc_det``, ``ctc_tra``, ``ctc_ct``, ``ctc_tf``, ``ctc_bc``, ``ctc_chota``:
   the Cell Tracking Challenge measures DET, TRA, CT, TF, BC(2) and CHOTA,
   computed by py-ctcmetrics (docs/ctc.md) on CTC exports of the run and of
-  the truth (:mod:`pyama_steps.ctc`); only with ``ctc=True`` and the library
+  the truth (:mod:`pyama_steps.validation.ctc`); only with ``ctc=True`` and the library
   installed. ``overall`` holds the mean over FOVs weighted by each FOV's
   number of true cell-frames (for DET this is the value of the pooled
   graphs), except BC, the F1 of the pooled division counts. A FOV without
@@ -75,12 +75,10 @@ Ratios with a zero denominator are NaN, never 0 or 1.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import numbers
 import re
-import sys
 import tempfile
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -93,10 +91,10 @@ import numpy.typing as npt
 import pandas as pd
 
 from pyama_steps._typing import LabelArray
-from pyama_steps.ctc import write_ctc_result, write_ctc_truth
-from pyama_steps.io import NpyFrameReader, atomic_write_text
-from pyama_steps.paths import MANIFEST, parse_fov_list
+from pyama_steps.io import NpyFrameReader
+from pyama_steps.paths import MANIFEST
 from pyama_steps.tracking import assign, overlap_pairs
+from pyama_steps.validation.ctc import write_ctc_result, write_ctc_truth
 
 __all__ = [
     "CTC_BC_TOLERANCE",
@@ -104,7 +102,6 @@ __all__ = [
     "Evaluation",
     "evaluate_run",
     "format_table",
-    "main_evaluate",
 ]
 
 Int64Array = npt.NDArray[np.int64]
@@ -1194,7 +1191,7 @@ CTC_INSTALL_HINT: Final = (
 
 
 class _CtcExportError(ValueError):
-    """py-ctcmetrics rejects an export of :mod:`pyama_steps.ctc` (a bug here)."""
+    """py-ctcmetrics rejects an export of :mod:`~pyama_steps.validation.ctc` (a bug)."""
 
 
 #: What py-ctcmetrics 1.3.3 raises when it trips over input it should accept
@@ -1295,7 +1292,8 @@ def _ctc_score_fov(gt_dir: Path, res_dir: Path) -> _CtcFov:
             )
             raise _CtcExportError(
                 f"the CTC export {str(res_dir)!r} fails py-ctcmetrics' format check "
-                f"({problems}); this is a bug of pyama_steps.ctc, please report it."
+                f"({problems}); this is a bug of pyama_steps.validation.ctc, please "
+                "report it."
             )
         raw = calculate_metrics(
             comp_tracks,
@@ -1735,66 +1733,3 @@ def format_table(evaluation: Evaluation, *, markdown: bool = False) -> str:
             f"Cell Tracking Challenge measures not computed: {evaluation.ctc_message}."
         )
     return "\n\n".join(parts) + "\n"
-
-
-def main_evaluate(argv: Sequence[str] | None = None) -> int:
-    """Run the evaluation from the command line and print the table.
-
-    Parameters
-    ----------
-    argv : sequence of str, optional
-        ``TRUTH_DIR OUTPUT_DIR [--json PATH] [--markdown] [--fovs 0,1]
-        [--iou-threshold X] [--min-signal-fraction X] [--no-ctc]`` (default:
-        ``sys.argv[1:]``).
-
-    Returns
-    -------
-    int
-        0 on success, 2 when the inputs are missing or inconsistent (the
-        message goes to stderr); argparse exits with 2 on bad arguments.
-    """
-    parser = argparse.ArgumentParser(
-        prog="pyama-steps evaluate",
-        description=(
-            "Compare a run with the synthetic generator's ground truth "
-            "(algorithms.md §8)."
-        ),
-    )
-    parser.add_argument("truth_dir", type=Path, help="the '<name>_truth' directory")
-    parser.add_argument("output_dir", type=Path, help="the run's output_dir")
-    parser.add_argument("--json", type=Path, default=None, help="also write JSON here")
-    parser.add_argument("--markdown", action="store_true", help="markdown tables")
-    parser.add_argument(
-        "--fovs", type=parse_fov_list, default=None, help="FOVs to evaluate, e.g. 0,2"
-    )
-    parser.add_argument("--iou-threshold", type=float, default=0.5)
-    parser.add_argument("--min-signal-fraction", type=float, default=0.05)
-    parser.add_argument(
-        "--no-ctc",
-        action="store_true",
-        help="skip the Cell Tracking Challenge measures (py-ctcmetrics)",
-    )
-    args = parser.parse_args(None if argv is None else list(argv))
-    try:
-        evaluation = evaluate_run(
-            args.truth_dir,
-            args.output_dir,
-            iou_threshold=args.iou_threshold,
-            min_signal_fraction=args.min_signal_fraction,
-            fovs=args.fovs,
-            ctc=not args.no_ctc,
-        )
-    except (FileNotFoundError, ValueError) as e:
-        print(f"pyama-steps evaluate: error: {e}", file=sys.stderr)
-        return 2
-    print(format_table(evaluation, markdown=args.markdown), end="")
-    if args.json is not None:
-        text = json.dumps(
-            evaluation.to_dict(), indent=1, sort_keys=False, ensure_ascii=True
-        )
-        atomic_write_text(args.json, text + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main_evaluate())
