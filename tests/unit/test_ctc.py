@@ -30,10 +30,10 @@ from pyama_steps.validation.ctc import (
 )
 from pyama_steps.validation.evaluate import (
     CTC_INSTALL_HINT,
-    _ctc_score_fov,
     evaluate_run,
     format_table,
 )
+from pyama_steps.validation.evaluate.ctc_scores import _ctc_score_fov
 
 # The conversion needs nothing more; the measures need py-ctcmetrics (the
 # `eval` and `test` extras).
@@ -633,7 +633,9 @@ def test_evaluate_run_without_ctc(
     assert not any(k.startswith("ctc_") for k in ev.overall)
     assert "Cell Tracking Challenge" not in format_table(ev)
     # Library missing: the rest still works and the table says how to install.
-    monkeypatch.setattr("pyama_steps.validation.evaluate._ctc_library", lambda: None)
+    monkeypatch.setattr(
+        "pyama_steps.validation.evaluate.evaluation._ctc_library", lambda: None
+    )
     ev = evaluate_run(truth, out)
     assert ev.ctc_message == CTC_INSTALL_HINT
     assert not any(k.startswith("ctc_") for k in ev.overall)
@@ -680,7 +682,9 @@ def test_library_crash_leaves_other_metrics(
     def crash(gt: Path, res: Path) -> None:
         raise IndexError("arrays used as indices must be of integer type")
 
-    monkeypatch.setattr("pyama_steps.validation.evaluate._ctc_score_fov", crash)
+    monkeypatch.setattr(
+        "pyama_steps.validation.evaluate.ctc_scores._ctc_score_fov", crash
+    )
     ev = evaluate_run(truth, out)
     assert ev.overall["recall"] == 1.0
     assert all(math.isnan(ev.overall[k]) for k in CTC_KEYS)

@@ -15,13 +15,12 @@ import yaml
 from pyama_steps.cli import main
 from pyama_steps.validation.evaluate import (
     Evaluation,
-    _division_counts,
-    _match_frame,
-    _trace_pairs,
-    _track_table,
     evaluate_run,
     format_table,
 )
+from pyama_steps.validation.evaluate.matching import _match_frame
+from pyama_steps.validation.evaluate.traces import _trace_pairs
+from pyama_steps.validation.evaluate.tracks import _division_counts, _track_table
 
 SHAPE = (10, 12)
 BASE = "exp"
@@ -888,9 +887,17 @@ def test_traces_missing_column(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kw", "exc", "match"),
     [
-        ({"iou_threshold": 0.0}, ValueError, r"iou_threshold must lie in \(0, 1\]"),
+        (
+            {"iou_threshold": 0.0},
+            ValueError,
+            r"iou_threshold must be a finite number in \(0\.0, 1\.0\]; got 0\.0",
+        ),
         ({"iou_threshold": "0.5"}, TypeError, "iou_threshold must be a real"),
-        ({"min_signal_fraction": 1.5}, ValueError, "min_signal_fraction must lie"),
+        (
+            {"min_signal_fraction": 1.5},
+            ValueError,
+            r"min_signal_fraction must be a finite number in \[0\.0, 1\.0\]; got 1\.5",
+        ),
     ],
 )
 def test_bad_options(

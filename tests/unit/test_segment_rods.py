@@ -10,7 +10,7 @@ from scipy import ndimage
 
 from pyama_steps.segment_rods import RodSegmentation, check_dense_rods, segment_rods
 from pyama_steps.validation import synth
-from pyama_steps.validation.evaluate import _match_frame
+from pyama_steps.validation.evaluate.matching import _match_frame
 
 
 # ------------------------------------------------------------------ helpers

@@ -19,7 +19,7 @@ from pyama_steps.segmentation import (
     texture_separation,
 )
 from pyama_steps.validation import synth
-from pyama_steps.validation.evaluate import _match_frame
+from pyama_steps.validation.evaluate.matching import _match_frame
 
 # Only thresholding: every step after it off.
 RAW = {

@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pyama_steps.validation.synth.rods import _Rods
-from pyama_steps.validation.synth.shapes import _radius
+from pyama_steps.validation.synth.shapes import _radius, _semi_axes
 from pyama_steps.validation.synth.state import _Geometry, _State
 
 F32 = npt.NDArray[np.float32]
@@ -24,6 +24,81 @@ B = npt.NDArray[np.bool_]
 
 class _Divisions(_Rods):
     """Mitotic rounding, sisters held in contact, and reverting cells."""
+
+    def _divide_blob(
+        self,
+        rng: np.random.Generator,
+        cur: _State,
+        k: int,
+        t: int,
+        c_lo: float,
+        c_hi: float,
+    ) -> _State:
+        """Split blob ``k`` into two touching daughters across its major axis.
+
+        In the 'round' model the daughters get half the area the mother had
+        before she rounded up, and are held in contact for a drawn number of
+        frames.
+        """
+        p = self.params
+        st = self._static
+        gap = p.contact_gap_px
+        round_model = p.division_model == "round"
+        mother = int(cur.uid[k])
+        area_d = float(cur.area[k]) / 2.0
+        if round_model:
+            # Half the area the mother had before she rounded up.
+            area_d = self._mitosis[mother][0] / 2.0
+        axis = float(cur.angle[k]) + rng.normal(0.0, 0.15)
+        ux, uy = math.cos(axis), math.sin(axis)
+        aspect_hi = min(p.max_aspect, area_d / c_lo, c_hi / (1.7 * area_d))
+        uids = []
+        for _ in range(2):
+            uids.append(
+                self._new_entity(
+                    rng,
+                    area_birth=area_d,
+                    aspect_hi=aspect_hi,
+                    c_lo=c_lo,
+                    c_hi=c_hi,
+                    t=t,
+                    mother=mother,
+                    expr=st.expr[mother].copy(),
+                )
+            )
+        xs, ys, angs = [], [], []
+        for sign, uid in zip((1.0, -1.0), uids, strict=True):
+            ang = axis + math.pi / 2.0 + rng.normal(0.0, 0.2)
+            a_, b_ = _semi_axes(area_d, st.aspect[uid])
+            # Radius of the daughter towards its sister.
+            rel = math.atan2(-sign * uy, -sign * ux) - ang
+            r_in = float(
+                _radius(
+                    np.array([math.cos(rel)]),
+                    np.array([math.sin(rel)]),
+                    a_,
+                    b_,
+                    list(st.eps[uid]),
+                    list(st.phi[uid]),
+                )[0]
+            )
+            off = r_in + gap / 2.0 + 0.05
+            xs.append(float(cur.x[k]) + sign * off * ux)
+            ys.append(float(cur.y[k]) + sign * off * uy)
+            angs.append(ang)
+        daughters = _State(
+            np.array(uids, dtype=np.int64),
+            np.array(xs),
+            np.array(ys),
+            np.array([area_d, area_d]),
+            np.array(angs),
+            np.full(2, cur.vx[k]),
+            np.full(2, cur.vy[k]),
+        )
+        if round_model:
+            lo, hi = p.sister_contact_frames
+            self._sisters[min(uids)] = [max(uids), int(rng.integers(lo, hi + 1))]
+        return daughters
 
     def _advance_mitosis(
         self, rng: np.random.Generator, prev: _State, cur: _State, ripe: B

@@ -12,7 +12,6 @@ from pyama_steps.validation.synth.divisions import _Divisions
 from pyama_steps.validation.synth.shapes import (
     _bbox,
     _footprint,
-    _radius,
     _rod_axes,
     _semi_axes,
 )
@@ -39,10 +38,6 @@ class _Motion(_Divisions):
         c_lo: float,
         c_hi: float,
     ) -> tuple[_State, B]:
-        p = self.params
-        st = self._static
-        gap = p.contact_gap_px
-        dt_h = float(self.times_min[t] - self.times_min[t - 1]) / 60.0
         y_lo, y_hi, x_lo, x_hi = world
 
         # Leaving the simulated world (far outside the field): the cell is gone.
@@ -50,6 +45,21 @@ class _Motion(_Divisions):
         n_gone = int((~keep).sum())
         prev = prev.take(keep)
 
+        prev_mitosis = dict(self._mitosis)
+        cur, dividing = self._grow_and_move(rng, prev, t)
+        parts, part_origin = self._divide_all(rng, cur, dividing, t, c_lo, c_hi)
+        self._influx(rng, n_gone, t, world, inner, c_lo, c_hi, parts, part_origin)
+        new = _State.concat(parts)
+        org = np.concatenate(part_origin)
+        return self._settle(new, org, prev, t, prev_mitosis)
+
+    def _grow_and_move(
+        self, rng: np.random.Generator, prev: _State, t: int
+    ) -> tuple[_State, B]:
+        """Grow, round up ('round' model) and move the cells; return who divides."""
+        p = self.params
+        st = self._static
+        dt_h = float(self.times_min[t] - self.times_min[t - 1]) / 60.0
         cur = prev.copy()
         td = np.array([st.td_h[u] for u in cur.uid])
         cur.area = cur.area * np.exp2(dt_h / td)
@@ -57,7 +67,6 @@ class _Motion(_Divisions):
         dividing = cur.area >= a_div
         round_model = p.division_model == "round"
         if round_model:
-            prev_mitosis = dict(self._mitosis)
             dividing = self._advance_mitosis(rng, prev, cur, dividing)
 
         # Motion: persistent random walk and slow rotation.
@@ -70,76 +79,54 @@ class _Motion(_Divisions):
         cur.x = cur.x + cur.vx
         cur.y = cur.y + cur.vy
         cur.angle = cur.angle + np.deg2rad(p.rotation_deg) * rng.normal(size=len(cur))
+        return cur, dividing
 
-        # Division along the major axis: two touching daughters of half the area.
-        origin = np.arange(len(cur))  # index into prev (-1 for spawned cells)
+    def _divide_all(
+        self,
+        rng: np.random.Generator,
+        cur: _State,
+        dividing: B,
+        t: int,
+        c_lo: float,
+        c_hi: float,
+    ) -> tuple[list[_State], list[I64]]:
+        """Split the dividing cells; return the parts and their rows in ``cur``.
+
+        Division along the major axis: two touching daughters of half the area.
+        The origin of a part's rows is its index in ``cur`` (-1 for spawned
+        cells, added by :meth:`_influx`).
+        """
+        origin = np.arange(len(cur))
         parts = [cur.take(~dividing)]
         part_origin = [origin[~dividing]]
         for k in np.flatnonzero(dividing):
-            if p.cell_shape == "rod":
+            if self.params.cell_shape == "rod":
                 parts.append(self._divide_rod(rng, cur, int(k), t))
-                part_origin.append(np.full(2, k))
-                continue
-            mother = int(cur.uid[k])
-            area_d = float(cur.area[k]) / 2.0
-            if round_model:
-                # Half the area the mother had before she rounded up.
-                area_d = self._mitosis[mother][0] / 2.0
-            axis = float(cur.angle[k]) + rng.normal(0.0, 0.15)
-            ux, uy = math.cos(axis), math.sin(axis)
-            aspect_hi = min(p.max_aspect, area_d / c_lo, c_hi / (1.7 * area_d))
-            uids = []
-            for _ in range(2):
-                uids.append(
-                    self._new_entity(
-                        rng,
-                        area_birth=area_d,
-                        aspect_hi=aspect_hi,
-                        c_lo=c_lo,
-                        c_hi=c_hi,
-                        t=t,
-                        mother=mother,
-                        expr=st.expr[mother].copy(),
-                    )
-                )
-            xs, ys, angs = [], [], []
-            for sign, uid in zip((1.0, -1.0), uids, strict=True):
-                ang = axis + math.pi / 2.0 + rng.normal(0.0, 0.2)
-                a_, b_ = _semi_axes(area_d, st.aspect[uid])
-                # Radius of the daughter towards its sister.
-                rel = math.atan2(-sign * uy, -sign * ux) - ang
-                r_in = float(
-                    _radius(
-                        np.array([math.cos(rel)]),
-                        np.array([math.sin(rel)]),
-                        a_,
-                        b_,
-                        list(st.eps[uid]),
-                        list(st.phi[uid]),
-                    )[0]
-                )
-                off = r_in + gap / 2.0 + 0.05
-                xs.append(float(cur.x[k]) + sign * off * ux)
-                ys.append(float(cur.y[k]) + sign * off * uy)
-                angs.append(ang)
-            parts.append(
-                _State(
-                    np.array(uids, dtype=np.int64),
-                    np.array(xs),
-                    np.array(ys),
-                    np.array([area_d, area_d]),
-                    np.array(angs),
-                    np.full(2, cur.vx[k]),
-                    np.full(2, cur.vy[k]),
-                )
-            )
+            else:
+                parts.append(self._divide_blob(rng, cur, int(k), t, c_lo, c_hi))
             part_origin.append(np.full(2, k))
-            if round_model:
-                lo, hi = p.sister_contact_frames
-                self._sisters[min(uids)] = [max(uids), int(rng.integers(lo, hi + 1))]
+        return parts, part_origin
 
-        # Influx: every cell that left the world is replaced by one entering from
-        # the margin band, outside every position of the field.
+    def _influx(
+        self,
+        rng: np.random.Generator,
+        n_gone: int,
+        t: int,
+        world: tuple[float, float, float, float],
+        inner: tuple[float, float, float, float],
+        c_lo: float,
+        c_hi: float,
+        parts: list[_State],
+        part_origin: list[I64],
+    ) -> None:
+        """Append to ``parts`` one cell entering from the margin per cell gone.
+
+        Every cell that left the world is replaced by one entering from the
+        margin band, outside every position of the field.
+        """
+        p = self.params
+        st = self._static
+        y_lo, y_hi, x_lo, x_hi = world
         for _ in range(n_gone):
             for _try in range(30):
                 cy, cx = rng.uniform(y_lo, y_hi), rng.uniform(x_lo, x_hi)
@@ -175,15 +162,28 @@ class _Motion(_Divisions):
                     break
                 self._discard_last(n_before)
 
-        new = _State.concat(parts)
-        org = np.concatenate(part_origin)
+    def _settle(
+        self,
+        new: _State,
+        org: I64,
+        prev: _State,
+        t: int,
+        prev_mitosis: dict[int, tuple[float, int]],
+    ) -> tuple[_State, B]:
+        """Resolve contacts; return the placed state and who is visible.
+
+        Cells that cannot be placed keep their previous state (contact
+        inhibition: no move, no growth, division postponed). Reverting only
+        ever grows the frozen set, and the previous frame was valid, so the
+        loop ends with a valid configuration.
+        """
+        p = self.params
+        st = self._static
+        gap = p.contact_gap_px
+        round_model = p.division_model == "round"
         frozen = np.zeros(len(new), dtype=bool)
         if round_model:
             self._pull_sisters(new)
-        # Resolve contacts; cells that cannot be placed keep their previous state
-        # (contact inhibition: no move, no growth, division postponed). Reverting
-        # only ever grows the frozen set, and the previous frame was valid, so the
-        # loop ends with a valid configuration.
         while True:
             if p.cell_shape == "rod":
                 pairs = _resolve_rods(new, st, frozen, gap)

@@ -393,6 +393,17 @@ def _fail(name: str, value: Any, valid: str) -> ValueError:
 
 
 def _validate(p: SynthParams) -> None:
+    """Raise ValueError naming the first invalid field of ``p``."""
+    _validate_counts(p)
+    _validate_sizes(p)
+    _validate_rods(p)
+    _validate_division_model(p)
+    _validate_optics(p)
+    _validate_ranges(p)
+    _validate_expression(p)
+
+
+def _validate_counts(p: SynthParams) -> None:
     if not isinstance(p.seed, int) or p.seed < 0:
         raise _fail("seed", p.seed, "a non-negative int")
     if p.n_fov < 1:
@@ -425,6 +436,9 @@ def _validate(p: SynthParams) -> None:
                 f"(fov, frame) pairs with fov in [0, {p.n_fov}) and frame in "
                 f"[0, {p.n_frames})",
             )
+
+
+def _validate_sizes(p: SynthParams) -> None:
     d_min, d_max = p.cell_diameter_px
     if not 0 < d_min < d_max:
         raise _fail("cell_diameter_px", p.cell_diameter_px, "0 < d_min < d_max")
@@ -442,8 +456,9 @@ def _validate(p: SynthParams) -> None:
             "area between the diameter limits; widen cell_diameter_px or lower "
             "max_aspect",
         )
-    _validate_rods(p)
-    _validate_division_model(p)
+
+
+def _validate_optics(p: SynthParams) -> None:
     if p.phase_model not in PHASE_MODELS:
         raise _fail("phase_model", p.phase_model, f"one of {PHASE_MODELS}")
     if p.halo_kernel not in HALO_KERNELS:
@@ -454,6 +469,9 @@ def _validate(p: SynthParams) -> None:
         raise _fail("ring_transmission", p.ring_transmission, "a value in (0, 1]")
     if p.fl_psf_sigma_px is not None and not p.fl_psf_sigma_px > 0:
         raise _fail("fl_psf_sigma_px", p.fl_psf_sigma_px, "None or a positive number")
+
+
+def _validate_ranges(p: SynthParams) -> None:
     checks: list[tuple[str, float, float, float]] = [
         ("edge_thickness", p.edge_thickness, 0.0, 1.0),
         ("coverage", p.coverage, 0.0, 0.6),
@@ -510,6 +528,9 @@ def _validate(p: SynthParams) -> None:
     for name, value in non_negative.items():
         if not value >= 0:
             raise _fail(name, value, "a non-negative number")
+
+
+def _validate_expression(p: SynthParams) -> None:
     if len(p.autofluorescence_adu) != 3 or min(p.autofluorescence_adu) < 0:
         raise _fail(
             "autofluorescence_adu", p.autofluorescence_adu, "3 non-negative values"

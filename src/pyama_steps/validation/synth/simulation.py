@@ -80,40 +80,10 @@ class FovSimulation(_Motion, _Render):
     def _run_geometry(self) -> None:
         p = self.params
         rng = np.random.default_rng([p.seed, self.fov, _STREAM_GEOMETRY])
-        ny, nx = self.shape
-        t_count = self.n_frames
-        d_max = p.cell_diameter_px[1]
-        if p.cell_shape == "rod":
-            d_max = max(d_max, p.rod_length_px[1])
         c_lo, c_hi = _size_constants(p)
-
-        # Stage drift: a constant velocity in a random direction plus jitter.
-        heading = rng.uniform(0.0, 2.0 * math.pi)
-        step = np.zeros((t_count, 2))
-        if t_count > 1:
-            step[1:] = p.drift_px * np.array([math.sin(heading), math.cos(heading)])
-            step[1:] += rng.normal(0.0, p.drift_jitter_px, (t_count - 1, 2))
-        self.drift = np.cumsum(step, axis=0)
-
-        # The simulated world: every position the field visits, plus a margin in
-        # which cells wait to wander in.
-        margin = 1.2 * d_max + 10.0
-        y_lo = float(self.drift[:, 0].min()) - margin
-        y_hi = float(self.drift[:, 0].max()) + ny - 1 + margin
-        x_lo = float(self.drift[:, 1].min()) - margin
-        x_hi = float(self.drift[:, 1].max()) + nx - 1 + margin
-        world = (y_lo, y_hi, x_lo, x_hi)
-        inner = (y_lo + margin, y_hi - margin, x_lo + margin, x_hi - margin)
-        world_area = (y_hi - y_lo) * (x_hi - x_lo)
-
-        n_debris = rng.poisson(p.debris_per_mpx * world_area / 1e6)
-        amp = rng.uniform(0.4, 1.2, n_debris) * np.where(
-            rng.random(n_debris) < 0.3, -1.0, 1.0
-        )
-        self._debris = np.column_stack(
-            [rng.uniform(y_lo, y_hi, n_debris), rng.uniform(x_lo, x_hi, n_debris), amp]
-        )
-
+        self.drift = self._draw_drift(rng)
+        world, inner, world_area = self._world()
+        self._debris = self._draw_debris(rng, world, world_area)
         if p.cell_shape == "rod":
             state = self._seed_rods(rng, world, world_area)
         else:
@@ -122,38 +92,14 @@ class FovSimulation(_Motion, _Render):
         rows: dict[int, list[int]] = {}  # tid -> [parent, first, last]
         next_tid = 1
 
-        for t in range(t_count):
+        for t in range(self.n_frames):
             if t > 0:
                 state, visible = self._step(rng, state, t, world, inner, c_lo, c_hi)
             else:
-                # Seeding keeps the geometric gap, so no pixel is claimed twice;
-                # should it happen, the later cell is not placed.
-                clash, visible = self._raster_check(state, t)
-                while clash.any():
-                    state = state.take(
-                        np.arange(len(state)) != np.flatnonzero(clash)[-1]
-                    )
-                    clash, visible = self._raster_check(state, t)
-            prev_tid = tid_of
-            tid_of = {}
-            tid = np.zeros(len(state), dtype=np.int64)
-            for k in np.argsort(state.uid, kind="stable"):
-                uid = int(state.uid[k])
-                if not visible[k]:
-                    continue
-                if prev_tid.get(uid, 0) > 0:
-                    cur = prev_tid[uid]
-                    rows[cur][2] = t
-                else:
-                    cur = next_tid
-                    next_tid += 1
-                    parent = 0
-                    mother = self._static.mother[uid]
-                    if self._static.birth_frame[uid] == t and mother >= 0:
-                        parent = prev_tid.get(mother, 0)
-                    rows[cur] = [parent, t, t]
-                tid_of[uid] = cur
-                tid[k] = cur
+                state, visible = self._place_first_frame(state)
+            tid_of, tid, next_tid = self._assign_ids(
+                state, visible, t, tid_of, rows, next_tid
+            )
             self._snapshots.append(
                 _Snapshot(
                     state.uid.copy(),
@@ -166,16 +112,107 @@ class FovSimulation(_Motion, _Render):
                 )
             )
         self.max_id = next_tid - 1
-        ids = np.arange(1, next_tid, dtype=np.int64)
-        table = np.array([rows[int(i)] for i in ids], dtype=np.int64).reshape(-1, 3)
-        self.lineage = pd.DataFrame(
-            {
-                "cell": ids,
-                "parent": table[:, 0],
-                "first_frame": table[:, 1],
-                "last_frame": table[:, 2],
-            }
+        self.lineage = _lineage_table(rows, next_tid)
+
+    def _draw_drift(self, rng: np.random.Generator) -> F64:
+        """Stage drift: a constant velocity in a random direction plus jitter."""
+        p = self.params
+        t_count = self.n_frames
+        heading = rng.uniform(0.0, 2.0 * math.pi)
+        step = np.zeros((t_count, 2))
+        if t_count > 1:
+            step[1:] = p.drift_px * np.array([math.sin(heading), math.cos(heading)])
+            step[1:] += rng.normal(0.0, p.drift_jitter_px, (t_count - 1, 2))
+        return np.cumsum(step, axis=0)
+
+    def _world(
+        self,
+    ) -> tuple[
+        tuple[float, float, float, float], tuple[float, float, float, float], float
+    ]:
+        """Return the simulated world, the field's extent within it, and its area.
+
+        The world is every position the field visits, plus a margin in which
+        cells wait to wander in.
+        """
+        p = self.params
+        ny, nx = self.shape
+        d_max = p.cell_diameter_px[1]
+        if p.cell_shape == "rod":
+            d_max = max(d_max, p.rod_length_px[1])
+        margin = 1.2 * d_max + 10.0
+        y_lo = float(self.drift[:, 0].min()) - margin
+        y_hi = float(self.drift[:, 0].max()) + ny - 1 + margin
+        x_lo = float(self.drift[:, 1].min()) - margin
+        x_hi = float(self.drift[:, 1].max()) + nx - 1 + margin
+        world = (y_lo, y_hi, x_lo, x_hi)
+        inner = (y_lo + margin, y_hi - margin, x_lo + margin, x_hi - margin)
+        world_area = (y_hi - y_lo) * (x_hi - x_lo)
+        return world, inner, world_area
+
+    def _draw_debris(
+        self,
+        rng: np.random.Generator,
+        world: tuple[float, float, float, float],
+        world_area: float,
+    ) -> F64:
+        """Debris particles ``(y, x, amplitude)`` fixed in the world."""
+        p = self.params
+        y_lo, y_hi, x_lo, x_hi = world
+        n_debris = rng.poisson(p.debris_per_mpx * world_area / 1e6)
+        amp = rng.uniform(0.4, 1.2, n_debris) * np.where(
+            rng.random(n_debris) < 0.3, -1.0, 1.0
         )
+        return np.column_stack(
+            [rng.uniform(y_lo, y_hi, n_debris), rng.uniform(x_lo, x_hi, n_debris), amp]
+        )
+
+    def _place_first_frame(self, state: _State) -> tuple[_State, B]:
+        """Drop seeded cells claiming a pixel twice; return ``(state, visible)``.
+
+        Seeding keeps the geometric gap, so no pixel is claimed twice; should
+        it happen, the later cell is not placed.
+        """
+        clash, visible = self._raster_check(state, 0)
+        while clash.any():
+            state = state.take(np.arange(len(state)) != np.flatnonzero(clash)[-1])
+            clash, visible = self._raster_check(state, 0)
+        return state, visible
+
+    def _assign_ids(
+        self,
+        state: _State,
+        visible: B,
+        t: int,
+        prev_tid: dict[int, int],
+        rows: dict[int, list[int]],
+        next_tid: int,
+    ) -> tuple[dict[int, int], I64, int]:
+        """Give the visible cells of frame ``t`` their truth ids; extend ``rows``.
+
+        Returns the uid -> truth id map of frame ``t``, the truth id of each
+        cell of ``state`` (0: not visible) and the next unused truth id.
+        """
+        tid_of: dict[int, int] = {}
+        tid = np.zeros(len(state), dtype=np.int64)
+        for k in np.argsort(state.uid, kind="stable"):
+            uid = int(state.uid[k])
+            if not visible[k]:
+                continue
+            if prev_tid.get(uid, 0) > 0:
+                cur = prev_tid[uid]
+                rows[cur][2] = t
+            else:
+                cur = next_tid
+                next_tid += 1
+                parent = 0
+                mother = self._static.mother[uid]
+                if self._static.birth_frame[uid] == t and mother >= 0:
+                    parent = prev_tid.get(mother, 0)
+                rows[cur] = [parent, t, t]
+            tid_of[uid] = cur
+            tid[k] = cur
+        return tid_of, tid, next_tid
 
     def cell_masks(self, t: int) -> Iterator[tuple[int, tuple[slice, slice], B]]:
         """Yield each visible cell's own truth mask in frame ``t``.
@@ -245,6 +282,20 @@ class FovSimulation(_Motion, _Render):
             "leaving": leaving,
             "max_id": self.max_id,
         }
+
+
+def _lineage_table(rows: dict[int, list[int]], next_tid: int) -> pd.DataFrame:
+    """Return the lineage table of truth ids ``1 .. next_tid - 1`` from their rows."""
+    ids = np.arange(1, next_tid, dtype=np.int64)
+    table = np.array([rows[int(i)] for i in ids], dtype=np.int64).reshape(-1, 3)
+    return pd.DataFrame(
+        {
+            "cell": ids,
+            "parent": table[:, 0],
+            "first_frame": table[:, 1],
+            "last_frame": table[:, 2],
+        }
+    )
 
 
 def simulate_fov(params: SynthParams, fov: int) -> FovSimulation:
