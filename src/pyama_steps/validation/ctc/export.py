@@ -30,8 +30,6 @@ from pyama_steps.validation.ctc.convert import (
     mask_name,
 )
 
-Int64Array = npt.NDArray[np.int64]
-
 log = logging.getLogger(__name__)
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
 from pyama_steps.validation.ctc import write_ctc_result, write_ctc_truth
@@ -22,9 +21,6 @@ from pyama_steps.validation.evaluate.inputs import (
     _read_csv,
     _RunFov,
 )
-
-Int64Array = npt.NDArray[np.int64]
-Float64Array = npt.NDArray[np.float64]
 
 #: (py-ctcmetrics name, metric key) of the CTC measures, in table order.
 _CTC_MEASURES: Final = (

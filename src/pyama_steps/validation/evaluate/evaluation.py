@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
 from pyama_steps._validate import check_fraction
@@ -34,9 +32,6 @@ from pyama_steps.validation.evaluate.tally import (
 from pyama_steps.validation.evaluate.traces import (
     _TRUE_TOTAL_RE,
 )
-
-Int64Array = npt.NDArray[np.int64]
-Float64Array = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)

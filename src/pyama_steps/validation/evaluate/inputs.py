@@ -9,14 +9,10 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
 from pyama_steps.io import NpyFrameReader
 from pyama_steps.paths import MANIFEST
-
-Int64Array = npt.NDArray[np.int64]
-Float64Array = npt.NDArray[np.float64]
 
 TRUTH_JSON: Final = "truth.json"
 

@@ -6,18 +6,12 @@ import math
 from collections.abc import Sequence
 from typing import Final
 
-import numpy as np
-import numpy.typing as npt
-
 from pyama_steps.validation.evaluate.ctc_scores import (
     CTC_BC_TOLERANCE,
 )
 from pyama_steps.validation.evaluate.evaluation import (
     Evaluation,
 )
-
-Int64Array = npt.NDArray[np.int64]
-Float64Array = npt.NDArray[np.float64]
 
 
 def _fmt(value: float, kind: str) -> str:

@@ -17,7 +17,6 @@ from pyama_steps.validation.evaluate.traces import (
     _TracePairs,
 )
 
-Int64Array = npt.NDArray[np.int64]
 Float64Array = npt.NDArray[np.float64]
 
 

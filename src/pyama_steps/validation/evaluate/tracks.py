@@ -10,9 +10,6 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-Int64Array = npt.NDArray[np.int64]
-Float64Array = npt.NDArray[np.float64]
-
 _TRACK_COLUMNS: Final = (
     "cell",
     "n_frames",

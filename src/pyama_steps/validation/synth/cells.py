@@ -16,14 +16,15 @@ from pyama_steps.validation.synth.fluorescence import (
     _KIND_TRANSFECTION,
 )
 from pyama_steps.validation.synth.shapes import _ORDERS
-from pyama_steps.validation.synth.state import _empty_state, _Geometry, _SimBase, _State
+from pyama_steps.validation.synth.state import (
+    _empty_state,
+    _Geometry,
+    _lone_cell,
+    _SimBase,
+    _State,
+)
 
-F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
-U16 = npt.NDArray[np.uint16]
-U32 = npt.NDArray[np.uint32]
-B = npt.NDArray[np.bool_]
 
 _NUCLEUS_SCALE: Final = (0.38, 0.55)
 
@@ -184,25 +185,36 @@ class _Cells(_SimBase):
             n_before = len(self._static)
             uid, area = self._random_cell(rng, c_lo, c_hi, 0)
             speed = p.motility_px / math.sqrt(2.0)
-            cand = _State(
-                np.array([uid]),
-                np.array([cx]),
-                np.array([cy]),
-                np.array([area]),
-                np.array([rng.uniform(0.0, 2.0 * math.pi)]),
-                np.array([rng.normal(0.0, speed)]),
-                np.array([rng.normal(0.0, speed)]),
-            )
+            cand = _lone_cell(rng, uid, cx, cy, area, speed)
             inside = y_lo <= cy <= y_hi and x_lo <= cx <= x_hi
-            if inside and self._fits(state, cand, tree, rb_max):
-                state = _State.concat([state, cand])
+            ok = inside and self._fits(state, cand, tree, rb_max)
+            state, tree, rb_max = self._place_one(
+                state, cand, n_before, tree, rb_max, ok
+            )
+            if ok:
                 covered += area
-                geo = _Geometry(self._static, state.uid, state.area)
-                rb_max = float(geo.rb.max())
-                tree = cKDTree(np.column_stack([state.x, state.y]))
-            else:
-                self._discard_last(n_before)
         return state
+
+    def _place_one(
+        self,
+        state: _State,
+        cand: _State,
+        n_before: int,
+        tree: cKDTree | None,
+        rb_max: float,
+        ok: bool,
+    ) -> tuple[_State, cKDTree | None, float]:
+        """Add ``cand`` to ``state`` when ``ok``, else forget its constants.
+
+        Returns the state, its search tree of centres and its largest
+        bounding radius.
+        """
+        if not ok:
+            self._discard_last(n_before)
+            return state, tree, rb_max
+        state = _State.concat([state, cand])
+        geo = _Geometry(self._static, state.uid, state.area)
+        return state, cKDTree(np.column_stack([state.x, state.y])), float(geo.rb.max())
 
     def _discard_last(self, n_keep: int) -> None:
         st = self._static

@@ -12,11 +12,8 @@ from scipy.spatial import cKDTree
 from pyama_steps.validation.synth.shapes import _ORDERS, _radius
 from pyama_steps.validation.synth.state import _Geometry, _State, _Static
 
-F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
-U16 = npt.NDArray[np.uint16]
-U32 = npt.NDArray[np.uint32]
 B = npt.NDArray[np.bool_]
 
 # Boundary samples per cell for the overlap test. A real overlap of two shapes

@@ -14,11 +14,7 @@ from pyama_steps.validation.synth.rods import _Rods
 from pyama_steps.validation.synth.shapes import _radius, _semi_axes
 from pyama_steps.validation.synth.state import _Geometry, _State
 
-F32 = npt.NDArray[np.float32]
-F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
-U16 = npt.NDArray[np.uint16]
-U32 = npt.NDArray[np.uint32]
 B = npt.NDArray[np.bool_]
 
 

@@ -9,12 +9,7 @@ import numpy.typing as npt
 
 from pyama_steps.validation.synth.optics import _Optics
 
-F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
-U16 = npt.NDArray[np.uint16]
-U32 = npt.NDArray[np.uint32]
-B = npt.NDArray[np.bool_]
 
 _KIND_NONE: Final = 0
 _KIND_CONSTANT: Final = 1

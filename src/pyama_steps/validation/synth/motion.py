@@ -15,13 +15,10 @@ from pyama_steps.validation.synth.shapes import (
     _rod_axes,
     _semi_axes,
 )
-from pyama_steps.validation.synth.state import _Geometry, _State
+from pyama_steps.validation.synth.state import _Geometry, _lone_cell, _State
 
-F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
-U16 = npt.NDArray[np.uint16]
-U32 = npt.NDArray[np.uint32]
 B = npt.NDArray[np.bool_]
 
 
@@ -147,17 +144,7 @@ class _Motion(_Divisions):
                 )
                 if in_band:
                     speed = p.motility_px / math.sqrt(2.0)
-                    parts.append(
-                        _State(
-                            np.array([uid]),
-                            np.array([cx]),
-                            np.array([cy]),
-                            np.array([area]),
-                            np.array([rng.uniform(0.0, 2.0 * math.pi)]),
-                            np.array([rng.normal(0.0, speed)]),
-                            np.array([rng.normal(0.0, speed)]),
-                        )
-                    )
+                    parts.append(_lone_cell(rng, uid, cx, cy, area, speed))
                     part_origin.append(np.array([-1]))
                     break
                 self._discard_last(n_before)

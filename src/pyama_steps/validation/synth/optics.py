@@ -13,10 +13,7 @@ from pyama_steps.validation.synth.params import _STREAM_OPTICS, SynthParams
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
 U16 = npt.NDArray[np.uint16]
-U32 = npt.NDArray[np.uint32]
-B = npt.NDArray[np.bool_]
 
 # Inner radius of the phase ring relative to its outer radius (the 'airy' kernel).
 _J1_FIRST_ZERO: Final = 3.8317059702075125

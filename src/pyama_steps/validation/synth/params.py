@@ -10,9 +10,6 @@ import math
 from dataclasses import dataclass
 from typing import Any, Final
 
-import numpy as np
-import numpy.typing as npt
-
 from pyama_steps.validation.synth.shapes import _rod_division_min
 
 # The module name before the validation package; truth.json records it, so it
@@ -22,12 +19,6 @@ GENERATOR_VERSION: Final = "2"
 PHASE_CHANNEL_NAME: Final = "Phase"
 FL_CHANNEL_NAMES: Final = ("GFP", "mCherry", "Cy5")
 
-F32 = npt.NDArray[np.float32]
-F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
-U16 = npt.NDArray[np.uint16]
-U32 = npt.NDArray[np.uint32]
-B = npt.NDArray[np.bool_]
 
 # Random streams: the third entry of every seed sequence ``[seed, fov, stream]``.
 _STREAM_TIMES: Final = 0

@@ -15,12 +15,7 @@ from pyama_steps.validation.synth.params import (
     SynthParams,
 )
 
-F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
-U16 = npt.NDArray[np.uint16]
-U32 = npt.NDArray[np.uint32]
-B = npt.NDArray[np.bool_]
 
 # -------------------------------------------------------------------------- presets
 _PRESET_VALUES: Final[dict[str, dict[str, Any]]] = {

@@ -31,7 +31,6 @@ F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 U16 = npt.NDArray[np.uint16]
 U32 = npt.NDArray[np.uint32]
-B = npt.NDArray[np.bool_]
 
 # How much thinner (optically) the nucleus looks, and the granules' size.
 _NUCLEUS_DIM: Final = 0.22

@@ -16,13 +16,14 @@ from pyama_steps.validation.synth.shapes import (
     _rod_axes,
     _rod_division_min,
 )
-from pyama_steps.validation.synth.state import _empty_state, _Geometry, _State
+from pyama_steps.validation.synth.state import (
+    _empty_state,
+    _Geometry,
+    _lone_cell,
+    _State,
+)
 
-F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
-U16 = npt.NDArray[np.uint16]
-U32 = npt.NDArray[np.uint32]
 B = npt.NDArray[np.bool_]
 
 
@@ -259,21 +260,11 @@ class _Rods(_Cells):
             cy, cx = rng.uniform(y_lo, y_hi), rng.uniform(x_lo, x_hi)
             n_before = len(self._static)
             uid, area = self._random_rod(rng, 0)
-            cand = _State(
-                np.array([uid]),
-                np.array([cx]),
-                np.array([cy]),
-                np.array([area]),
-                np.array([rng.uniform(0.0, 2.0 * math.pi)]),
-                np.array([rng.normal(0.0, speed)]),
-                np.array([rng.normal(0.0, speed)]),
+            cand = _lone_cell(rng, uid, cx, cy, area, speed)
+            ok = self._fits(state, cand, tree, rb_max)
+            state, tree, rb_max = self._place_one(
+                state, cand, n_before, tree, rb_max, ok
             )
-            if self._fits(state, cand, tree, rb_max):
-                state = _State.concat([state, cand])
+            if ok:
                 covered += area
-                geo = _Geometry(self._static, state.uid, state.area)
-                rb_max = float(geo.rb.max())
-                tree = cKDTree(np.column_stack([state.x, state.y]))
-            else:
-                self._discard_last(n_before)
         return state

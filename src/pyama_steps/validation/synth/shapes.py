@@ -11,12 +11,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
-U16 = npt.NDArray[np.uint16]
-U32 = npt.NDArray[np.uint32]
-B = npt.NDArray[np.bool_]
 
 # shape, so it starts at 2).
 _ORDERS: Final = 3

@@ -20,11 +20,8 @@ from pyama_steps.validation.synth.presets import _check_fov, fov_shape, frame_ti
 from pyama_steps.validation.synth.render import _Render
 from pyama_steps.validation.synth.state import _Snapshot, _State, _Static
 
-F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
-U16 = npt.NDArray[np.uint16]
-U32 = npt.NDArray[np.uint32]
 B = npt.NDArray[np.bool_]
 
 

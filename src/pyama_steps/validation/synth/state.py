@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,11 +20,8 @@ from pyama_steps.validation.synth.optics import _Optics
 from pyama_steps.validation.synth.params import SynthParams
 from pyama_steps.validation.synth.shapes import _ORDERS, _rod_axes, _semi_axes
 
-F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
-U16 = npt.NDArray[np.uint16]
-U32 = npt.NDArray[np.uint32]
 B = npt.NDArray[np.bool_]
 
 
@@ -178,3 +176,21 @@ class _SimBase:
     _sisters: dict[int, list[int]]
     _debris: F64
     _optics: _Optics
+
+
+def _lone_cell(
+    rng: np.random.Generator, uid: int, cx: Any, cy: Any, area: Any, speed: float
+) -> _State:
+    """Return one new cell at ``(cx, cy)`` with a random angle and velocity.
+
+    Draws the angle, then the two velocity components, in that order.
+    """
+    return _State(
+        np.array([uid]),
+        np.array([cx]),
+        np.array([cy]),
+        np.array([area]),
+        np.array([rng.uniform(0.0, 2.0 * math.pi)]),
+        np.array([rng.normal(0.0, speed)]),
+        np.array([rng.normal(0.0, speed)]),
+    )
