@@ -66,7 +66,7 @@ def _data() -> Path:
 
 
 def _run(name: str, image: Path, overlays: list[Path]) -> dict[str, float]:
-    from pyama_steps.evaluate import evaluate_run
+    from pyama_steps.validation.evaluate import evaluate_run
 
     work = RUNS / f"accuracy-{name}"
     shutil.rmtree(work, ignore_errors=True)

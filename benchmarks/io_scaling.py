@@ -8,7 +8,8 @@ Usage::
 Each generated OME-TIFF and CZI case is a file of 4 scenes x 2 channels x T
 frames (``T`` = planes / 8), uint16, uncompressed, generated once into
 ``benchmarks/cache/io_scaling/`` (git-ignored). The files hold noise, not
-simulated cells: the project's generator (``pyama_steps.synth_io.write_dataset``)
+simulated cells: the project's generator
+(``pyama_steps.validation.synth_io.write_dataset``)
 simulates every frame and needs minutes for 32,000 planes, so the same layouts
 are written directly (OME-TIFF with tifffile: one OME Image per scene, TCYX
 pages; CZI with pylibCZIrw: one scene per FOV at its own stage column, with
@@ -149,7 +150,7 @@ def _write_czi(case: Case, tmp: Path) -> None:
                         location=(s * (case.size + 64), 0),
                     )
         w.write_metadata(document_name="bench", channel_names={0: "pc", 1: "fl"})
-    # as pyama_steps.synth_io: readers list the scenes from this block
+    # as pyama_steps.validation.synth_io: readers list the scenes from this block
     with pyczi.edit_czi(str(tmp)) as editor:
         builder = editor.create_metadata_builder()
         xml = builder.get_xml()

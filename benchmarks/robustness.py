@@ -207,8 +207,8 @@ COLUMNS = [
 
 
 def _data(v: Variant) -> Path:
-    from pyama_steps.synth import preset
-    from pyama_steps.synth_io import write_dataset
+    from pyama_steps.validation.synth import preset
+    from pyama_steps.validation.synth_io import write_dataset
 
     folder = CACHE / v.name
     image = folder / f"{v.name}.ome.tiff"
@@ -248,7 +248,7 @@ def _run(
     v: Variant, image: Path, tree: Path = REPO, python: str = sys.executable
 ) -> tuple[dict[str, float], float]:
     """Run the workflow of checkout `tree` (its own Python) and score it."""
-    from pyama_steps.evaluate import evaluate_run
+    from pyama_steps.validation.evaluate import evaluate_run
 
     work = RUNS / (v.name if tree == REPO else f"{v.name}-baseline")
     shutil.rmtree(work, ignore_errors=True)

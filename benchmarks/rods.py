@@ -52,8 +52,8 @@ COLUMNS = [
 
 
 def _data(seed: int, overrides: dict[str, Any]) -> Path:
-    from pyama_steps import synth
-    from pyama_steps.synth_io import write_dataset
+    from pyama_steps.validation import synth
+    from pyama_steps.validation.synth_io import write_dataset
 
     tag = "-".join(f"{k}={v}" for k, v in sorted(overrides.items()))
     folder = CACHE / f"rods-s{seed}{'-' + tag if tag else ''}"
@@ -65,7 +65,7 @@ def _data(seed: int, overrides: dict[str, Any]) -> Path:
 
 
 def _run(name: str, image: Path, method: str) -> tuple[dict[str, float], float]:
-    from pyama_steps.evaluate import evaluate_run
+    from pyama_steps.validation.evaluate import evaluate_run
 
     work = RUNS / f"rods-{name}-{method}"
     shutil.rmtree(work, ignore_errors=True)

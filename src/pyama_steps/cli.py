@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -261,6 +262,194 @@ def _init(argv: Sequence[str]) -> int:
     return 0
 
 
+def _parse_size(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)(?:x(\d+))?", text.strip().lower())
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"--size {text!r} is invalid: give N (square) or YxX in px, e.g. 512 or "
+            "576x640."
+        )
+    y = int(match.group(1))
+    x = int(match.group(2)) if match.group(2) else y
+    return y, x
+
+
+def _generate_parser() -> argparse.ArgumentParser:
+    from pyama_steps.validation.synth import PRESETS
+    from pyama_steps.validation.synth_io import FORMATS
+
+    parser = argparse.ArgumentParser(
+        prog="pyama-steps generate",
+        description=(
+            "Write a synthetic phase-contrast + fluorescence time-lapse with ground "
+            "truth (see pyama_steps.validation.synth)."
+        ),
+    )
+    parser.add_argument("out_dir", type=Path, help="output directory")
+    parser.add_argument(
+        "--preset", choices=PRESETS, default="demo", help="difficulty preset"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (>= 0)")
+    parser.add_argument(
+        "--name", default=None, help="base name of the files (default: the preset)"
+    )
+    parser.add_argument(
+        "--format", dest="fmt", choices=FORMATS, default="ome-tiff", help="image format"
+    )
+    parser.add_argument("--n-fov", type=int, default=None, help="number of FOVs")
+    parser.add_argument("--n-frames", type=int, default=None, help="frames per FOV")
+    parser.add_argument(
+        "--size",
+        type=_parse_size,
+        action="append",
+        default=None,
+        metavar="N|YxX",
+        help="frame size in px, rows x columns; repeat to give FOVs different sizes",
+    )
+    parser.add_argument(
+        "--n-fl-channels", type=int, default=None, help="fluorescence channels (0-3)"
+    )
+    parser.add_argument(
+        "--no-background-truth",
+        action="store_true",
+        help="do not write the true background stacks",
+    )
+    parser.add_argument(
+        "--compress", action="store_true", help="compress the image pixels"
+    )
+    return parser
+
+
+def _generate(argv: Sequence[str]) -> int:
+    """Write a synthetic dataset and print its paths (exit 2 on bad arguments)."""
+    from pyama_steps.validation.synth import preset
+    from pyama_steps.validation.synth_io import write_dataset
+
+    args = _generate_parser().parse_args(list(argv))
+    overrides: dict[str, Any] = {"seed": args.seed}
+    if args.n_fov is not None:
+        overrides["n_fov"] = args.n_fov
+    if args.n_frames is not None:
+        overrides["n_frames"] = args.n_frames
+    if args.size:
+        overrides["frame_sizes"] = tuple(args.size)
+    if args.n_fl_channels is not None:
+        overrides["n_fl_channels"] = args.n_fl_channels
+    if args.no_background_truth:
+        overrides["write_background"] = False
+    params = preset(args.preset, **overrides)
+    name = args.name if args.name is not None else args.preset
+    image = write_dataset(
+        args.out_dir, params, name=name, fmt=args.fmt, compress=args.compress
+    )
+    truth_dir = image.parent / f"{name}_truth"
+    print(f"image: {image}")
+    print(f"truth: {truth_dir}")
+    return 0
+
+
+def _evaluate(argv: Sequence[str]) -> int:
+    """Score a run against the truth and print the table (exit 2 on bad inputs)."""
+    import json
+
+    from pyama_steps.io import atomic_write_text
+    from pyama_steps.paths import parse_fov_list
+    from pyama_steps.validation.evaluate import evaluate_run, format_table
+
+    parser = argparse.ArgumentParser(
+        prog="pyama-steps evaluate",
+        description=(
+            "Compare a run with the synthetic generator's ground truth "
+            "(algorithms.md §8)."
+        ),
+    )
+    parser.add_argument("truth_dir", type=Path, help="the '<name>_truth' directory")
+    parser.add_argument("output_dir", type=Path, help="the run's output_dir")
+    parser.add_argument("--json", type=Path, default=None, help="also write JSON here")
+    parser.add_argument("--markdown", action="store_true", help="markdown tables")
+    parser.add_argument(
+        "--fovs", type=parse_fov_list, default=None, help="FOVs to evaluate, e.g. 0,2"
+    )
+    parser.add_argument("--iou-threshold", type=float, default=0.5)
+    parser.add_argument("--min-signal-fraction", type=float, default=0.05)
+    parser.add_argument(
+        "--no-ctc",
+        action="store_true",
+        help="skip the Cell Tracking Challenge measures (py-ctcmetrics)",
+    )
+    args = parser.parse_args(list(argv))
+    try:
+        evaluation = evaluate_run(
+            args.truth_dir,
+            args.output_dir,
+            iou_threshold=args.iou_threshold,
+            min_signal_fraction=args.min_signal_fraction,
+            fovs=args.fovs,
+            ctc=not args.no_ctc,
+        )
+    except (FileNotFoundError, ValueError) as e:
+        print(f"pyama-steps evaluate: error: {e}", file=sys.stderr)
+        return 2
+    print(format_table(evaluation, markdown=args.markdown), end="")
+    if args.json is not None:
+        text = json.dumps(
+            evaluation.to_dict(), indent=1, sort_keys=False, ensure_ascii=True
+        )
+        atomic_write_text(args.json, text + "\n")
+    return 0
+
+
+def _export_ctc(argv: Sequence[str]) -> int:
+    """Write a run's tracks as CTC folders and print them (exit 2 on bad inputs)."""
+    from pyama_steps.paths import parse_fov_list
+    from pyama_steps.validation.ctc import (
+        check_export_inputs,
+        export_run,
+        export_truth,
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="pyama-steps export-ctc",
+        description=(
+            "Write a run's tracks as Cell Tracking Challenge result folders "
+            "(DEST/fov_NNN/maskTTT.tif + res_track.txt), e.g. to score them "
+            "with any CTC tool or open them in napari."
+        ),
+    )
+    parser.add_argument("output_dir", type=Path, help="the run's output_dir")
+    parser.add_argument("dest", type=Path, help="folder to write fov_NNN/ into")
+    parser.add_argument(
+        "--fovs", type=parse_fov_list, default=None, help="FOVs to export, e.g. 0,2"
+    )
+    parser.add_argument(
+        "--truth",
+        type=Path,
+        default=None,
+        metavar="TRUTH_DIR",
+        help="also write the generator's truth as DEST/fov_NNN_GT/TRA/",
+    )
+    args = parser.parse_args(list(argv))
+    try:
+        check_export_inputs(args.output_dir, fovs=args.fovs, truth=args.truth)
+        folders = export_run(args.output_dir, args.dest, fovs=args.fovs)
+        truths = (
+            export_truth(args.truth, args.dest, fovs=args.fovs)
+            if args.truth is not None
+            else []
+        )
+    except (FileNotFoundError, ValueError, TypeError) as e:
+        print(f"pyama-steps export-ctc: error: {e}", file=sys.stderr)
+        return 2
+    for folder in [*folders, *truths]:
+        print(f"wrote {folder}")
+    if truths:
+        print(
+            "score one FOV with py-ctcmetrics: ctc_evaluate "
+            f"--res {folders[0]} --gt {truths[0]}"
+        )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pyama-steps`` command."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -292,9 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if args and args[0] in {"-h", "--help"} else 2
     command, rest = args[0], args[1:]
     if command == "generate":
-        from pyama_steps.synth_io import main_generate
-
-        return main_generate(rest)
+        return _generate(rest)
     if command == "inspect":
         return _inspect(rest)
     if command == "init":
@@ -302,13 +489,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "verify":
         return _verify(rest)
     if command == "evaluate":
-        from pyama_steps.evaluate import main_evaluate
-
-        return main_evaluate(rest)
+        return _evaluate(rest)
     if command == "export-ctc":
-        from pyama_steps.ctc import main_export_ctc
-
-        return main_export_ctc(rest)
+        return _export_ctc(rest)
     return _status(rest)
 
 

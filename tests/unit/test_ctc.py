@@ -1,4 +1,4 @@
-"""Tests for pyama_steps.ctc and the CTC measures of pyama_steps.evaluate."""
+"""Tests for pyama_steps.validation.ctc and the CTC measures of the evaluation."""
 
 from __future__ import annotations
 
@@ -15,26 +15,25 @@ import pytest
 import tifffile
 import yaml
 
-from pyama_steps.ctc import (
+from pyama_steps.cli import main
+from pyama_steps.validation.ctc import (
     CTC_MAX_LABEL,
     ctc_track_table,
     export_run,
     export_truth,
     format_track_file,
-    main_export_ctc,
     mask_name,
     relabel_frame_ctc,
     to_ctc,
     write_ctc_result,
     write_ctc_truth,
 )
-from pyama_steps.evaluate import (
+from pyama_steps.validation.evaluate import (
     CTC_INSTALL_HINT,
-    _ctc_score_fov,
     evaluate_run,
     format_table,
-    main_evaluate,
 )
+from pyama_steps.validation.evaluate.ctc_scores import _ctc_score_fov
 
 # The conversion needs nothing more; the measures need py-ctcmetrics (the
 # `eval` and `test` extras).
@@ -446,12 +445,12 @@ def test_export_run_and_truth(
     assert len(list((dest / "fov_002").glob("mask*.tif"))) == 3
     assert export_truth(truth, dest, fovs=[2]) == [dest / "fov_002_GT"]
     assert (dest / "fov_002_GT" / "TRA" / "man_track002.tif").is_file()
-    code = main_export_ctc([str(out), str(tmp_path / "cli"), "--fovs", "0"])
+    code = main(["export-ctc", str(out), str(tmp_path / "cli"), "--fovs", "0"])
     assert code == 0
     assert "fov_000" in capsys.readouterr().out
     assert [p.name for p in (tmp_path / "cli").iterdir()] == ["fov_000"]
     args = [str(out), str(tmp_path / "cli2"), "--truth", str(truth)]
-    assert main_export_ctc(args) == 0
+    assert main(["export-ctc", *args]) == 0
     assert "ctc_evaluate" in capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "cli2").iterdir()) == [
         "fov_000",
@@ -480,7 +479,7 @@ def test_export_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
         export_run(out, tmp_path / "ctc", fovs=[0])
     with pytest.raises(FileNotFoundError, match=r"no truth\.json"):
         export_truth(tmp_path, tmp_path / "gt")
-    assert main_export_ctc([str(tmp_path / "nowhere"), str(tmp_path / "x")]) == 2
+    assert main(["export-ctc", str(tmp_path / "nowhere"), str(tmp_path / "x")]) == 2
     assert "processing_results.yaml" in capsys.readouterr().err
 
 
@@ -634,7 +633,9 @@ def test_evaluate_run_without_ctc(
     assert not any(k.startswith("ctc_") for k in ev.overall)
     assert "Cell Tracking Challenge" not in format_table(ev)
     # Library missing: the rest still works and the table says how to install.
-    monkeypatch.setattr("pyama_steps.evaluate._ctc_library", lambda: None)
+    monkeypatch.setattr(
+        "pyama_steps.validation.evaluate.evaluation._ctc_library", lambda: None
+    )
     ev = evaluate_run(truth, out)
     assert ev.ctc_message == CTC_INSTALL_HINT
     assert not any(k.startswith("ctc_") for k in ev.overall)
@@ -651,10 +652,10 @@ def test_main_evaluate_no_ctc(
     truth = write_truth(tmp_path, 0, labels, GAPPY_PARENTS)
     out = write_run(tmp_path, 0, labels, GAPPY_PARENTS)
     report = tmp_path / "eval.json"
-    assert main_evaluate([str(truth), str(out), "--json", str(report)]) == 0
+    assert main(["evaluate", str(truth), str(out), "--json", str(report)]) == 0
     assert "BC(2)" in capsys.readouterr().out
     assert json.loads(report.read_text())["overall"]["ctc_tra"] == 1.0
-    assert main_evaluate([str(truth), str(out), "--no-ctc", "--markdown"]) == 0
+    assert main(["evaluate", str(truth), str(out), "--no-ctc", "--markdown"]) == 0
     printed = capsys.readouterr().out
     assert "BC(2)" not in printed
     assert printed.startswith("| FOV |")
@@ -681,7 +682,9 @@ def test_library_crash_leaves_other_metrics(
     def crash(gt: Path, res: Path) -> None:
         raise IndexError("arrays used as indices must be of integer type")
 
-    monkeypatch.setattr("pyama_steps.evaluate._ctc_score_fov", crash)
+    monkeypatch.setattr(
+        "pyama_steps.validation.evaluate.ctc_scores._ctc_score_fov", crash
+    )
     ev = evaluate_run(truth, out)
     assert ev.overall["recall"] == 1.0
     assert all(math.isnan(ev.overall[k]) for k in CTC_KEYS)

@@ -1,4 +1,4 @@
-"""Tests for pyama_steps.evaluate (algorithms.md §8.1)."""
+"""Tests for pyama_steps.validation.evaluate (algorithms.md §8.1)."""
 
 from __future__ import annotations
 
@@ -12,16 +12,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from pyama_steps.evaluate import (
+from pyama_steps.cli import main
+from pyama_steps.validation.evaluate import (
     Evaluation,
-    _division_counts,
-    _match_frame,
-    _trace_pairs,
-    _track_table,
     evaluate_run,
     format_table,
-    main_evaluate,
 )
+from pyama_steps.validation.evaluate.matching import _match_frame
+from pyama_steps.validation.evaluate.traces import _trace_pairs
+from pyama_steps.validation.evaluate.tracks import _division_counts, _track_table
 
 SHAPE = (10, 12)
 BASE = "exp"
@@ -888,9 +887,17 @@ def test_traces_missing_column(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kw", "exc", "match"),
     [
-        ({"iou_threshold": 0.0}, ValueError, r"iou_threshold must lie in \(0, 1\]"),
+        (
+            {"iou_threshold": 0.0},
+            ValueError,
+            r"iou_threshold must be a finite number in \(0\.0, 1\.0\]; got 0\.0",
+        ),
         ({"iou_threshold": "0.5"}, TypeError, "iou_threshold must be a real"),
-        ({"min_signal_fraction": 1.5}, ValueError, "min_signal_fraction must lie"),
+        (
+            {"min_signal_fraction": 1.5},
+            ValueError,
+            r"min_signal_fraction must be a finite number in \[0\.0, 1\.0\]; got 1\.5",
+        ),
     ],
 )
 def test_bad_options(
@@ -925,16 +932,16 @@ def test_main_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     truth_dir = add_truth(tmp_path, 0, truth)
     out = add_run(tmp_path, 0, truth, signal=signal_of(truth))
     report = tmp_path / "eval.json"
-    assert main_evaluate([str(truth_dir), str(out), "--json", str(report)]) == 0
+    assert main(["evaluate", str(truth_dir), str(out), "--json", str(report)]) == 0
     captured = capsys.readouterr()
     assert "all" in captured.out
     data = json.loads(report.read_text())
     assert data["overall"]["dice"] == 1.0
     assert data["overall"]["division_recall"] is None
     assert data["per_fov"]["0"]["recall"] == 1.0
-    assert main_evaluate([str(truth_dir), str(out), "--markdown"]) == 0
+    assert main(["evaluate", str(truth_dir), str(out), "--markdown"]) == 0
     assert capsys.readouterr().out.startswith("| FOV |")
-    assert main_evaluate([str(truth_dir), str(tmp_path / "nowhere")]) == 2
+    assert main(["evaluate", str(truth_dir), str(tmp_path / "nowhere")]) == 2
     assert "processing_results.yaml" in capsys.readouterr().err
 
 

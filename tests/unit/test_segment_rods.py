@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from pyama_steps import synth
-from pyama_steps.evaluate import _match_frame
 from pyama_steps.segment_rods import RodSegmentation, check_dense_rods, segment_rods
+from pyama_steps.validation import synth
+from pyama_steps.validation.evaluate.matching import _match_frame
 
 
 # ------------------------------------------------------------------ helpers

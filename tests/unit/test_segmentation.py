@@ -11,8 +11,6 @@ import pytest
 from scipy import ndimage as ndi
 
 from pyama_steps import segmentation as seg
-from pyama_steps import synth
-from pyama_steps.evaluate import _match_frame
 from pyama_steps.segmentation import (
     MIN_SEPARATION,
     SegmentationFrame,
@@ -20,6 +18,8 @@ from pyama_steps.segmentation import (
     segment_log_std,
     texture_separation,
 )
+from pyama_steps.validation import synth
+from pyama_steps.validation.evaluate.matching import _match_frame
 
 # Only thresholding: every step after it off.
 RAW = {

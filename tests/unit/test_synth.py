@@ -16,7 +16,9 @@ import tifffile
 from scipy import ndimage
 from skimage.measure import regionprops
 
-from pyama_steps import synth, synth_io
+from pyama_steps.cli import main
+from pyama_steps.validation import synth, synth_io
+from pyama_steps.validation.synth.optics import _halo_kernel
 
 # bioio-ome-tiff 1.4 calls ome_types.from_xml(parser="lxml"), which ome-types 0.7
 # deprecates; the warning comes from the reader, not from the files written here.
@@ -741,7 +743,7 @@ def test_cli(tmp_path, capsys):
         "96",
         "--no-background-truth",
     ]
-    assert synth_io.main_generate(argv) == 0
+    assert main(["generate", *argv]) == 0
     out = capsys.readouterr().out
     assert f"image: {tmp_path / 'easy.ome.tiff'}" in out
     assert f"truth: {tmp_path / 'easy_truth'}" in out
@@ -750,7 +752,7 @@ def test_cli(tmp_path, capsys):
     assert [f["shape"] for f in info["fovs"]] == [[4, 64, 80], [4, 96, 96], [4, 64, 80]]
     assert not list(tmp_path.rglob("background_ch_*.npy"))
     with pytest.raises(SystemExit):
-        synth_io.main_generate([str(tmp_path), "--size", "12y3"])
+        main(["generate", str(tmp_path), "--size", "12y3"])
 
 
 # ------------------------------------------------------- emitted totals, optics
@@ -848,12 +850,12 @@ def test_phase_variants_differ_from_default(demo_params):
 
 @pytest.mark.parametrize("kind", ["exponential", "airy"])
 def test_halo_kernels_have_unit_sum_and_symmetry(kind):
-    kernel = synth._halo_kernel(kind, 4.0)
+    kernel = _halo_kernel(kind, 4.0)
     assert kernel is not None
     assert kernel.sum() == pytest.approx(1.0, rel=1e-5)
     np.testing.assert_array_equal(kernel, kernel[::-1, ::-1])
     np.testing.assert_array_equal(kernel, kernel.T)
-    assert synth._halo_kernel("gaussian", 4.0) is None
+    assert _halo_kernel("gaussian", 4.0) is None
 
 
 # ------------------------------------------------------------ existing presets

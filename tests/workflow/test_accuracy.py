@@ -3,16 +3,16 @@
 Thresholds, not snapshots (algorithms.md §8.2, "first target" column): the
 real workflow runs on generated data with cells 15-50 px across, one frame
 size <= 512 px and one > 512 px, divisions, cells entering and leaving, drift,
-a dropped frame and uneven timestamps; ``pyama_steps.evaluate`` scores it.
+a dropped frame and uneven timestamps; ``pyama_steps.validation.evaluate`` scores it.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from pyama_steps import synth
-from pyama_steps.evaluate import Evaluation, evaluate_run
-from pyama_steps.synth_io import write_dataset
+from pyama_steps.validation import synth
+from pyama_steps.validation.evaluate import Evaluation, evaluate_run
+from pyama_steps.validation.synth_io import write_dataset
 from tests.conftest import run_snakemake
 
 pytestmark = pytest.mark.workflow

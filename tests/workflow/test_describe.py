@@ -152,8 +152,8 @@ def test_init_warns_when_no_channel_looks_like_phase(tmp_path: Path) -> None:
 def test_init_selects_rods_for_dense_rod_colonies(
     preset: str, rods: bool, tmp_path: Path
 ) -> None:
-    from pyama_steps import synth
-    from pyama_steps.synth_io import write_dataset
+    from pyama_steps.validation import synth
+    from pyama_steps.validation.synth_io import write_dataset
 
     params = synth.preset(
         preset, n_fov=1, n_frames=3, frame_sizes=((320, 384),), seed=2

@@ -1,7 +1,7 @@
 """Accuracy on renderings the defaults were not chosen on (issue 13).
 
 The real workflow runs on generator variants with other optics and cell sizes
-and ``pyama_steps.evaluate`` scores it against the truth. Thresholds are the
+and ``pyama_steps.validation.evaluate`` scores it against the truth. Thresholds are the
 issue's targets: for held-out variants (benchmarks/robustness.py) the area
 ratio 0.95-1.05, total trace error median <= 2 % and p90 <= 6 %, recall >=
 0.96 and complete tracks >= 0.93; for small cells recall >= 0.97, complete
@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from pyama_steps import synth
-from pyama_steps.evaluate import Evaluation, evaluate_run
-from pyama_steps.synth_io import write_dataset
+from pyama_steps.validation import synth
+from pyama_steps.validation.evaluate import Evaluation, evaluate_run
+from pyama_steps.validation.synth_io import write_dataset
 from tests.conftest import run_snakemake
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]

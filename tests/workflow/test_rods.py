@@ -2,7 +2,7 @@
 
 The real workflow runs on a small data set of the generator's ``rods`` preset
 (rods 15-25 x 40-90 px packed side by side in colonies, dividing end to end)
-and ``pyama_steps.evaluate`` scores it (algorithms.md §2.8).
+and ``pyama_steps.validation.evaluate`` scores it (algorithms.md §2.8).
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from pyama_steps import synth
 from pyama_steps.config import ConfigError, load_schema, validate_config
-from pyama_steps.evaluate import Evaluation, evaluate_run
-from pyama_steps.synth_io import write_dataset
+from pyama_steps.validation import synth
+from pyama_steps.validation.evaluate import Evaluation, evaluate_run
+from pyama_steps.validation.synth_io import write_dataset
 from tests.conftest import REPO, run_snakemake
 
 pytestmark = pytest.mark.workflow

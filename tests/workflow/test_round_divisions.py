@@ -4,7 +4,7 @@ The generator's ``round`` division model: mothers ~50 px across round up for
 1-3 frames (a compact disk, smaller than either daughter) before they split
 into two round daughters that stay in contact for 3-6 frames. The real
 workflow runs on one 512² FOV of 30 frames (6 h doubling: about 40
-divisions, a dropped frame) and ``pyama_steps.evaluate`` scores the lineage
+divisions, a dropped frame) and ``pyama_steps.validation.evaluate`` scores the lineage
 against the truth. Thresholds, not snapshots.
 """
 
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import pytest
 
-from pyama_steps import synth
-from pyama_steps.evaluate import Evaluation, evaluate_run
-from pyama_steps.synth_io import write_dataset
+from pyama_steps.validation import synth
+from pyama_steps.validation.evaluate import Evaluation, evaluate_run
+from pyama_steps.validation.synth_io import write_dataset
 from tests.conftest import run_snakemake
 
 pytestmark = pytest.mark.workflow

@@ -18,8 +18,8 @@ import pytest
 import tifffile
 import yaml
 
-from pyama_steps import synth
-from pyama_steps.synth_io import write_dataset
+from pyama_steps.validation import synth
+from pyama_steps.validation.synth_io import write_dataset
 from tests.conftest import run_snakemake
 
 pytestmark = pytest.mark.workflow

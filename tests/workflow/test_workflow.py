@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import yaml
 
-from pyama_steps import synth
-from pyama_steps.synth_io import write_dataset
+from pyama_steps.validation import synth
+from pyama_steps.validation.synth_io import write_dataset
 from tests.conftest import jobs_run, run_snakemake
 
 pytestmark = pytest.mark.workflow

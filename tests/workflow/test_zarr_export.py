@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import zarr
 
-from pyama_steps import synth
 from pyama_steps.export import have_pyarrow
-from pyama_steps.synth_io import write_dataset
+from pyama_steps.validation import synth
+from pyama_steps.validation.synth_io import write_dataset
 from tests.conftest import jobs_run, run_snakemake
 
 pytestmark = pytest.mark.workflow

@@ -4,8 +4,8 @@
 
 from pathlib import Path
 
-from pyama_steps.ctc import write_ctc_result
 from pyama_steps.steps import run_logged
+from pyama_steps.validation.ctc import write_ctc_result
 
 run_logged(
     snakemake.log[0],

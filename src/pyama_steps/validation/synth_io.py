@@ -1,6 +1,6 @@
 """Write synthetic time-lapses and their ground truth to disk.
 
-:func:`write_dataset` streams the frames of :mod:`pyama_steps.synth` into one
+:func:`write_dataset` streams the frames of :mod:`pyama_steps.validation.synth` into one
 multi-scene image file (OME-TIFF, or CZI) and writes the truth next to it::
 
     <out_dir>/<name>.ome.tiff              one scene per FOV, TCYX, uint16
@@ -18,13 +18,12 @@ all truth files are byte-identical (no clock, host or random UUID is recorded).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
 import re
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -34,21 +33,19 @@ import pandas as pd
 import tifffile
 
 from pyama_steps import __version__
-from pyama_steps.synth import (
+from pyama_steps.validation.synth import (
     GENERATOR_NAME,
     GENERATOR_VERSION,
-    PRESETS,
     FovSimulation,
     SynthFrame,
     SynthParams,
     channel_names,
     fov_shape,
     frame_times_s,
-    preset,
     simulate_fov,
 )
 
-__all__ = ["FORMATS", "main_generate", "write_dataset"]
+__all__ = ["FORMATS", "write_dataset"]
 
 FORMATS: Final = ("ome-tiff", "czi")
 _NAME_RE: Final = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -429,7 +426,7 @@ def write_dataset(
     out_dir : str or path-like
         Output directory (created if missing).
     params : SynthParams
-        Generator parameters (see :func:`pyama_steps.synth.preset`).
+        Generator parameters (see :func:`pyama_steps.validation.synth.preset`).
     name : str, optional
         Base name of the image file and the ``<name>_truth`` directory; letters,
         digits, ``.``, ``_`` and ``-`` only.
@@ -499,95 +496,3 @@ def write_dataset(
         fh.write(json.dumps(truth, indent=1, sort_keys=False, ensure_ascii=True))
         fh.write("\n")
     return image_path
-
-
-# ------------------------------------------------------------------ CLI
-def _parse_size(text: str) -> tuple[int, int]:
-    match = re.fullmatch(r"(\d+)(?:x(\d+))?", text.strip().lower())
-    if match is None:
-        raise argparse.ArgumentTypeError(
-            f"--size {text!r} is invalid: give N (square) or YxX in px, e.g. 512 or "
-            "576x640."
-        )
-    y = int(match.group(1))
-    x = int(match.group(2)) if match.group(2) else y
-    return y, x
-
-
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="pyama-steps generate",
-        description=(
-            "Write a synthetic phase-contrast + fluorescence time-lapse with ground "
-            "truth (see pyama_steps.synth)."
-        ),
-    )
-    parser.add_argument("out_dir", type=Path, help="output directory")
-    parser.add_argument(
-        "--preset", choices=PRESETS, default="demo", help="difficulty preset"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (>= 0)")
-    parser.add_argument(
-        "--name", default=None, help="base name of the files (default: the preset)"
-    )
-    parser.add_argument(
-        "--format", dest="fmt", choices=FORMATS, default="ome-tiff", help="image format"
-    )
-    parser.add_argument("--n-fov", type=int, default=None, help="number of FOVs")
-    parser.add_argument("--n-frames", type=int, default=None, help="frames per FOV")
-    parser.add_argument(
-        "--size",
-        type=_parse_size,
-        action="append",
-        default=None,
-        metavar="N|YxX",
-        help="frame size in px, rows x columns; repeat to give FOVs different sizes",
-    )
-    parser.add_argument(
-        "--n-fl-channels", type=int, default=None, help="fluorescence channels (0-3)"
-    )
-    parser.add_argument(
-        "--no-background-truth",
-        action="store_true",
-        help="do not write the true background stacks",
-    )
-    parser.add_argument(
-        "--compress", action="store_true", help="compress the image pixels"
-    )
-    return parser
-
-
-def main_generate(argv: Sequence[str] | None = None) -> int:
-    """Run ``pyama-steps generate``: write a synthetic dataset and print its paths.
-
-    Parameters
-    ----------
-    argv : sequence of str, optional
-        Command-line arguments after ``generate`` (default: ``sys.argv[1:]``).
-
-    Returns
-    -------
-    int
-        Exit status, 0 on success (argparse exits with 2 on bad arguments).
-    """
-    args = _build_parser().parse_args(None if argv is None else list(argv))
-    overrides: dict[str, Any] = {"seed": args.seed}
-    if args.n_fov is not None:
-        overrides["n_fov"] = args.n_fov
-    if args.n_frames is not None:
-        overrides["n_frames"] = args.n_frames
-    if args.size:
-        overrides["frame_sizes"] = tuple(args.size)
-    if args.n_fl_channels is not None:
-        overrides["n_fl_channels"] = args.n_fl_channels
-    if args.no_background_truth:
-        overrides["write_background"] = False
-    params = preset(args.preset, **overrides)
-    name = args.name if args.name is not None else args.preset
-    image = write_dataset(
-        args.out_dir, params, name=name, fmt=args.fmt, compress=args.compress
-    )
-    truth_dir = image.parent / f"{name}_truth"
-    print(f"image: {image}")
-    print(f"truth: {truth_dir}")
-    return 0
