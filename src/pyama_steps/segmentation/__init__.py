@@ -27,32 +27,36 @@ reads files, logs or imports the run.
 
 from __future__ import annotations
 
-from pyama_steps.segmentation.log_std import (
-    LogStdOptions,
-    SegmentationFrame,
-    segment_log_std,
-)
-from pyama_steps.segmentation.registry import (
-    FrameSegmentation,
-    SegmentationMethod,
-    check_segmentation_options,
-    get_method,
-    method_names,
-)
-from pyama_steps.segmentation.rods import (
-    DenseRodsCheck,
-    RodSegmentation,
-    RodsOptions,
-    check_dense_rods,
-    segment_rods,
-)
-from pyama_steps.segmentation.window import (
-    MIN_SEPARATION,
-    WINDOW_CANDIDATES,
-    WindowChoice,
-    choose_window,
-    texture_separation,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pyama_steps.segmentation.log_std import (
+        LogStdOptions,
+        SegmentationFrame,
+        segment_log_std,
+    )
+    from pyama_steps.segmentation.registry import (
+        FrameSegmentation,
+        SegmentationMethod,
+        check_segmentation_options,
+        get_method,
+        method_names,
+    )
+    from pyama_steps.segmentation.rods import (
+        DenseRodsCheck,
+        RodSegmentation,
+        RodsOptions,
+        check_dense_rods,
+        segment_rods,
+    )
+    from pyama_steps.segmentation.window import (
+        MIN_SEPARATION,
+        WINDOW_CANDIDATES,
+        WindowChoice,
+        choose_window,
+        texture_separation,
+    )
 
 __all__ = [
     "MIN_SEPARATION",
@@ -74,3 +78,40 @@ __all__ = [
     "segment_rods",
     "texture_separation",
 ]
+
+# Where each public name lives. The names are imported on first use, so that
+# importing the checks (the manifest, while the workflow is parsed) does not
+# import the methods and scipy.
+_EXPORTS: dict[str, str] = {
+    "MIN_SEPARATION": "window",
+    "WINDOW_CANDIDATES": "window",
+    "DenseRodsCheck": "rods",
+    "FrameSegmentation": "registry",
+    "LogStdOptions": "log_std",
+    "RodSegmentation": "rods",
+    "RodsOptions": "rods",
+    "SegmentationFrame": "log_std",
+    "SegmentationMethod": "registry",
+    "WindowChoice": "window",
+    "check_dense_rods": "rods",
+    "check_segmentation_options": "registry",
+    "choose_window": "window",
+    "get_method": "registry",
+    "method_names": "registry",
+    "segment_log_std": "log_std",
+    "segment_rods": "rods",
+    "texture_separation": "window",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -24,7 +24,6 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 from scipy import ndimage as ndi
-from skimage.filters import threshold_otsu
 
 from pyama_steps._typing import BoolArray, RealArray
 from pyama_steps._validate import check_bool, check_fraction, check_int, check_real
@@ -507,6 +506,10 @@ def _levels(s: F32, flat: F32) -> tuple[float, float, float] | None:
     sample = s[::_SAMPLE, ::_SAMPLE]
     if sample.max() == sample.min():
         return None
+    # skimage is imported here: the config check imports this module while
+    # the workflow is parsed, and only a rods job needs Otsu's threshold.
+    from skimage.filters import threshold_otsu
+
     threshold = float(threshold_otsu(sample))  # type: ignore[no-untyped-call]
     lower = sample[sample <= threshold]
     upper = sample[sample > threshold]
