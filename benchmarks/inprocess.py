@@ -39,7 +39,7 @@ def _warm() -> None:
     keep_freed_memory()  # as the workflow's workers do
 
     import pyama_steps.background
-    import pyama_steps.segmentation
+    import pyama_steps.segmentation.log_std
     import pyama_steps.steps
     import pyama_steps.traces
     import pyama_steps.tracking  # noqa: F401

@@ -233,34 +233,7 @@ def validate_config(
             "config key 'ingest.dtype_policy' is 'scale' but 'ingest.scale_factor' is "
             "not set: give the factor that maps input values to uint16 counts."
         )
-    seg = instance.get("segmentation", {})
-    smooth = seg.get("mode_smooth_bins")
-    if isinstance(smooth, int) and smooth % 2 == 0:
-        raise ConfigError(
-            f"config key 'segmentation.mode_smooth_bins' = {smooth!r} must be odd "
-            "(1, 3, 5, ...)."
-        )
-    low, high = seg.get("threshold_low_k"), seg.get("threshold_k")
-    if isinstance(low, int | float) and isinstance(high, int | float) and low > high:
-        raise ConfigError(
-            f"config key 'segmentation.threshold_low_k' = {low!r} must not exceed "
-            f"'segmentation.threshold_k' = {high!r} (it is the lower hysteresis "
-            "threshold); set it lower or null."
-        )
-    rods = seg.get("rods", {})
-    core, body = rods.get("core_level"), rods.get("body_level")
-    if isinstance(core, int | float) and isinstance(body, int | float) and core > body:
-        raise ConfigError(
-            f"config key 'segmentation.rods.core_level' = {core!r} must not exceed "
-            f"'segmentation.rods.body_level' = {body!r} (the seed cores lie inside "
-            "the cell bodies); set it lower."
-        )
-    window = instance.get("segmentation", {}).get("window")
-    if isinstance(window, int) and window % 2 == 0:
-        raise ConfigError(
-            f"config key 'segmentation.window' = {window!r} must be odd "
-            "(3, 5, ..., 37)."
-        )
+    _check_segmentation(instance.get("segmentation", {}))
     diameters = instance.get("qc", {}).get("cell_diameter_px")
     if (
         isinstance(diameters, list)
@@ -277,6 +250,16 @@ def validate_config(
             "snakemake --cores 2 --config input=path/to/file.nd2"
         )
     return instance
+
+
+def _check_segmentation(section: Mapping[str, Any]) -> None:
+    """Build every segmentation method's options once (the semantic pass)."""
+    from pyama_steps.segmentation import check_segmentation_options
+
+    try:
+        check_segmentation_options(section)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"config key {e}.") from None
 
 
 def check_yaml_file(path: str | Path) -> None:

@@ -228,7 +228,7 @@ def check_phase_planes(path: str | Path, desc: dict[str, Any]) -> dict[str, Any]
         ``None`` when the file has no scene or frame, or its phase channel
         (guessed from the names) looks like DIC or bright field. Otherwise
         ``dense_rods`` (bool: any plane is a dense field of elongated dark
-        objects, :func:`pyama_steps.segment_rods.check_dense_rods`) and, for
+        objects, :func:`pyama_steps.segmentation.rods.check_dense_rods`) and, for
         the deciding plane (the last when none is), ``frame``, ``n_cells``,
         ``median_aspect`` and ``touching_fraction``.
 
@@ -237,7 +237,7 @@ def check_phase_planes(path: str | Path, desc: dict[str, Any]) -> dict[str, Any]
     Reads at most two planes (Z index 0; RGB samples averaged), one at a time.
     """
     from pyama_steps.io import PlaneReader, open_image
-    from pyama_steps.segment_rods import check_dense_rods
+    from pyama_steps.segmentation.rods import check_dense_rods
 
     scenes = desc["scenes"]
     if not scenes or scenes[0]["T"] < 1:

@@ -17,13 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from pyama_steps import __version__
-from pyama_steps.checks import (
-    CELL_STATS_FIELDS,
-    SEG_STATS_FIELDS,
-    Finding,
-    check_segmentation,
-    read_stats_json,
-)
 from pyama_steps.config import ALGORITHM_SECTIONS
 from pyama_steps.integrity import config_hash, read_records, stale_files
 from pyama_steps.io import atomic_output, atomic_write_text
@@ -37,6 +30,12 @@ from pyama_steps.paths import (
     fov_json,
     stack_file,
     stack_kind,
+)
+from pyama_steps.segmentation.checks import Finding, check_segmentation
+from pyama_steps.segmentation.stats import (
+    CELL_STATS_FIELDS,
+    SEG_STATS_FIELDS,
+    read_stats_json,
 )
 
 __all__ = [

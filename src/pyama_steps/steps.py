@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -31,6 +30,9 @@ from pyama_steps.io import (
     atomic_write_text,
     disk_full_error,
 )
+
+if TYPE_CHECKING:
+    from pyama_steps.segmentation import FrameSegmentation
 
 __all__ = [
     "copy_channel",
@@ -279,131 +281,55 @@ def copy_channel(
 def segment_phase(
     *, pc: str, output: str, params: Mapping[str, Any], stats: str | None = None
 ) -> None:
-    """Segment a phase-contrast stack frame by frame (§2: log-STD, or rods §2.9).
+    """Segment a phase-contrast stack frame by frame with ``segmentation.method``.
 
-    With `stats`, also write the per-frame figures of the segmentation checks
-    (§2.8) there as JSON, after the mask stack is complete.
+    The method (:func:`pyama_steps.segmentation.get_method`) builds its
+    options from `params` (the ``segmentation`` section), may prepare them
+    from a few frames of the FOV (``window: auto``, §2.10), and gives each
+    frame's mask and log line. With `stats`, also write the per-frame figures
+    of the segmentation checks (§2.8) there as JSON, after the mask stack is
+    complete.
     """
-    from pyama_steps.checks import SEG_STATS_FIELDS, stats_json
+    from pyama_steps.segmentation import get_method
+    from pyama_steps.segmentation.stats import SEG_STATS_FIELDS, stats_json
 
     _work_begins()
+    method = get_method(params["method"])
+    options = method.options(params)
     columns: dict[str, list[float]] = {f: [] for f in SEG_STATS_FIELDS}
     with (
         NpyFrameReader(pc) as reader,
         NpyFrameWriter(output, reader.shape, np.bool_) as out,
     ):
-        segment = _segmenter(_resolve_window(params, reader))
+        if method.prepare is not None:
+            options, lines = method.prepare(options, len(reader), reader.read)
+            for line in lines:
+                log.info("%s", line)
         progress = _Progress(f"segment {Path(pc).name}", len(reader))
         for t in range(len(reader)):
             frame = reader.read(t)
-            mask, figures, line = segment(frame)
-            out.write(t, mask)
-            log.info("frame %d %s", t, line)
+            result = method.segment(frame, options)
+            out.write(t, result.mask)
+            log.info("frame %d %s", t, result.log_line)
             if stats is not None:
-                for name, value in _segment_figures(frame, mask, figures).items():
+                for name, value in _segment_figures(frame, result).items():
                     columns[name].append(value)
             progress(t)
     if stats is not None:
         atomic_write_text(stats, stats_json(columns, fields=SEG_STATS_FIELDS))
 
 
-_Segmenter = Callable[[np.ndarray], tuple[np.ndarray, dict[str, float], str]]
-
-#: Frames of a FOV that ``window: auto`` measures (first, middle, last).
-_WINDOW_SAMPLE_FRAMES = 3
-
-
-def _resolve_window(
-    params: Mapping[str, Any], reader: NpyFrameReader
-) -> Mapping[str, Any]:
-    """Replace ``window: auto`` by the FOV's window (§2.10), logged."""
-    if params.get("method") == "rods" or params.get("window") != "auto":
-        return params
-    from pyama_steps.segmentation import WINDOW_CANDIDATES, choose_window
-
-    n = len(reader)
-    picks = sorted({round(i * (n - 1) / 2) for i in range(_WINDOW_SAMPLE_FRAMES)})
-    choice = choose_window(
-        [reader.read(t) for t in picks if 0 <= t < n],
-        bins=params["bins"],
-        mode_smooth_bins=params["mode_smooth_bins"],
-        sigma_estimator=params["sigma_estimator"],
-    )
-    measured = ", ".join(
-        f"{w} px: {s:.3g}"
-        for w, s in zip(WINDOW_CANDIDATES, choice.separations, strict=False)
-    )
-    log.info(
-        "window=%d (auto; separation of frames %s in noise sigma: %s)",
-        choice.window,
-        ",".join(map(str, picks)),
-        measured,
-    )
-    return {**params, "window": choice.window}
-
-
-def _segmenter(params: Mapping[str, Any]) -> _Segmenter:
-    """Return the frame function of ``segmentation.method``.
-
-    It gives a frame's mask, its figures for the checks and its log line.
-    """
-    if params.get("method") == "rods":
-        from pyama_steps.segment_rods import segment_rods
-
-        rods = dict(params.get("rods", {}))
-
-        def rod_frame(frame: np.ndarray) -> tuple[np.ndarray, dict[str, float], str]:
-            r = segment_rods(frame, **rods)
-            line = (
-                f"dark={r.dark_level:.6g} bright={r.bright_level:.6g} "
-                f"body={r.body_threshold:.6g} core={r.core_threshold:.6g} "
-                f"noise={r.noise:.6g} cells={r.n_cells:d} "
-                f"fg={r.foreground_fraction:.6f}"
-            )
-            figures = {
-                "threshold": r.body_threshold,
-                "noise": r.noise,
-                "foreground_fraction": r.foreground_fraction,
-            }
-            return r.mask, figures, line
-
-        return rod_frame
-
-    from pyama_steps.segmentation import segment_log_std
-
-    options = {k: v for k, v in params.items() if k not in {"method", "rods"}}
-
-    def log_std_frame(frame: np.ndarray) -> tuple[np.ndarray, dict[str, float], str]:
-        r = segment_log_std(frame, **options)
-        line = (
-            f"lo={r.lo:.6g} hi={r.hi:.6g} mode={r.mode:.6g} sigma={r.sigma:.6g} "
-            f"threshold={r.threshold:.6g} fg={r.foreground_fraction:.6f} "
-            f"edge={r.edge_ratio:.6g}"
-        )
-        noise = math.exp(r.mode) if math.isfinite(r.mode) else math.nan
-        figures = {
-            "threshold": r.threshold,
-            "noise": noise,
-            "foreground_fraction": r.foreground_fraction,
-        }
-        return r.mask, figures, line
-
-    return log_std_frame
-
-
-def _segment_figures(
-    frame: np.ndarray, mask: np.ndarray, figures: Mapping[str, float]
-) -> dict[str, float]:
+def _segment_figures(frame: np.ndarray, result: FrameSegmentation) -> dict[str, float]:
     """One frame's figures for the segmentation checks (§2.8)."""
-    from pyama_steps.checks import phase_statistics
+    from pyama_steps.segmentation.stats import phase_statistics
 
-    stats = phase_statistics(frame, mask, noise=figures["noise"])
+    stats = phase_statistics(frame, result.mask, noise=result.noise)
     return {
         "minimum": stats.minimum,
         "maximum": stats.maximum,
-        "threshold": figures["threshold"],
-        "foreground_fraction": figures["foreground_fraction"],
-        "noise": figures["noise"],
+        "threshold": result.threshold,
+        "foreground_fraction": result.foreground_fraction,
+        "noise": result.noise,
         "bright_fraction": stats.bright_fraction,
     }
 
@@ -542,8 +468,12 @@ def track_cells(
     With `stats`, also write each frame's number of objects and median object
     area (the figures of the segmentation checks, §2.8) there as JSON.
     """
-    from pyama_steps.checks import CELL_STATS_FIELDS, object_statistics, stats_json
     from pyama_steps.io import atomic_output
+    from pyama_steps.segmentation.stats import (
+        CELL_STATS_FIELDS,
+        object_statistics,
+        stats_json,
+    )
     from pyama_steps.tracking import (
         LineageTracker,
         lineage_table,

@@ -1,4 +1,8 @@
-"""Tests of pyama_steps.checks (algorithms.md §2.8, segmentation checks)."""
+"""Tests of the segmentation checks (algorithms.md §2.8).
+
+pyama_steps.segmentation.stats (per-frame figures, JSON) and
+pyama_steps.segmentation.checks (findings).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pyama_steps.checks import (
-    CELL_STATS_FIELDS,
-    SEG_STATS_FIELDS,
+from pyama_steps.segmentation import segment_log_std
+from pyama_steps.segmentation.checks import (
     check_segmentation,
     find_blank,
     find_dropped,
@@ -19,12 +22,15 @@ from pyama_steps.checks import (
     find_jumps,
     find_size_outliers,
     format_frames,
+)
+from pyama_steps.segmentation.stats import (
+    CELL_STATS_FIELDS,
+    SEG_STATS_FIELDS,
     object_statistics,
     phase_statistics,
     read_stats_json,
     stats_json,
 )
-from pyama_steps.segmentation import segment_log_std
 from pyama_steps.tracking import LineageTracker, label_components
 
 NAN = math.nan

@@ -43,9 +43,8 @@ def test_fast_loop_leaves_out_slurm_and_browser_tests() -> None:
     browser = _collected("-m", "browser")
     prefix = "tests/workflow/"
     assert slurm == {
-        prefix + "test_slurm.py::test_fovs_run_in_one_grouped_slurm_job",
+        prefix + "test_slurm.py::test_fovs_run_in_grouped_slurm_jobs_of_the_group_size",
         prefix + "test_slurm.py::test_failed_fov_is_rerun_alone_through_slurm",
-        prefix + "test_slurm.py::test_submitted_jobs_are_ceil_fovs_over_group_size",
         prefix + "test_slurm.py::test_sample_sheet_batches_pack_all_samples",
     }
     assert prefix + "test_report.py::test_report_renders_in_headless_chromium" in (

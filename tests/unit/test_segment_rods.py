@@ -8,7 +8,11 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from pyama_steps.segment_rods import RodSegmentation, check_dense_rods, segment_rods
+from pyama_steps.segmentation.rods import (
+    RodSegmentation,
+    check_dense_rods,
+    segment_rods,
+)
 from pyama_steps.validation import synth
 from pyama_steps.validation.evaluate.matching import _match_frame
 
@@ -193,7 +197,7 @@ def test_input_not_modified_and_deterministic():
 def test_ridge_strength_matches_the_eigenvalues():
     # Oracle: numpy's symmetric eigen-solver on every 2 x 2 Hessian of the same
     # central differences; the outermost rows and columns repeat their neighbours.
-    from pyama_steps.segment_rods import _ridge_strength
+    from pyama_steps.segmentation.rods import _ridge_strength
 
     rng = np.random.default_rng(0)
     s = ndimage.gaussian_filter(rng.normal(size=(40, 50)), 1.5).astype(np.float32)
@@ -283,8 +287,18 @@ def test_bad_frames(frame, error, match):
         ("smooth_sigma_px", "1", TypeError, r"smooth_sigma_px must be a real number"),
         ("background_px", 4, ValueError, r"background_px must be an integer >= 8"),
         ("background_px", 48.0, TypeError, r"background_px must be an int"),
-        ("body_level", 1.5, ValueError, r"body_level must be a number in \(0, 1\]"),
-        ("core_level", 0.0, ValueError, r"core_level must be a finite number > 0"),
+        (
+            "body_level",
+            1.5,
+            ValueError,
+            r"body_level must be a finite number in \(0\.0, 1\.0\]",
+        ),
+        (
+            "core_level",
+            0.0,
+            ValueError,
+            r"core_level must be a finite number in \(0\.0, 1\.0\]",
+        ),
         ("core_level", 0.9, ValueError, r"core_level must not exceed body_level"),
         ("ridge_threshold", -1.0, ValueError, r"ridge_threshold must be a finite"),
         ("ridge_threshold", math.inf, ValueError, r"ridge_threshold must be a finite"),
@@ -346,7 +360,9 @@ def test_check_dense_rods_needs_all_three_signs():
 
 
 def test_check_dense_rods_errors():
-    with pytest.raises(ValueError, match=r"min_touching must be in \[0, 1\]"):
+    with pytest.raises(
+        ValueError, match=r"min_touching must be a finite number in \[0\.0, 1\.0\]"
+    ):
         check_dense_rods(np.zeros((8, 8)), min_touching=2.0)
     with pytest.raises(ValueError, match=r"min_aspect must be a finite number >= 1"):
         check_dense_rods(np.zeros((8, 8)), min_aspect=0.5)
@@ -355,7 +371,7 @@ def test_check_dense_rods_errors():
 @pytest.mark.parametrize("shape", [(1, 1), (3, 5), (17, 30), (64, 64)])
 def test_upsample_is_linear_interpolation_of_block_centres(shape):
     # Oracle: numpy.interp between the block centres, constant beyond them.
-    from pyama_steps.segment_rods import _BLOCK, _upsample
+    from pyama_steps.segmentation.rods import _BLOCK, _upsample
 
     rng = np.random.default_rng(1)
     small = rng.random(shape).astype(np.float32)

@@ -1,4 +1,4 @@
-"""Tests of pyama_steps.segmentation (algorithms.md §2, log-STD)."""
+"""Tests of the log-STD segmentation (algorithms.md §2)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from pyama_steps import segmentation as seg
+from pyama_steps import morphology
 from pyama_steps.segmentation import (
     MIN_SEPARATION,
     SegmentationFrame,
@@ -18,6 +18,12 @@ from pyama_steps.segmentation import (
     segment_log_std,
     texture_separation,
 )
+from pyama_steps.segmentation import halo as seg_halo
+from pyama_steps.segmentation import masks as seg_masks
+from pyama_steps.segmentation import restore as seg_restore
+from pyama_steps.segmentation import split as seg_split
+from pyama_steps.segmentation import texture as seg_texture
+from pyama_steps.segmentation import threshold as seg_threshold
 from pyama_steps.validation import synth
 from pyama_steps.validation.evaluate.matching import _match_frame
 
@@ -850,10 +856,10 @@ def log_std(n: float) -> float:
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_block_numerator_by_hand(dtype: type) -> None:
     np.testing.assert_array_equal(
-        seg._variance_numerator(BLOCK.astype(dtype), 3), BLOCK_N
+        seg_texture._variance_numerator(BLOCK.astype(dtype), 3), BLOCK_N
     )
     np.testing.assert_array_equal(
-        seg._variance_numerator(CORNER.astype(dtype), 3), CORNER_N
+        seg_texture._variance_numerator(CORNER.astype(dtype), 3), CORNER_N
     )
 
 
@@ -864,15 +870,15 @@ def test_block_statistics_by_hand() -> None:
     # 8 x log-STD(14).
     values = np.array([log_std(v) for v in BLOCK_N[BLOCK_N > 0]])
     lo, hi = log_std(8), log_std(20)
-    mode = seg._histogram_mode(values, 2, lo, hi)
+    mode = seg_threshold._histogram_mode(values, 2, lo, hi)
     assert mode == pytest.approx((lo + 3 * hi) / 4, rel=1e-14)
-    assert seg._lower_sigma(values, mode, "lower_std") == pytest.approx(
+    assert seg_threshold._lower_sigma(values, mode, "lower_std") == pytest.approx(
         math.sqrt(2) / 3 * (log_std(14) - log_std(8)), rel=1e-12
     )
     expected_rms = math.sqrt(
         (4 * (log_std(8) - mode) ** 2 + 8 * (log_std(14) - mode) ** 2) / 12
     )
-    assert seg._lower_sigma(values, mode, "lower_rms") == pytest.approx(
+    assert seg_threshold._lower_sigma(values, mode, "lower_rms") == pytest.approx(
         expected_rms, rel=1e-12
     )
 
@@ -928,9 +934,11 @@ def test_corner_hysteresis_by_hand() -> None:
 def test_histogram_tie_goes_to_lowest_bin() -> None:
     # Two bins with 2 values each: the mode is the centre of bin 0.
     values = np.array([0.0, 0.1, 0.9, 1.0])
-    assert seg._histogram_mode(values, 2, 0.0, 1.0) == 0.25
+    assert seg_threshold._histogram_mode(values, 2, 0.0, 1.0) == 0.25
     # The last bin is closed: hi counts in it.
-    assert seg._histogram_mode(np.array([0.0, 1.0, 1.0]), 4, 0.0, 1.0) == 0.875
+    assert (
+        seg_threshold._histogram_mode(np.array([0.0, 1.0, 1.0]), 4, 0.0, 1.0) == 0.875
+    )
 
 
 def test_histogram_smoothing_by_hand() -> None:
@@ -938,17 +946,17 @@ def test_histogram_smoothing_by_hand() -> None:
     # bin is 0; summed over 3 bins (0 beyond the ends): 3, 5, 4, 5, 3, so bin 1
     # (the first of the two maxima); over 5 bins: 5, 7, 8, 5, 5, so bin 2.
     values = np.array([0.05, 0.1, 0.15, 0.45, 0.5, 0.65, 0.7, 1.0])
-    assert seg._histogram_mode(values, 5, 0.0, 1.0) == pytest.approx(0.1)
-    assert seg._histogram_mode(values, 5, 0.0, 1.0, 3) == pytest.approx(0.3)
-    assert seg._histogram_mode(values, 5, 0.0, 1.0, 5) == pytest.approx(0.5)
+    assert seg_threshold._histogram_mode(values, 5, 0.0, 1.0) == pytest.approx(0.1)
+    assert seg_threshold._histogram_mode(values, 5, 0.0, 1.0, 3) == pytest.approx(0.3)
+    assert seg_threshold._histogram_mode(values, 5, 0.0, 1.0, 5) == pytest.approx(0.5)
     # Wider than the histogram: every sum is the total, the first bin wins.
-    assert seg._histogram_mode(values, 5, 0.0, 1.0, 11) == pytest.approx(0.1)
+    assert seg_threshold._histogram_mode(values, 5, 0.0, 1.0, 11) == pytest.approx(0.1)
 
 
 def test_histogram_range_too_narrow_for_bins() -> None:
     hi = np.nextafter(1.0, 2.0)
-    assert seg._histogram_mode(np.array([1.0, hi]), 200, 1.0, hi) is None
-    assert seg._histogram_mode(np.array([1.0, 1.0]), 200, 1.0, 1.0) is None
+    assert seg_threshold._histogram_mode(np.array([1.0, hi]), 200, 1.0, hi) is None
+    assert seg_threshold._histogram_mode(np.array([1.0, 1.0]), 200, 1.0, 1.0) is None
 
 
 def test_smoothed_mode_is_stable_under_noise() -> None:
@@ -959,8 +967,8 @@ def test_smoothed_mode_is_stable_under_noise() -> None:
     for _ in range(40):
         values = np.concatenate([rng.normal(0.0, 0.25, 2000), rng.uniform(-2, 6, 40)])
         lo, hi = float(values.min()), float(values.max())
-        single.append(seg._histogram_mode(values, 200, lo, hi, 1))
-        smooth.append(seg._histogram_mode(values, 200, lo, hi, 11))
+        single.append(seg_threshold._histogram_mode(values, 200, lo, hi, 1))
+        smooth.append(seg_threshold._histogram_mode(values, 200, lo, hi, 11))
     assert np.std(smooth) < 0.5 * np.std(single)
     assert abs(np.mean(smooth)) < 0.05
 
@@ -978,7 +986,7 @@ def test_box_sum_matches_correlate1d(shape: tuple[int, int], window: int) -> Non
     ones = np.ones(window)
     expected = ndi.correlate1d(frame.astype(np.float64), ones, 0, mode="reflect")
     expected = ndi.correlate1d(expected, ones, 1, mode="reflect")
-    np.testing.assert_array_equal(seg._box_sum(frame, window), expected)
+    np.testing.assert_array_equal(seg_texture._box_sum(frame, window), expected)
 
 
 @pytest.mark.parametrize("shape", [(3, 3), (4, 9), (30, 41)])
@@ -987,15 +995,17 @@ def test_box_sum3_is_bit_identical_to_run_reduce(shape: tuple[int, int]) -> None
     rng = np.random.default_rng(shape[1])
     frame = rng.random(shape) * 1e6
     padded = np.pad(frame, 1, mode="symmetric")
-    general = seg._run_reduce(seg._run_reduce(padded, 3, 0, np.add), 3, 1, np.add)
-    assert seg._box_sum3(frame).tobytes() == general.tobytes()
+    general = morphology.run_reduce(
+        morphology.run_reduce(padded, 3, 0, np.add), 3, 1, np.add
+    )
+    assert seg_texture._box_sum3(frame).tobytes() == general.tobytes()
 
 
 def test_log_std_is_bit_identical() -> None:
     rng = np.random.default_rng(1)
     numerator = rng.integers(1, 2**40, 1000)
     expected = 0.5 * np.log(numerator.astype(np.float64)) - np.log(np.float64(9))
-    assert seg._log_std(numerator, 9).tobytes() == expected.tobytes()
+    assert seg_texture._log_std(numerator, 9).tobytes() == expected.tobytes()
 
 
 @pytest.mark.parametrize("estimator", ["lower_std", "lower_rms"])
@@ -1011,7 +1021,7 @@ def test_lower_sigma_is_bit_identical_to_numpy(estimator: str) -> None:
             expected = float(np.std(low))
         else:
             expected = float(np.sqrt(np.mean((low - mode) ** 2)))
-        assert seg._lower_sigma(values, mode, estimator) == expected
+        assert seg_threshold._lower_sigma(values, mode, estimator) == expected
 
 
 @pytest.mark.parametrize(
@@ -1038,7 +1048,7 @@ def test_numerator_matches_generic_filter(
     values[:3, :4] = values[0, 0]  # a flat patch
     frame = (values.astype(object) + offset).astype(dtype)
     expected = oracle_numerator(values, window)  # N does not depend on the offset
-    numerator, s1 = seg._window_sums(frame, window, keep_s1=True)
+    numerator, s1 = seg_texture._window_sums(frame, window, keep_s1=True)
     assert numerator.dtype.kind == "i"  # exact path
     np.testing.assert_array_equal(numerator, expected)
     np.testing.assert_array_equal(s1, oracle_window_sum(values, window))
@@ -1050,13 +1060,13 @@ def test_numerator_extreme_range_is_exact(dtype: type) -> None:
     frame = np.zeros((6, 6), dtype)
     frame[::2, 1::2] = 65535
     frame[1::2, ::2] = 65535
-    numerator = seg._variance_numerator(frame, 37)
+    numerator = seg_texture._variance_numerator(frame, 37)
     np.testing.assert_array_equal(numerator, oracle_numerator(frame, 37))
 
 
 def test_numerator_huge_range_uses_float64() -> None:
     frame = np.array([[0, 2**40], [5, 2**41]], dtype=np.int64)
-    numerator, s1 = seg._window_sums(frame, 3, keep_s1=True)
+    numerator, s1 = seg_texture._window_sums(frame, 3, keep_s1=True)
     assert numerator.dtype == np.float64
     np.testing.assert_allclose(numerator, oracle_numerator(frame, 3), rtol=1e-12)
     np.testing.assert_allclose(s1, oracle_window_sum(frame, 3), rtol=1e-12)
@@ -1113,9 +1123,11 @@ def test_hysteresis_matches_search() -> None:
         weak = rng.random((40, 50)) < density
         strong = weak & (rng.random((40, 50)) < 0.05)
         np.testing.assert_array_equal(
-            seg._hysteresis(strong, weak), oracle_hysteresis(strong, weak)
+            seg_masks._hysteresis(strong, weak), oracle_hysteresis(strong, weak)
         )
-    assert not seg._hysteresis(np.zeros((4, 4), bool), np.zeros((4, 4), bool)).any()
+    assert not seg_masks._hysteresis(
+        np.zeros((4, 4), bool), np.zeros((4, 4), bool)
+    ).any()
 
 
 def test_hysteresis_uses_4_connectivity() -> None:
@@ -1124,7 +1136,7 @@ def test_hysteresis_uses_4_connectivity() -> None:
     strong[0, 0] = True
     # (1, 2) touches (0, 1) only diagonally: not reached.
     expected = np.array([[1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]], bool)
-    np.testing.assert_array_equal(seg._hysteresis(strong, weak), expected)
+    np.testing.assert_array_equal(seg_masks._hysteresis(strong, weak), expected)
 
 
 def test_lookup_matches_fancy_indexing() -> None:
@@ -1133,7 +1145,7 @@ def test_lookup_matches_fancy_indexing() -> None:
     for true in (0, 1, 2, 3, 40):
         table = np.zeros(50, bool)
         table[rng.choice(50, true, replace=False)] = True
-        out = seg._lookup(table, labels)
+        out = seg_masks._lookup(table, labels)
         assert out.dtype == np.bool_
         np.testing.assert_array_equal(out, table[labels])
 
@@ -1155,10 +1167,12 @@ def test_erode_dilate_match_scipy(
     for density in (0.3, 0.7, 0.95):
         mask = rng.random(shape) < density
         np.testing.assert_array_equal(
-            seg._erode(mask, size, iterations), oracle_erode(mask, size, iterations)
+            morphology.erode_square(mask, size, iterations),
+            oracle_erode(mask, size, iterations),
         )
         np.testing.assert_array_equal(
-            seg._dilate(mask, size, iterations), oracle_dilate(mask, size, iterations)
+            morphology.dilate_square(mask, size, iterations),
+            oracle_dilate(mask, size, iterations),
         )
 
 
@@ -1167,14 +1181,14 @@ def test_erosion_border_keeps_edge_objects() -> None:
     # an object cut by the frame edge is neither eaten nor grown by an opening.
     mask = np.zeros((9, 9), bool)
     mask[:5, :5] = True
-    eroded = seg._erode(mask, 3, 1)
+    eroded = morphology.erode_square(mask, 3, 1)
     expected = np.zeros((9, 9), bool)
     expected[:4, :4] = True
     np.testing.assert_array_equal(eroded, expected)
-    np.testing.assert_array_equal(seg._dilate(eroded, 3, 1), mask)
+    np.testing.assert_array_equal(morphology.dilate_square(eroded, 3, 1), mask)
     full = np.ones((4, 4), bool)
-    np.testing.assert_array_equal(seg._erode(full, 5, 3), full)
-    assert not seg._dilate(np.zeros((4, 4), bool), 5, 3).any()
+    np.testing.assert_array_equal(morphology.erode_square(full, 5, 3), full)
+    assert not morphology.dilate_square(np.zeros((4, 4), bool), 5, 3).any()
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (3, 3), (5, 7), (20, 20), (33, 47)])
@@ -1183,7 +1197,7 @@ def test_fill_holes_matches_oracles(shape: tuple[int, int], density: float) -> N
     rng = np.random.default_rng(int(density * 10) + shape[0])
     for _ in range(3):
         mask = rng.random(shape) < density
-        filled = seg._fill_holes(mask)
+        filled = seg_masks._fill_holes(mask)
         np.testing.assert_array_equal(filled, oracle_fill_holes(mask))
         np.testing.assert_array_equal(filled, ndi.binary_fill_holes(mask))
 
@@ -1194,7 +1208,7 @@ def test_fill_holes_with_more_labels_than_uint16() -> None:
     mask[1:-1:2, 1:-1:2] = False
     mask[0, ::7] = False
     assert np.count_nonzero(~mask) > 65535
-    filled = seg._fill_holes(mask)
+    filled = seg_masks._fill_holes(mask)
     np.testing.assert_array_equal(filled, ndi.binary_fill_holes(mask))
     assert not filled.all()
 
@@ -1209,7 +1223,7 @@ def test_mirror_fill_matches_oracle(
     for _ in range(3):
         mask = rng.random(shape) < density
         np.testing.assert_array_equal(
-            seg._fill_holes(mask, mirror_px), oracle_fill_mirror(mask, mirror_px)
+            seg_masks._fill_holes(mask, mirror_px), oracle_fill_mirror(mask, mirror_px)
         )
 
 
@@ -1227,11 +1241,11 @@ def test_fill_holes_uses_4_connectivity() -> None:
     )
     expected = mask.copy()
     expected[2, 2] = True
-    np.testing.assert_array_equal(seg._fill_holes(mask), expected)
+    np.testing.assert_array_equal(seg_masks._fill_holes(mask), expected)
     # A background region touching the edge is not a hole.
     edge = np.ones((4, 4), bool)
     edge[1:3, 0] = False
-    np.testing.assert_array_equal(seg._fill_holes(edge), edge)
+    np.testing.assert_array_equal(seg_masks._fill_holes(edge), edge)
 
 
 def test_mirror_fill_closes_cut_ring_by_hand() -> None:
@@ -1240,11 +1254,11 @@ def test_mirror_fill_closes_cut_ring_by_hand() -> None:
     # The inside reaches column 9; with p = 12 the core starts at column 12.
     ring = disk((48, 48), 24, 3, 9) & ~disk((48, 48), 24, 3, 7)
     inside = disk((48, 48), 24, 3, 7)
-    assert not (seg._fill_holes(ring) & inside).any()
-    np.testing.assert_array_equal(seg._fill_holes(ring, 12), ring | inside)
+    assert not (seg_masks._fill_holes(ring) & inside).any()
+    np.testing.assert_array_equal(seg_masks._fill_holes(ring, 12), ring | inside)
     # With p = 5 the inside reaches into the core (columns from 5 on): the
     # mirror must not close a region deeper than p, and it stays open.
-    np.testing.assert_array_equal(seg._fill_holes(ring, 5), ring)
+    np.testing.assert_array_equal(seg_masks._fill_holes(ring, 5), ring)
 
 
 def test_mirror_fill_keeps_large_open_background() -> None:
@@ -1252,7 +1266,7 @@ def test_mirror_fill_keeps_large_open_background() -> None:
     # the band between them is enclosed, but it spans the whole frame height.
     mask = np.zeros((32, 32), bool)
     mask[:, 10] = mask[:, 20] = True
-    np.testing.assert_array_equal(seg._fill_holes(mask, 64), mask)
+    np.testing.assert_array_equal(seg_masks._fill_holes(mask, 64), mask)
 
 
 # --------------------------------------------------------------------------------------
@@ -1267,7 +1281,9 @@ def test_dilate_sampled_matches_dilation(radius: int) -> None:
         for density in (0.01, 0.1, 0.5):
             mask = rng.random(shape) < density
             expected = oracle_dilate(mask, 2 * radius + 1, 1)[::2, ::2]
-            np.testing.assert_array_equal(seg._dilate_sampled(mask, radius), expected)
+            np.testing.assert_array_equal(
+                seg_halo._dilate_sampled(mask, radius), expected
+            )
 
 
 def test_background_level_matches_loops() -> None:
@@ -1276,12 +1292,14 @@ def test_background_level_matches_loops() -> None:
         strong = rng.random(shape) < 0.02
         strong[: shape[0] // 2, : shape[1] // 3] = True  # blocks without background
         s1 = rng.integers(0, 5000, shape).astype(np.int32)
-        level = seg._background_level(strong, s1, block)
+        level = seg_halo._background_level(strong, s1, block)
         expected = oracle_background(strong, s1, block)
         assert level is not None
         assert expected is not None
         assert level.tobytes() == expected.tobytes()
-    assert seg._background_level(np.ones((8, 8), bool), np.zeros((8, 8)), 4) is None
+    assert (
+        seg_halo._background_level(np.ones((8, 8), bool), np.zeros((8, 8)), 4) is None
+    )
 
 
 def test_background_level_by_hand() -> None:
@@ -1291,7 +1309,7 @@ def test_background_level_by_hand() -> None:
     s1 = np.zeros((4, 8), np.int32)
     s1[:, :4] = 10
     s1[:, 4:] = 30
-    level = seg._background_level(np.zeros((4, 8), bool), s1, 4)
+    level = seg_halo._background_level(np.zeros((4, 8), bool), s1, 4)
     assert level is not None
     np.testing.assert_allclose(level[0], [10, 10, 12.5, 17.5, 22.5, 27.5, 30, 30])
     assert (level == level[0]).all()
@@ -1333,20 +1351,20 @@ def test_halo_trim_skipped_for_bright_objects() -> None:
 def test_halo_trim_matches_oracle() -> None:
     for seed in range(3):
         frame, _ = halo_disk(seed, (70, 90))
-        numerator, s1 = seg._window_sums(frame, 3, keep_s1=True)
+        numerator, s1 = seg_texture._window_sums(frame, 3, keep_s1=True)
         _, stats = oracle_stats(frame)
         strong = numerator > 81.0 * math.exp(
             2.0 * (stats["mode"] + 1.25 * stats["sigma"])
         )
-        mask = seg._fill_holes(strong, 64)
+        mask = seg_masks._fill_holes(strong, 64)
         margin = 9 * 1.0 * math.exp(stats["mode"])
         for block in (8, 32):
-            got, grid, _, _ = seg._halo_trim(mask, strong, s1, margin, block)
+            got, grid, _, _ = seg_halo._halo_trim(mask, strong, s1, margin, block)
             want, want_level = oracle_halo_trim(mask, strong, s1, margin, block)
             np.testing.assert_array_equal(got, want)
             assert (grid is None) == (want_level is None)
             if grid is not None:
-                level = seg._bilinear(grid, *mask.shape, block, margin)
+                level = seg_halo._bilinear(grid, *mask.shape, block, margin)
                 np.testing.assert_array_equal(level, want_level)
 
 
@@ -1354,9 +1372,11 @@ def test_restore_outline_matches_oracle_and_keeps_cells_apart() -> None:
     rng = np.random.default_rng(5)
     for _ in range(20):
         mask = ndi.binary_opening(rng.random((40, 50)) < 0.55)
-        mask = seg._split_and_filter(mask, neck_ratio=None, min_area=0, keep_edge=True)
+        mask = seg_split._split_and_filter(
+            mask, neck_ratio=None, min_area=0, keep_edge=True
+        )
         allowed = rng.random(mask.shape) < 0.7
-        got = seg._restore_outline(mask, allowed)
+        got = seg_restore._restore_outline(mask, allowed)
         np.testing.assert_array_equal(got, oracle_restore_outline(mask, allowed))
         # Only allowed pixels are added; components neither merge nor appear.
         assert not np.any(got & ~mask & ~allowed)
@@ -1375,7 +1395,7 @@ def test_outline_restore_gives_back_edge_pixels() -> None:
     added = restored & ~without
     # One-pixel growth of the trimmed mask, towards the true disk.
     assert np.all(without <= restored)
-    assert not np.any(added & ~seg._dilate(without, 3, 1))
+    assert not np.any(added & ~morphology.dilate_square(without, 3, 1))
     assert np.count_nonzero(added & truth) >= np.count_nonzero(added & ~truth)
     # Skipped together with the trim.
     np.testing.assert_array_equal(
@@ -1388,11 +1408,13 @@ def test_restore_junctions_matches_oracle_and_keeps_cells_apart() -> None:
     rng = np.random.default_rng(6)
     for trial in range(20):
         mask = ndi.binary_opening(rng.random((40, 50)) < 0.5)
-        mask = seg._split_and_filter(mask, neck_ratio=None, min_area=0, keep_edge=True)
+        mask = seg_split._split_and_filter(
+            mask, neck_ratio=None, min_area=0, keep_edge=True
+        )
         allowed = rng.random(mask.shape) < 0.8
         image = rng.integers(0, 4 if trial % 2 else 1000, mask.shape)
         for reach in (1, 2, 3):
-            got = seg._restore_junctions(mask, allowed, image, reach)
+            got = seg_restore._restore_junctions(mask, allowed, image, reach)
             want = oracle_restore_junctions(mask, allowed, image, reach)
             np.testing.assert_array_equal(got, want)
             assert not np.any(got & ~mask & ~allowed)
@@ -1486,14 +1508,14 @@ def test_octagonal_distance_by_hand() -> None:
     square = np.zeros((7, 7), bool)
     square[1:6, 1:6] = True
     expected = np.array([[1, 1, 1, 1, 1], [1, 2, 2, 2, 1], [1, 2, 3, 2, 1]])
-    distance = seg._octagonal_distance(square)
+    distance = seg_split._octagonal_distance(square)
     np.testing.assert_array_equal(distance[1:4, 1:6], expected)
     # A diagonal neighbour of the background: city-block 2, chessboard 1.
     corner = np.ones((3, 3), bool)
     corner[0, 0] = False
     padded = np.pad(corner, 1, constant_values=True)
     padded[0, :] = padded[:, 0] = padded[-1, :] = padded[:, -1] = True
-    assert seg._octagonal_distance(padded)[2, 2] == 1.5
+    assert seg_split._octagonal_distance(padded)[2, 2] == 1.5
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -1501,7 +1523,7 @@ def test_octagonal_distance_matches_brute_force(seed: int) -> None:
     rng = np.random.default_rng(seed)
     own = ndi.binary_opening(rng.random((15, 19)) < 0.7)
     np.testing.assert_array_equal(
-        seg._octagonal_distance(np.pad(own, 1)), oracle_octagonal(own)
+        seg_split._octagonal_distance(np.pad(own, 1)), oracle_octagonal(own)
     )
 
 
@@ -1518,7 +1540,7 @@ def test_power_regions_cut_at_the_contact_by_hand() -> None:
     distance = np.zeros((5, 41))
     distance[2, 10] = 8.0
     distance[2, 30] = 4.0
-    regions = seg._power_regions(mask, distance, markers, 2)
+    regions = seg_split._power_regions(mask, distance, markers, 2)
     assert (regions[2, 1:22] == 1).all()
     assert (regions[2, 22:40] == 2).all()
     assert (regions[~mask] == 0).all()
@@ -1531,14 +1553,14 @@ def test_merge_at_necks_by_hand() -> None:
     # keeps 3 apart.
     regions = np.array([[1, 1, 1, 2, 2, 2, 3, 3]])
     distance = np.array([[10.0, 9.0, 8.0, 8.0, 9.0, 1.5, 1.5, 4.0]])
-    merged = seg._merge_at_necks(regions, distance, 3, 0.7)
+    merged = seg_split._merge_at_necks(regions, distance, 3, 0.7)
     assert merged is not None
     np.testing.assert_array_equal(merged, [[1, 1, 1, 1, 1, 1, 3, 3]])
     # With ratio 0.9 nothing merges (8 < 0.9·9); with 0.35 everything does.
-    kept = seg._merge_at_necks(regions, distance, 3, 0.9)
+    kept = seg_split._merge_at_necks(regions, distance, 3, 0.9)
     assert kept is not None
     np.testing.assert_array_equal(kept, regions)
-    assert seg._merge_at_necks(regions, distance, 3, 0.35) is None
+    assert seg_split._merge_at_necks(regions, distance, 3, 0.35) is None
 
 
 def two_touching_disks() -> np.ndarray:
@@ -1549,7 +1571,9 @@ def two_touching_disks() -> np.ndarray:
 def test_neck_split_cuts_touching_disks() -> None:
     mask = two_touching_disks()
     assert ndi.label(mask)[1] == 1
-    split = seg._split_and_filter(mask, neck_ratio=0.7, min_area=0, keep_edge=True)
+    split = seg_split._split_and_filter(
+        mask, neck_ratio=0.7, min_area=0, keep_edge=True
+    )
     labels, count = ndi.label(split)
     assert count == 2
     assert not (split & ~mask).any()
@@ -1566,7 +1590,9 @@ def test_neck_split_keeps_single_ellipses(aspect: float) -> None:
         u = (xx - 60) * math.cos(angle) + (yy - 40) * math.sin(angle)
         v = -(xx - 60) * math.sin(angle) + (yy - 40) * math.cos(angle)
         mask = (u / (14 * aspect)) ** 2 + (v / 14) ** 2 < 1
-        split = seg._split_and_filter(mask, neck_ratio=0.7, min_area=0, keep_edge=True)
+        split = seg_split._split_and_filter(
+            mask, neck_ratio=0.7, min_area=0, keep_edge=True
+        )
         np.testing.assert_array_equal(split, mask)
 
 
@@ -1574,7 +1600,9 @@ def test_neck_split_keeps_small_cell_on_big_one() -> None:
     # Radii 15 and 7, touching: the neck is far narrower than 0.7 x 7.
     yy, xx = np.mgrid[:60, :80]
     mask = (np.hypot(yy - 30, xx - 30) < 15) | (np.hypot(yy - 30, xx - 52) < 7.5)
-    split = seg._split_and_filter(mask, neck_ratio=0.7, min_area=0, keep_edge=True)
+    split = seg_split._split_and_filter(
+        mask, neck_ratio=0.7, min_area=0, keep_edge=True
+    )
     assert ndi.label(split)[1] == 2
 
 
@@ -1591,7 +1619,7 @@ def test_split_and_filter_matches_oracle(seed: int) -> None:
         (0.9, 30, False),
     ):
         np.testing.assert_array_equal(
-            seg._split_and_filter(
+            seg_split._split_and_filter(
                 mask, neck_ratio=ratio, min_area=min_area, keep_edge=keep_edge
             ),
             oracle_split_and_filter(
@@ -1599,7 +1627,7 @@ def test_split_and_filter_matches_oracle(seed: int) -> None:
             ),
         )
     np.testing.assert_array_equal(
-        seg._split_and_filter(mask, neck_ratio=None, min_area=80, keep_edge=True),
+        seg_split._split_and_filter(mask, neck_ratio=None, min_area=80, keep_edge=True),
         oracle_split_and_filter(mask, neck_ratio=None, min_area=80, keep_edge=True),
     )
 
@@ -1618,7 +1646,7 @@ def test_neck_split_batch_equals_one_by_one() -> None:
         if count:
             ys, xs = np.nonzero(labels == 1)
             owns.append((labels == 1)[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1])
-    batch = seg._neck_split_batch(owns, 0.7)
+    batch = seg_split._neck_split_batch(owns, 0.7)
     for own, parts in zip(owns, batch, strict=True):
         single = oracle_neck_split(own, 0.7)
         assert (parts is None) == (single is None)
@@ -1632,11 +1660,11 @@ def test_min_area_uses_4_connectivity() -> None:
     mask[0, 0] = mask[1, 1] = True  # two diagonal 1-px components
     mask[4:7, 4:7] = True  # 9 px
     mask[0, 5:8] = True  # 3 px
-    kept = seg._remove_small(mask, 3)
+    kept = seg_masks._remove_small(mask, 3)
     expected = mask.copy()
     expected[0, 0] = expected[1, 1] = False
     np.testing.assert_array_equal(kept, expected)
-    assert not seg._remove_small(mask, 10).any()
+    assert not seg_masks._remove_small(mask, 10).any()
 
 
 def test_min_area_keeps_edge_components() -> None:
@@ -1649,9 +1677,11 @@ def test_min_area_keeps_edge_components() -> None:
     expected = mask.copy()
     expected[1, 1] = False
     expected[4:7, 4:7] = False
-    np.testing.assert_array_equal(seg._remove_small(mask, 10, keep_edge=True), expected)
     np.testing.assert_array_equal(
-        seg._split_and_filter(mask, neck_ratio=None, min_area=10, keep_edge=True),
+        seg_masks._remove_small(mask, 10, keep_edge=True), expected
+    )
+    np.testing.assert_array_equal(
+        seg_split._split_and_filter(mask, neck_ratio=None, min_area=10, keep_edge=True),
         expected,
     )
 
@@ -1661,7 +1691,7 @@ def test_separate_labels_matches_loops() -> None:
     for _ in range(5):
         labels = rng.integers(0, 5, (17, 23))
         np.testing.assert_array_equal(
-            seg._separate_labels(labels), oracle_separate(labels)
+            seg_split._separate_labels(labels), oracle_separate(labels)
         )
 
 
@@ -1670,7 +1700,7 @@ def test_separate_labels_by_hand() -> None:
     # 1|2 across rows 0 and 1: the 2s at (0, 2) and (1, 2) go; 1 over 3 in
     # column 0: the 3 goes. Pixels touching only their own label or 0 stay.
     expected = np.array([[1, 1, 0, 1], [1, 1, 0, 0], [0, 0, 1, 0]], bool)
-    np.testing.assert_array_equal(seg._separate_labels(labels), expected)
+    np.testing.assert_array_equal(seg_split._separate_labels(labels), expected)
 
 
 # --------------------------------------------------------------------------------------
@@ -1680,7 +1710,7 @@ def test_separate_labels_by_hand() -> None:
 
 def test_watershed_splits_touching_disks() -> None:
     mask = two_touching_disks()
-    split = seg._watershed_split(mask, 2.0)
+    split = seg_split._watershed_split(mask, 2.0)
     labels, count = ndi.label(split)
     assert count == 2
     assert not (split & ~mask).any()
@@ -1692,8 +1722,8 @@ def test_watershed_splits_touching_disks() -> None:
 def test_watershed_keeps_single_disk() -> None:
     yy, xx = np.mgrid[:50, :50]
     mask = np.hypot(yy - 25, xx - 25) < 15
-    np.testing.assert_array_equal(seg._watershed_split(mask, 2.0), mask)
-    assert not seg._watershed_split(np.zeros((5, 5), bool), 2.0).any()
+    np.testing.assert_array_equal(seg_split._watershed_split(mask, 2.0), mask)
+    assert not seg_split._watershed_split(np.zeros((5, 5), bool), 2.0).any()
 
 
 def test_segment_with_watershed_option(cells: tuple[np.ndarray, np.ndarray]) -> None:
@@ -1839,8 +1869,12 @@ def test_frames_smaller_than_window(shape: tuple[int, int], window: int) -> None
 
 
 def test_sigma_zero_with_one_value_at_or_below_mode() -> None:
-    assert seg._lower_sigma(np.array([0.0, 1.0, 1.0]), 0.75, "lower_std") == 0.0
-    assert seg._lower_sigma(np.array([0.0, 1.0, 1.0]), 0.75, "lower_rms") == 0.0
+    assert (
+        seg_threshold._lower_sigma(np.array([0.0, 1.0, 1.0]), 0.75, "lower_std") == 0.0
+    )
+    assert (
+        seg_threshold._lower_sigma(np.array([0.0, 1.0, 1.0]), 0.75, "lower_rms") == 0.0
+    )
     # 1 at (0, 1) and 2 at (0, 3) of a 5x5 frame; the windows of the sampled
     # pixels (0, 0), (0, 2), (0, 4) (top row mirrored) give N = 14, 54, 56 and
     # all others 0. With 3 bins, bin 2 (54, 56) is the mode, centred at
@@ -2087,8 +2121,8 @@ def test_bad_frame(frame: np.ndarray, error: type[Exception], match: str) -> Non
         ),
         ({"window": 1}, ValueError, r"window must be an integer in \[3, 37\]; got 1"),
         ({"window": 39}, ValueError, r"window must be an integer in \[3, 37\]; got 39"),
-        ({"window": 3.0}, TypeError, "window must be an int; got 3.0"),
-        ({"window": True}, TypeError, "window must be an int; got True"),
+        ({"window": 3.0}, TypeError, "window must be an integer; got 3.0"),
+        ({"window": True}, TypeError, "window must be an integer; got True"),
         ({"bins": 0}, ValueError, "bins must be an integer >= 1; got 0"),
         (
             {"mode_smooth_bins": 4},
@@ -2154,15 +2188,15 @@ def test_bad_frame(frame: np.ndarray, error: type[Exception], match: str) -> Non
         (
             {"split_neck_ratio": 0.0},
             ValueError,
-            r"split_neck_ratio must be a finite number > 0\.0",
+            r"split_neck_ratio must be a finite number in \(0\.0, 1\.0\]; got 0\.0",
         ),
         (
             {"split_neck_ratio": 1.5},
             ValueError,
-            r"split_neck_ratio must be a finite number in \(0, 1\]; got 1\.5",
+            r"split_neck_ratio must be a finite number in \(0\.0, 1\.0\]; got 1\.5",
         ),
         ({"min_area_px": -2}, ValueError, "min_area_px must be an integer >= 0"),
-        ({"min_area_px": 2.5}, TypeError, "min_area_px must be an int; got 2.5"),
+        ({"min_area_px": 2.5}, TypeError, "min_area_px must be an integer; got 2.5"),
         (
             {"min_area_keep_edge": None},
             TypeError,
@@ -2190,10 +2224,10 @@ def test_numpy_integer_options_accepted() -> None:
 
 
 def _edge_inputs(frame: np.ndarray) -> tuple[np.ndarray, ...]:
-    numerator, s1 = seg._window_sums(frame, 3, keep_s1=True)
+    numerator, s1 = seg_texture._window_sums(frame, 3, keep_s1=True)
     _, stats = oracle_stats(frame)
     strong = numerator > 81.0 * math.exp(2.0 * (stats["mode"] + 1.25 * stats["sigma"]))
-    filled = seg._fill_holes(strong, 64)
+    filled = seg_masks._fill_holes(strong, 64)
     return s1, strong, filled
 
 
@@ -2210,10 +2244,10 @@ def test_edge_ratio_matches_oracle(variant: dict[str, object], offset: float) ->
     frame = synth.simulate_fov(params, 0).render(0).images[0]
     s1, strong, filled = _edge_inputs(frame)
     for block in (16, 32):
-        grid = seg._background_grid(strong, s1, block)
+        grid = seg_halo._background_grid(strong, s1, block)
         assert grid is not None
-        got = seg._edge_ratio(
-            s1, filled, grid, block, seg._EdgeLevel(float(frame.min()), 9, offset)
+        got = seg_halo._edge_ratio(
+            s1, filled, grid, block, seg_halo._EdgeLevel(float(frame.min()), 9, offset)
         )
         background = oracle_bilinear(oracle_grid(strong, s1, block), 128, 160, block)
         want = oracle_edge_ratio(s1, filled, background, 9, float(frame.min()), offset)
@@ -2224,15 +2258,17 @@ def test_edge_ratio_needs_edges() -> None:
     rng = np.random.default_rng(0)
     frame = rng.poisson(1000, (64, 64)).astype(np.uint16)
     s1, strong, _ = _edge_inputs(frame)
-    grid = seg._background_grid(strong, s1, 16)
+    grid = seg_halo._background_grid(strong, s1, 16)
     assert grid is not None
     # A mask without dark-to-bright steps: no edge level.
     blob = disk((64, 64), 32, 32, 12)
-    assert math.isnan(seg._edge_ratio(s1, blob, grid, 16, seg._EdgeLevel(0.0, 9, 0.5)))
+    assert math.isnan(
+        seg_halo._edge_ratio(s1, blob, grid, 16, seg_halo._EdgeLevel(0.0, 9, 0.5))
+    )
     # Frames too small for the 3-px margin.
     small = np.ones((6, 40), dtype=bool)
     assert math.isnan(
-        seg._edge_ratio(s1[:6], small, grid, 16, seg._EdgeLevel(0.0, 9, 0.5))
+        seg_halo._edge_ratio(s1[:6], small, grid, 16, seg_halo._EdgeLevel(0.0, 9, 0.5))
     )
 
 
@@ -2245,7 +2281,7 @@ def test_edge_ratio_by_hand() -> None:
     x = np.arange(cols, dtype=np.float64)
     profile = 1000.0 + 400.0 * np.tanh((x - 47.0) / 2.0)
     frame = np.rint(np.tile(profile, (rows, 1))).astype(np.uint16)
-    s1 = seg._window_sums(frame, 3, keep_s1=True)[1]
+    s1 = seg_texture._window_sums(frame, 3, keep_s1=True)[1]
     filled = np.zeros((rows, cols), dtype=bool)
     filled[:, :52] = True
     low = float(frame.min())
@@ -2253,7 +2289,9 @@ def test_edge_ratio_by_hand() -> None:
     mean = frame[0].astype(np.float64)
     slope = (mean[47:50].mean() - mean[45:48].mean()) / 2.0
     for offset in (0.0, 1.0):
-        rho = seg._edge_ratio(s1, filled, grid, 32, seg._EdgeLevel(low, 9, offset))
+        rho = seg_halo._edge_ratio(
+            s1, filled, grid, 32, seg_halo._EdgeLevel(low, 9, offset)
+        )
         level = mean[46:49].mean() + offset * slope
         assert rho == pytest.approx(level / 1000.0 - 1.0, abs=1e-12)
         assert rho == pytest.approx(offset * 0.163, abs=0.002)
@@ -2265,7 +2303,7 @@ def test_outline_band_peels_from_outside_only(seed: int) -> None:
     mask = ndi.binary_opening(rng.random((40, 50)) < 0.6, iterations=1)
     s1 = rng.integers(0, 100, mask.shape).astype(np.int64)
     grid = np.full((2, 2), 60.0)
-    got = seg._trim_outline_band(mask, s1, grid, 32)
+    got = seg_halo._trim_outline_band(mask, s1, grid, 32)
     band = mask & ~oracle_erode(mask, 7, 1)
     want = oracle_peel(mask, band & (s1 > 60.0), 3)
     np.testing.assert_array_equal(got, want)

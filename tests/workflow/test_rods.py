@@ -75,7 +75,9 @@ def test_rods_defaults_fill_in_and_are_checked() -> None:
         validate_config(
             {"input": "x.nd2", "segmentation": {"rods": {"ridge": 0.1}}}, schema
         )
-    with pytest.raises(ConfigError, match=r"'segmentation.rods.core_level' = 0.8"):
+    with pytest.raises(
+        ConfigError, match=r"'segmentation.rods.core_level' must not exceed .*got 0\.8"
+    ):
         validate_config(
             {"input": "x.nd2", "segmentation": {"rods": {"core_level": 0.8}}}, schema
         )

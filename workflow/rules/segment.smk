@@ -1,6 +1,7 @@
-# Segment (algorithms.md §2): log-STD thresholding of the phase-contrast stack,
-# one job per FOV, frame by frame; also the per-frame figures of the
-# segmentation checks (§2.8), which the manifest turns into warnings.
+# Segment (algorithms.md §2): the phase-contrast stack with the method that
+# segmentation.method names (pyama_steps.segmentation registry), one job per
+# FOV, frame by frame; also the per-frame figures of the segmentation checks
+# (§2.8), which the manifest turns into warnings.
 
 for run in RUNS:
 

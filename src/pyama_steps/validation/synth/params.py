@@ -250,7 +250,7 @@ class SynthParams:
     bleach_per_frame : (float, float, float)
         Photobleaching rate per exposure of each fluorescence channel.
     write_background : bool
-        Whether :func:`pyama_steps.synth_io.write_dataset` writes the true
+        Whether :func:`pyama_steps.validation.synth_io.write_dataset` writes the true
         background stacks (:func:`preset` turns it off for data sets whose
         stacks would exceed 256 MiB).
 

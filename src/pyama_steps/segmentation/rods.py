@@ -6,7 +6,7 @@ thresholded between the dark and the bright level of the frame, the bright
 lines between touching rods are found as ridges of the Hessian, and the dark
 cores that remain between those lines seed one cell each; the seeds grow back
 to the body outline and touching cells are left 4-separated, as
-:func:`pyama_steps.segmentation.segment_log_std` leaves them.
+:func:`pyama_steps.segmentation.log_std.segment_log_std` leaves them.
 
 The log-STD method (§2.1-§2.7) marks texture, so a colony whose cells touch
 along their sides becomes one object; here the dark interior is the signal and
@@ -15,24 +15,29 @@ the bright junction line between two cells is the cut.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 from scipy import ndimage as ndi
-from skimage.filters import threshold_otsu
 
 from pyama_steps._typing import BoolArray, RealArray
-from pyama_steps.segmentation import (
-    _check_bool,
-    _check_frame,
-    _check_int,
-    _check_real,
-)
+from pyama_steps._validate import check_bool, check_fraction, check_int, check_real
+from pyama_steps.segmentation._frame import _check_frame
+from pyama_steps.segmentation.registry import FrameSegmentation, SegmentationMethod
 
-__all__ = ["DenseRodsCheck", "RodSegmentation", "check_dense_rods", "segment_rods"]
+__all__ = [
+    "METHOD",
+    "DenseRodsCheck",
+    "RodSegmentation",
+    "RodsOptions",
+    "check_dense_rods",
+    "segment_rods",
+]
 
 F32 = npt.NDArray[np.float32]
 I32 = npt.NDArray[np.int32]
@@ -199,42 +204,101 @@ def segment_rods(
     >>> result.n_cells
     2
     """
-    image = _check_frame(frame)
-    smooth = _check_real("smooth_sigma_px", smooth_sigma_px, minimum=0.0, open_min=True)
-    window = _check_int("background_px", background_px, minimum=8)
-    body_level = _check_fraction("body_level", body_level)
-    core_level = _check_fraction("core_level", core_level)
+    options = _checked_options(
+        {
+            "smooth_sigma_px": smooth_sigma_px,
+            "background_px": background_px,
+            "body_level": body_level,
+            "core_level": core_level,
+            "ridge_threshold": ridge_threshold,
+            "grow_px": grow_px,
+            "min_core_px": min_core_px,
+            "min_area_px": min_area_px,
+            "min_area_keep_edge": min_area_keep_edge,
+        }
+    )
+    return _segment(_check_frame(frame), options)
+
+
+@dataclass(frozen=True)
+class RodsOptions:
+    """The checked options of :func:`segment_rods` (``segmentation.rods``).
+
+    Every attribute is the keyword argument of :func:`segment_rods` of the
+    same name.
+    """
+
+    smooth_sigma_px: float
+    background_px: int
+    body_level: float
+    core_level: float
+    ridge_threshold: float
+    grow_px: int
+    min_core_px: int
+    min_area_px: int
+    min_area_keep_edge: bool
+
+
+_FIELDS: Final = tuple(f.name for f in dataclasses.fields(RodsOptions))
+
+
+def _checked_options(
+    raw: Mapping[str, Any], key: Callable[[str], str] = str
+) -> RodsOptions:
+    """Check the options once and return them typed (``TypeError``/``ValueError``).
+
+    `key` turns an option's name into the name the messages use (the config
+    key when the config is read).
+    """
+    body_level = check_fraction(key("body_level"), raw["body_level"], allow_zero=False)
+    core_level = check_fraction(key("core_level"), raw["core_level"], allow_zero=False)
     if core_level > body_level:
         raise ValueError(
-            f"core_level must not exceed body_level (cores lie inside the bodies); "
-            f"got core_level={core_level!r} > body_level={body_level!r}"
+            f"{key('core_level')} must not exceed {key('body_level')} (cores lie "
+            f"inside the bodies); got {core_level!r} > {body_level!r}"
         )
-    ridge = _check_real("ridge_threshold", ridge_threshold, minimum=0.0, open_min=True)
-    grow_px = _check_int("grow_px", grow_px, minimum=0)
-    min_core_px = _check_int("min_core_px", min_core_px, minimum=1)
-    min_area_px = _check_int("min_area_px", min_area_px, minimum=0)
-    keep_edge = _check_bool("min_area_keep_edge", min_area_keep_edge)
+    return RodsOptions(
+        smooth_sigma_px=check_real(
+            key("smooth_sigma_px"), raw["smooth_sigma_px"], minimum=0.0, open_min=True
+        ),
+        background_px=check_int(key("background_px"), raw["background_px"], minimum=8),
+        body_level=body_level,
+        core_level=core_level,
+        ridge_threshold=check_real(
+            key("ridge_threshold"), raw["ridge_threshold"], minimum=0.0, open_min=True
+        ),
+        grow_px=check_int(key("grow_px"), raw["grow_px"], minimum=0),
+        min_core_px=check_int(key("min_core_px"), raw["min_core_px"], minimum=1),
+        min_area_px=check_int(key("min_area_px"), raw["min_area_px"], minimum=0),
+        min_area_keep_edge=check_bool(
+            key("min_area_keep_edge"), raw["min_area_keep_edge"]
+        ),
+    )
 
+
+def _segment(image: RealArray, options: RodsOptions) -> RodSegmentation:
+    """Run the stages of :func:`segment_rods` on a checked frame and options."""
     work = image.astype(np.float32)
     if work.max() == work.min():
         # Constant frame, including an all-zero dropped frame: nothing to find.
         return _empty(image.shape)
-    flat = _flatten(work, math.ceil(window / _BLOCK))
-    s = np.asarray(ndi.gaussian_filter(flat, smooth), dtype=np.float32)
+    flat = _flatten(work, math.ceil(options.background_px / _BLOCK))
+    s = np.asarray(ndi.gaussian_filter(flat, options.smooth_sigma_px), dtype=np.float32)
     levels = _levels(s, flat)
     if levels is None:
         # No contrast above the noise: a frame without cells.
         return _empty(image.shape)
     dark, bright, noise = levels
-    body_t = dark + body_level * (bright - dark)
-    core_t = dark + core_level * (bright - dark)
+    body_t = dark + options.body_level * (bright - dark)
+    core_t = dark + options.core_level * (bright - dark)
     body = s < np.float32(body_t)
-    cores = body & (s < np.float32(core_t)) & (_ridge_strength(s) <= np.float32(ridge))
-    labels = _seed_labels(cores, min_core_px)
-    labels = _grow(labels, body, grow_px)
+    ridge = np.float32(options.ridge_threshold)
+    cores = body & (s < np.float32(core_t)) & (_ridge_strength(s) <= ridge)
+    labels = _seed_labels(cores, options.min_core_px)
+    labels = _grow(labels, body, options.grow_px)
     labels = _separate(labels, s)
     labels = _fill_cell_holes(labels)
-    mask, n_cells = _drop_small(labels, min_area_px, keep_edge)
+    mask, n_cells = _drop_small(labels, options.min_area_px, options.min_area_keep_edge)
     return RodSegmentation(
         mask=mask,
         dark_level=dark,
@@ -317,12 +381,10 @@ def check_dense_rods(
     and the last phase plane of the first FOV to propose
     ``segmentation.method: rods`` (algorithms.md §2.9).
     """
-    min_cells = _check_int("min_cells", min_cells, minimum=1)
-    min_aspect = _check_real("min_aspect", min_aspect, minimum=1.0)
-    min_touching = _check_real("min_touching", min_touching, minimum=0.0)
-    if min_touching > 1.0:
-        raise ValueError(f"min_touching must be in [0, 1]; got {min_touching!r}")
-    min_area_px = _check_int("min_area_px", min_area_px, minimum=1)
+    min_cells = check_int("min_cells", min_cells, minimum=1)
+    min_aspect = check_real("min_aspect", min_aspect, minimum=1.0)
+    min_touching = check_fraction("min_touching", min_touching)
+    min_area_px = check_int("min_area_px", min_area_px, minimum=1)
     mask = segment_rods(frame).mask
     labels, n = ndi.label(mask)
     labels = np.asarray(labels, dtype=np.int32)
@@ -375,13 +437,6 @@ def _object_shapes(
 # --------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------
-
-
-def _check_fraction(name: str, value: Any) -> float:
-    result = _check_real(name, value, minimum=0.0, open_min=True)
-    if result > 1.0:
-        raise ValueError(f"{name} must be a number in (0, 1]; got {value!r}")
-    return result
 
 
 def _empty(shape: tuple[int, ...]) -> RodSegmentation:
@@ -451,6 +506,10 @@ def _levels(s: F32, flat: F32) -> tuple[float, float, float] | None:
     sample = s[::_SAMPLE, ::_SAMPLE]
     if sample.max() == sample.min():
         return None
+    # skimage is imported here: the config check imports this module while
+    # the workflow is parsed, and only a rods job needs Otsu's threshold.
+    from skimage.filters import threshold_otsu
+
     threshold = float(threshold_otsu(sample))  # type: ignore[no-untyped-call]
     lower = sample[sample <= threshold]
     upper = sample[sample > threshold]
@@ -622,3 +681,39 @@ def _drop_small(
         keep |= _edge_ids(labels, n) & (sizes > 0)
     keep[0] = False
     return np.asarray(keep[labels], dtype=np.bool_), int(keep.sum())
+
+
+# --------------------------------------------------------------------------------------
+# The method (segmentation.method: rods)
+# --------------------------------------------------------------------------------------
+
+
+def _config_options(section: Mapping[str, Any]) -> RodsOptions:
+    """Build the options from ``segmentation.rods``, checked."""
+    rods = section["rods"]
+    raw = {name: rods[name] for name in _FIELDS}
+    return _checked_options(raw, lambda name: f"'segmentation.rods.{name}'")
+
+
+def _method_frame(frame: RealArray, options: RodsOptions) -> FrameSegmentation:
+    """One frame's mask, its figures for the checks and its log line."""
+    r = _segment(_check_frame(frame), options)
+    line = (
+        f"dark={r.dark_level:.6g} bright={r.bright_level:.6g} "
+        f"body={r.body_threshold:.6g} core={r.core_threshold:.6g} "
+        f"noise={r.noise:.6g} cells={r.n_cells:d} "
+        f"fg={r.foreground_fraction:.6f}"
+    )
+    return FrameSegmentation(
+        mask=r.mask,
+        threshold=r.body_threshold,
+        noise=r.noise,
+        foreground_fraction=r.foreground_fraction,
+        log_line=line,
+    )
+
+
+#: ``segmentation.method: rods``.
+METHOD: Final = SegmentationMethod[RodsOptions](
+    name="rods", options=_config_options, segment=_method_frame
+)

@@ -1,0 +1,788 @@
+"""The log-STD method (``segmentation.method: logstd``, algorithms.md §2).
+
+Per frame, the log of the local standard deviation in a square window is
+thresholded at ``mode + k·sigma`` of its histogram (sampled on even rows and
+columns, with a smoothed mode and an optional hysteresis), and the binary mask
+is cleaned up by hole filling (with the frame edge mirrored), a
+phase-contrast halo trim, an opening, an optional closing, a refill, an
+optional shrink, a split of touching cells and a minimum area. Each stage
+lives in its own module (:mod:`~pyama_steps.segmentation.texture`,
+:mod:`~pyama_steps.segmentation.threshold`,
+:mod:`~pyama_steps.segmentation.masks`, :mod:`~pyama_steps.segmentation.halo`,
+:mod:`~pyama_steps.segmentation.split`,
+:mod:`~pyama_steps.segmentation.restore`); the per-FOV window choice of
+``window: auto`` is in :mod:`~pyama_steps.segmentation.window`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+
+from pyama_steps._typing import BoolArray, RealArray
+from pyama_steps._validate import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_real,
+)
+from pyama_steps.morphology import dilate_square as _dilate
+from pyama_steps.morphology import erode_square as _erode
+from pyama_steps.segmentation._frame import _check_frame
+from pyama_steps.segmentation.halo import (
+    _EdgeLevel,
+    _halo_trim,
+    _level_allowed,
+    _trim_outline_band,
+)
+from pyama_steps.segmentation.masks import _fill_holes, _hysteresis
+from pyama_steps.segmentation.registry import (
+    FrameSegmentation,
+    FrameSource,
+    SegmentationMethod,
+)
+from pyama_steps.segmentation.restore import (
+    _restore_junctions,
+    _restore_outline,
+    _restore_outline_labelled,
+)
+from pyama_steps.segmentation.split import (
+    _SPLIT_METHODS,
+    SplitMethod,
+    _split_and_filter,
+    _watershed_split,
+)
+from pyama_steps.segmentation.texture import (
+    _MAX_WINDOW,
+    _MIN_WINDOW,
+    _NumArray,
+    _numerator_threshold,
+    _sample_log_std,
+    _window_sums,
+)
+from pyama_steps.segmentation.threshold import (
+    _SIGMA_ESTIMATORS,
+    SigmaEstimator,
+    _sample_statistics,
+)
+from pyama_steps.segmentation.window import choose_fov_window
+
+__all__ = [
+    "METHOD",
+    "LogStdOptions",
+    "SegmentationFrame",
+    "segment_log_std",
+]
+
+FillBorder: TypeAlias = Literal["open", "mirror"]
+HaloLevel: TypeAlias = Literal["edge", "noise"]
+
+_FILL_BORDERS: Final = ("open", "mirror")
+_HALO_LEVELS: Final = ("edge", "noise")
+
+
+@dataclass(frozen=True, eq=False)
+class SegmentationFrame:
+    """Mask and per-frame statistics of one log-STD segmentation.
+
+    Attributes
+    ----------
+    mask : (Y, X) ndarray of bool
+        Foreground (cell) pixels after cleanup.
+    lo, hi : float
+        Smallest and largest log-STD value over the pixels of even rows and
+        columns with non-zero local variance (the statistics sample). NaN when
+        the sample has no such pixel.
+    mode : float
+        Centre of the histogram bin with the largest count summed over
+        ``mode_smooth_bins`` bins. NaN when the frame is degenerate (no valid
+        sampled pixel, or ``hi == lo``).
+    sigma : float
+        Spread estimate of the values at or below the mode; 0 when fewer than
+        two such values exist. NaN when the frame is degenerate.
+    threshold : float
+        ``mode + threshold_k * sigma``. NaN when the frame is degenerate.
+    threshold_low : float
+        ``mode + threshold_low_k * sigma``, the lower threshold of the
+        hysteresis. NaN when the hysteresis is off or the frame is degenerate.
+    foreground_fraction : float
+        Share of ``True`` pixels in `mask`, in [0, 1].
+    edge_ratio : float
+        The halo trim's edge level relative to the background minus 1
+        (``halo_level='edge'``); NaN when the trim did not run or used the
+        noise margin.
+    """
+
+    mask: BoolArray
+    lo: float
+    hi: float
+    mode: float
+    sigma: float
+    threshold: float
+    threshold_low: float
+    foreground_fraction: float
+    edge_ratio: float = math.nan
+
+
+@dataclass(frozen=True)
+class LogStdOptions:
+    """The checked options of :func:`segment_log_std` (the ``segmentation`` section).
+
+    Every attribute is the keyword argument of :func:`segment_log_std` of the
+    same name. ``window`` is ``'auto'`` until the FOV's window is chosen
+    (``prepare`` of :data:`METHOD`, algorithms.md §2.10).
+    """
+
+    window: int | Literal["auto"]
+    bins: int
+    mode_smooth_bins: int
+    sigma_estimator: SigmaEstimator
+    threshold_k: float
+    threshold_low_k: float | None
+    fill_holes: bool
+    fill_border: FillBorder
+    fill_mirror_px: int
+    halo_trim: bool
+    halo_k: float
+    halo_block_px: int
+    halo_level: HaloLevel
+    edge_offset_px: float
+    halo_edge_k: float | None
+    junction_px: int
+    junction_k: float | None
+    open_size: int
+    open_iterations: int
+    close_size: int
+    close_iterations: int
+    refill_holes: bool
+    shrink_px: int
+    split: SplitMethod
+    split_h_px: float
+    split_neck_ratio: float
+    min_area_px: int
+    min_area_keep_edge: bool
+
+
+_FIELDS: Final = tuple(f.name for f in dataclasses.fields(LogStdOptions))
+
+
+def _checked_options(
+    raw: Mapping[str, Any], key: Callable[[str], str] = str, *, auto: bool = False
+) -> LogStdOptions:
+    """Check the options once and return them typed (``TypeError``/``ValueError``).
+
+    `key` turns an option's name into the name the messages use (the config
+    key when the config is read); ``window='auto'`` is accepted with `auto`.
+    """
+    checked = {**_threshold_options(raw, key, auto=auto), **_cleanup_options(raw, key)}
+    return LogStdOptions(**checked)
+
+
+def _threshold_options(
+    raw: Mapping[str, Any], key: Callable[[str], str], *, auto: bool
+) -> dict[str, Any]:
+    """Check the options of the log-STD map and its threshold (§2.2-§2.3)."""
+    window = raw["window"]
+    if not (auto and window == "auto"):
+        window = check_int(
+            key("window"), window, minimum=_MIN_WINDOW, maximum=_MAX_WINDOW
+        )
+        if window % 2 == 0:
+            raise ValueError(
+                f"{key('window')} must be an odd integer in [{_MIN_WINDOW}, "
+                f"{_MAX_WINDOW}]; got {window!r}"
+            )
+    smooth = check_int(key("mode_smooth_bins"), raw["mode_smooth_bins"], minimum=1)
+    if smooth % 2 == 0:
+        raise ValueError(
+            f"{key('mode_smooth_bins')} must be an odd integer >= 1; got {smooth!r}"
+        )
+    threshold_k = check_real(key("threshold_k"), raw["threshold_k"], minimum=0.0)
+    low_k = raw["threshold_low_k"]
+    if low_k is not None:
+        low_k = check_real(key("threshold_low_k"), low_k, minimum=0.0)
+        if low_k > threshold_k:
+            raise ValueError(
+                f"{key('threshold_low_k')} must be <= {key('threshold_k')} (the "
+                f"hysteresis grows into a lower threshold); got {low_k!r} > "
+                f"{threshold_k!r}. Lower it, or pass None to disable the hysteresis"
+            )
+    return {
+        "window": window,
+        "bins": check_int(key("bins"), raw["bins"], minimum=1),
+        "mode_smooth_bins": smooth,
+        "sigma_estimator": check_choice(
+            key("sigma_estimator"), raw["sigma_estimator"], _SIGMA_ESTIMATORS
+        ),
+        "threshold_k": threshold_k,
+        "threshold_low_k": low_k,
+    }
+
+
+def _cleanup_options(
+    raw: Mapping[str, Any], key: Callable[[str], str]
+) -> dict[str, Any]:
+    """Check the options of the fill, trim, restores, split and area (§2.4)."""
+
+    def integer(name: str, minimum: int) -> int:
+        return check_int(key(name), raw[name], minimum=minimum)
+
+    def real(name: str, **bounds: Any) -> float:
+        return check_real(key(name), raw[name], **bounds)
+
+    def optional(name: str) -> float | None:
+        return None if raw[name] is None else real(name, minimum=0.0)
+
+    def flag(name: str) -> bool:
+        return check_bool(key(name), raw[name])
+
+    def choice(name: str, choices: tuple[str, ...]) -> str:
+        return check_choice(key(name), raw[name], choices)
+
+    block = integer("halo_block_px", 4)
+    if block % 2:
+        raise ValueError(
+            f"{key('halo_block_px')} must be an even integer >= 4; got {block!r}"
+        )
+    return {
+        "fill_holes": flag("fill_holes"),
+        "fill_border": choice("fill_border", _FILL_BORDERS),
+        "fill_mirror_px": integer("fill_mirror_px", 1),
+        "halo_trim": flag("halo_trim"),
+        "halo_k": real("halo_k", minimum=0.0),
+        "halo_block_px": block,
+        "halo_level": choice("halo_level", _HALO_LEVELS),
+        "edge_offset_px": real("edge_offset_px", minimum=0.0),
+        "halo_edge_k": optional("halo_edge_k"),
+        "junction_px": integer("junction_px", 0),
+        "junction_k": optional("junction_k"),
+        "open_size": integer("open_size", 1),
+        "open_iterations": integer("open_iterations", 0),
+        "close_size": integer("close_size", 1),
+        "close_iterations": integer("close_iterations", 0),
+        "refill_holes": flag("refill_holes"),
+        "shrink_px": integer("shrink_px", 0),
+        "split": choice("split", _SPLIT_METHODS),
+        "split_h_px": real("split_h_px", minimum=0.0, open_min=True),
+        "split_neck_ratio": real(
+            "split_neck_ratio", minimum=0.0, maximum=1.0, open_min=True
+        ),
+        "min_area_px": integer("min_area_px", 0),
+        "min_area_keep_edge": flag("min_area_keep_edge"),
+    }
+
+
+def segment_log_std(
+    frame: RealArray,
+    *,
+    window: int = 3,
+    bins: int = 200,
+    mode_smooth_bins: int = 11,
+    sigma_estimator: SigmaEstimator = "lower_std",
+    threshold_k: float = 1.25,
+    threshold_low_k: float | None = None,
+    fill_holes: bool = True,
+    fill_border: FillBorder = "mirror",
+    fill_mirror_px: int = 64,
+    halo_trim: bool = True,
+    halo_k: float = 1.5,
+    halo_block_px: int = 32,
+    halo_level: HaloLevel = "edge",
+    edge_offset_px: float = 0.5,
+    halo_edge_k: float | None = 2.0,
+    junction_px: int = 3,
+    junction_k: float | None = 6.0,
+    open_size: int = 3,
+    open_iterations: int = 2,
+    close_size: int = 3,
+    close_iterations: int = 0,
+    refill_holes: bool = True,
+    shrink_px: int = 0,
+    split: SplitMethod = "neck",
+    split_h_px: float = 2.0,
+    split_neck_ratio: float = 0.7,
+    min_area_px: int = 100,
+    min_area_keep_edge: bool = True,
+) -> SegmentationFrame:
+    """Segment one phase-contrast frame by its local log standard deviation.
+
+    Parameters
+    ----------
+    frame : (Y, X) ndarray
+        One frame of any real integer or floating dtype (the workflow passes
+        uint16). Float frames must be finite. Not modified.
+    window : int, optional
+        Side of the square window of the local standard deviation; odd, in
+        [3, 37].
+    bins : int, optional
+        Number of equal histogram bins over ``[lo, hi]`` of the valid log-STD
+        values of the pixels of even rows and columns; at least 1.
+    mode_smooth_bins : int, optional
+        The mode is the centre of the bin whose counts, summed over this many
+        consecutive bins centred on it, are largest; odd, >= 1 (1: the fullest
+        single bin).
+    sigma_estimator : {'lower_std', 'lower_rms'}, optional
+        ``'lower_std'``: standard deviation (ddof 0) of the values at or below
+        the mode, about their own mean. ``'lower_rms'``: root mean square of
+        their distance to the mode.
+    threshold_k : float, optional
+        Foreground is ``log-STD > mode + threshold_k * sigma``; finite, >= 0.
+    threshold_low_k : float or None, optional
+        Hysteresis: a 4-connected region of ``log-STD > mode + threshold_low_k *
+        sigma`` is foreground when it holds a pixel above the threshold of
+        `threshold_k`; finite, in [0, threshold_k]. ``None`` disables it.
+    fill_holes : bool, optional
+        Fill holes right after thresholding.
+    fill_border : {'open', 'mirror'}, optional
+        How the first hole filling treats the frame edge. ``'open'``: a
+        background region touching the edge is never a hole. ``'mirror'``:
+        holes are filled in the mask extended by mirroring (``d c b a | a b c
+        d``) over `fill_mirror_px`, so a cell cut by the edge is filled. The
+        refill always treats the edge as open.
+    fill_mirror_px : int, optional
+        Width of the mirrored band, >= 1 (clipped to a quarter of the frame
+        size); edge regions reaching farther into the frame are not filled.
+        Used only with ``fill_border='mirror'``.
+    halo_trim : bool, optional
+        Remove the bright phase-contrast halo: pixels whose window mean exceeds
+        the local background level by ``halo_k`` times the pixel noise leave the
+        mask (skipped in a frame whose objects are not darker than their
+        background). Turn it off for DIC or bright field (and set
+        ``shrink_px=1``).
+    halo_k : float, optional
+        Margin of the halo trim in units of the pixel noise ``exp(mode)``;
+        finite, >= 0.
+    halo_block_px : int, optional
+        Side of the blocks whose background means, interpolated bilinearly,
+        give the local background level; even, >= 4.
+    halo_level : {'edge', 'noise'}, optional
+        Where the halo trim's level lies. ``'edge'``: at the cells' edges, a
+        ratio of the local background measured in each frame at the steep
+        steps from the cells' dark bodies to their halos (``edge_offset_px``
+        outward of the steepest slope); ``'noise'`` (or when fewer than 30
+        such edge pixels are found): `halo_k` times the pixel noise above the
+        background.
+    edge_offset_px : float
+        ``'edge'``: the level is the window mean this many px outward of the
+        steepest slope (the window mean plus this times its slope per px);
+        finite, >= 0.
+    halo_edge_k : float or None, optional
+        Outline restore after the halo trim: each final component grows by one
+        pixel (4-neighbours) into pixels of the filled threshold mask whose own
+        value (not the window mean) exceeds the background level by at most
+        ``halo_edge_k`` times the pixel noise, except where another component
+        lies within 2 px (city-block), so cells stay 4-separated. It gives back
+        the cell's edge pixels that the trim removed because their window
+        reaches one pixel into the halo. Finite, >= 0; ``None`` disables it.
+        Used only when the trim runs.
+    junction_px : int, optional
+        Junction restore after the outline restore: background pixels whose
+        ``(2·junction_px + 1)``² square holds pixels of two or more components,
+        and that are in the filled threshold mask, are given to the nearest
+        component by growing all components together one pixel (4-neighbours)
+        per step for `junction_px` steps; a pixel next to two components stays
+        background, and of two 4-adjacent pixels claimed by different
+        components the brighter stays background, so the separating line
+        follows the bright junction line and cells stay 4-separated. >= 0; 0
+        disables it. Used only when the trim runs.
+    junction_k : float or None, optional
+        Image test of the junction restore: a gap pixel is filled only when its
+        window mean exceeds the background level by at most ``junction_k``
+        times the pixel noise (the thin junction line leaves the window darker
+        than the broad halo over a background gap). Finite, >= 0; ``None``
+        drops the test (the filled threshold mask still applies).
+    open_size, open_iterations : int, optional
+        Square element side (>= 1) and number of erosions followed by as many
+        dilations (>= 0; 0 disables the opening).
+    close_size, close_iterations : int, optional
+        Square element side (>= 1) and number of dilations followed by as many
+        erosions (>= 0; 0 disables the closing).
+    refill_holes : bool, optional
+        Fill holes again after the halo trim, the opening and the closing.
+    shrink_px : int, optional
+        Final erosion by a ``(2·shrink_px + 1)``² square; >= 0, 0 disables it.
+    split : {'none', 'watershed', 'neck'}, optional
+        Separation of touching cells (algorithms.md §2.4): ``'neck'`` cuts
+        components at distance-map necks narrower than `split_neck_ratio` of
+        the cells on both sides; ``'watershed'`` is an h-maxima watershed.
+    split_h_px : float, optional
+        Minimum height, in px, of a distance-transform peak that seeds a
+        watershed region; finite, > 0. Used only with ``split='watershed'``.
+    split_neck_ratio : float, optional
+        Two distance maxima stay one cell when the highest path between them
+        never drops below this fraction of the lower maximum; in (0, 1]. Used
+        only with ``split='neck'``.
+    min_area_px : int, optional
+        Remove 4-connected components with fewer pixels; >= 0, 0 disables it.
+    min_area_keep_edge : bool, optional
+        Keep components touching the frame edge whatever their area.
+
+    Returns
+    -------
+    SegmentationFrame
+        The (Y, X) bool mask and the statistics ``lo``, ``hi``, ``mode``,
+        ``sigma``, ``threshold``, ``threshold_low`` and
+        ``foreground_fraction``.
+
+    Raises
+    ------
+    TypeError
+        If `frame` does not have a real (integer or floating) dtype, or an option
+        has the wrong type.
+    ValueError
+        If `frame` is not 2-D, is empty or holds NaN/inf, or an option is out of
+        range.
+
+    Notes
+    -----
+    With ``n = window²`` and ``S1``, ``S2`` the window sums of ``x`` and ``x²``
+    (border mode ``reflect``: ``d c b a | a b c d``), ``N = n·S2 - S1²`` is
+    ``n²`` times the local variance and ``log-STD = 0.5·ln(N) - ln(n)``. For
+    integer frames and float frames holding whole numbers, ``N`` is computed
+    exactly in int64 (the frame minimum is subtracted first, which leaves ``N``
+    unchanged), so flat regions have exactly ``N = 0``; they are excluded from
+    the histogram and from the foreground. Other float frames are summed in
+    float64, where ``N`` carries rounding errors. The histogram, ``lo``,
+    ``hi`` and ``sigma`` use the pixels of even rows and columns (their 3 x 3
+    windows cover every pixel); the threshold is applied to every pixel as
+    ``N > n²·exp(2·threshold)``.
+
+    A frame without valid sampled pixel (constant, including all-zero) or with
+    a single log-STD value gives an empty mask. PyAMA's implementation instead
+    computed ``E[x²] - E[x]²`` in float32, put zero-variance pixels into the
+    histogram as log-STD 0, and used a 19 x 19 effective opening with a
+    closing; it had no smoothed mode, edge mirroring, halo trim, split or
+    minimum area (``threshold_k=3, mode_smooth_bins=1, fill_border='open',
+    halo_trim=False, open_size=7, open_iterations=3, close_size=7,
+    close_iterations=3, refill_holes=False, shrink_px=0, split='none',
+    min_area_px=0`` reproduces its parameters).
+
+    Erosions treat pixels outside the frame as foreground and dilations treat
+    them as background, so the frame edge neither eats nor creates objects.
+
+    References
+    ----------
+    algorithms.md §2 (log-STD segmentation).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> frame = rng.poisson(1000, (64, 64)).astype(np.uint16)
+    >>> frame[20:40, 20:40] += rng.poisson(3000, (20, 20)).astype(np.uint16)
+    >>> seg = segment_log_std(frame)
+    >>> bool(seg.mask[30, 30]), bool(seg.mask[5, 5])
+    (True, False)
+    """
+    options = _checked_options(
+        {
+            "window": window,
+            "bins": bins,
+            "mode_smooth_bins": mode_smooth_bins,
+            "sigma_estimator": sigma_estimator,
+            "threshold_k": threshold_k,
+            "threshold_low_k": threshold_low_k,
+            "fill_holes": fill_holes,
+            "fill_border": fill_border,
+            "fill_mirror_px": fill_mirror_px,
+            "halo_trim": halo_trim,
+            "halo_k": halo_k,
+            "halo_block_px": halo_block_px,
+            "halo_level": halo_level,
+            "edge_offset_px": edge_offset_px,
+            "halo_edge_k": halo_edge_k,
+            "junction_px": junction_px,
+            "junction_k": junction_k,
+            "open_size": open_size,
+            "open_iterations": open_iterations,
+            "close_size": close_size,
+            "close_iterations": close_iterations,
+            "refill_holes": refill_holes,
+            "shrink_px": shrink_px,
+            "split": split,
+            "split_h_px": split_h_px,
+            "split_neck_ratio": split_neck_ratio,
+            "min_area_px": min_area_px,
+            "min_area_keep_edge": min_area_keep_edge,
+        }
+    )
+    return _segment(_check_frame(frame), options)
+
+
+def _segment(image: RealArray, options: LogStdOptions) -> SegmentationFrame:
+    """Run the stages of :func:`segment_log_std` on a checked frame and options."""
+    window = _window_of(options)
+    n = window * window
+    numerator, s1 = _window_sums(image, window, keep_s1=options.halo_trim)
+    stats = _sample_statistics(
+        _sample_log_std(numerator, n),
+        bins=options.bins,
+        smooth=options.mode_smooth_bins,
+        estimator=options.sigma_estimator,
+    )
+    if stats is None:
+        # Constant frame, including an all-zero dropped frame (§2.6): no texture.
+        return _empty_result(image.shape, math.nan, math.nan)
+    if stats.mode is None:
+        # Single-valued histogram (§2.6): nothing stands out from the background.
+        return _empty_result(image.shape, stats.lo, stats.hi)
+    mode, sigma = stats.mode, stats.sigma
+    threshold, threshold_low = _thresholds(mode, sigma, options)
+    strong, fg = _threshold_mask(numerator, n, threshold, threshold_low, options)
+    if options.fill_holes:
+        mirror_px = options.fill_mirror_px if options.fill_border == "mirror" else 0
+        fg = _fill_holes(fg, mirror_px)
+    fg, halo = _trim_halo(fg, strong, s1, image, mode, options)
+    del strong, numerator
+    fg = _open_close_refill(fg, options)
+    if halo.band_level is not None and s1 is not None:
+        fg = _trim_outline_band(fg, s1, halo.band_level, options.halo_block_px)
+    del s1
+    fg = _shrink_and_split(fg, options)
+    fg = _restore(fg, halo, image, options)
+    return SegmentationFrame(
+        mask=fg,
+        lo=stats.lo,
+        hi=stats.hi,
+        mode=mode,
+        sigma=sigma,
+        threshold=threshold,
+        threshold_low=threshold_low,
+        foreground_fraction=np.count_nonzero(fg) / fg.size,
+        edge_ratio=halo.edge_ratio,
+    )
+
+
+def _window_of(options: LogStdOptions) -> int:
+    if options.window == "auto":
+        raise ValueError(
+            "segmentation.window is 'auto': choose the FOV's window first "
+            "(METHOD.prepare, algorithms.md §2.10)"
+        )
+    return options.window
+
+
+def _empty_result(shape: tuple[int, ...], lo: float, hi: float) -> SegmentationFrame:
+    nan = math.nan
+    return SegmentationFrame(
+        mask=np.zeros(shape, dtype=np.bool_),
+        lo=lo,
+        hi=hi,
+        mode=nan,
+        sigma=nan,
+        threshold=nan,
+        threshold_low=nan,
+        foreground_fraction=0.0,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Stages
+# --------------------------------------------------------------------------------------
+
+
+def _thresholds(
+    mode: float, sigma: float, options: LogStdOptions
+) -> tuple[float, float]:
+    """Return the threshold and the hysteresis' lower one (NaN when off), §2.3."""
+    threshold = mode + options.threshold_k * sigma
+    low_k = options.threshold_low_k
+    threshold_low = math.nan if low_k is None else mode + low_k * sigma
+    return threshold, threshold_low
+
+
+def _threshold_mask(
+    numerator: _NumArray,
+    n: int,
+    threshold: float,
+    threshold_low: float,
+    options: LogStdOptions,
+) -> tuple[BoolArray, BoolArray]:
+    """Return the pixels above the threshold and the foreground (hysteresis)."""
+    # log-STD > t  <=>  N > n²·exp(2t): no logarithm of the whole frame.
+    strong = numerator > _numerator_threshold(threshold, n)
+    if options.threshold_low_k is not None and threshold_low < threshold:
+        weak = numerator > _numerator_threshold(threshold_low, n)
+        return strong, _hysteresis(strong, weak)
+    return strong, strong
+
+
+@dataclass(frozen=True)
+class _Halo:
+    """What the halo trim leaves for the later stages (§2.4)."""
+
+    # the edge ratio; NaN when the trim did not run or used the noise margin
+    edge_ratio: float = math.nan
+    # the edge level's block values, for the outline band trim
+    band_level: npt.NDArray[np.float64] | None = None
+    # the pixel tests of the outline and junction restores
+    outline: Callable[[npt.NDArray[np.intp]], BoolArray] | None = None
+    junction: Callable[[npt.NDArray[np.intp]], BoolArray] | None = None
+
+
+def _trim_halo(
+    fg: BoolArray,
+    strong: BoolArray,
+    s1: _NumArray | None,
+    image: RealArray,
+    mode: float,
+    options: LogStdOptions,
+) -> tuple[BoolArray, _Halo]:
+    """Run the halo trim and set up the restores that follow it (§2.4)."""
+    if not (options.halo_trim and s1 is not None):
+        return fg, _Halo()
+    filled = fg
+    n = _window_of(options) ** 2
+    halo_k, block = options.halo_k, options.halo_block_px
+    noise_margin = n * halo_k * math.exp(mode)
+    edge = None
+    if options.halo_level != "noise":
+        edge = _EdgeLevel(float(image.min()), n, options.edge_offset_px)
+    fg, grid, margin, edge_ratio = _halo_trim(
+        fg, strong, s1, noise_margin, block, edge=edge
+    )
+    if grid is None:
+        return fg, _Halo(edge_ratio=edge_ratio)
+    edge_used = not math.isnan(edge_ratio)
+    outline = junction = None
+    if options.halo_edge_k is not None:
+        # The pixel itself, in S1 units (n·(x - min)), against
+        # T_edge = T + n·(halo_edge_k - halo_k)·exp(mode), in float64,
+        # tested at the pixels along the final outlines only.
+        outline = _level_allowed(
+            image,
+            filled,
+            grid,
+            block,
+            margin=margin,
+            # At the edge level the pixel itself must not exceed it.
+            extra=0.0
+            if edge_used
+            else n * (options.halo_edge_k - halo_k) * math.exp(mode),
+            offset=float(image.min()),
+            scale=float(n),
+        )
+    if options.junction_px > 0:
+        # S1 against T_junction = T + n·(junction_k - halo_k)·exp(mode) at
+        # the gap pixels only; no window test with junction_k None.
+        junction_k = options.junction_k
+        junction = _level_allowed(
+            s1,
+            filled,
+            grid,
+            block,
+            margin=margin,
+            extra=(
+                math.inf
+                if junction_k is None
+                else n * (junction_k - halo_k) * math.exp(mode)
+            ),
+        )
+    band_level = grid if edge_used else None
+    return fg, _Halo(edge_ratio, band_level, outline, junction)
+
+
+def _open_close_refill(fg: BoolArray, options: LogStdOptions) -> BoolArray:
+    """Open, close and refill the mask (§2.4)."""
+    if options.open_iterations:
+        fg = _erode(fg, options.open_size, options.open_iterations)
+        fg = _dilate(fg, options.open_size, options.open_iterations)
+    if options.close_iterations:
+        fg = _dilate(fg, options.close_size, options.close_iterations)
+        fg = _erode(fg, options.close_size, options.close_iterations)
+    if options.refill_holes:
+        # The frame edge is open here: the trim has cleared the bright background
+        # bays that the mirror closed between cells at the edge, and filling
+        # them again would join those cells.
+        fg = _fill_holes(fg)
+    return fg
+
+
+def _shrink_and_split(fg: BoolArray, options: LogStdOptions) -> BoolArray:
+    """Shrink, split touching cells and apply the minimum area (§2.4)."""
+    if options.shrink_px > 0:
+        fg = _erode(fg, 2 * options.shrink_px + 1, 1)
+    if options.split == "watershed":
+        fg = _watershed_split(fg, options.split_h_px)
+    return _split_and_filter(
+        fg,
+        neck_ratio=options.split_neck_ratio if options.split == "neck" else None,
+        min_area=options.min_area_px,
+        keep_edge=options.min_area_keep_edge,
+    )
+
+
+def _restore(
+    fg: BoolArray, halo: _Halo, image: RealArray, options: LogStdOptions
+) -> BoolArray:
+    """Restore the outlines, then the junctions (§2.4)."""
+    labelled = None
+    if halo.outline is not None:
+        if halo.junction is None:
+            fg = _restore_outline(fg, halo.outline)
+        else:
+            # The junction restore reuses the labels of the outline restore.
+            fg, labels, count = _restore_outline_labelled(fg, halo.outline)
+            labelled = None if labels is None else (labels, count)
+    if halo.junction is not None:
+        fg = _restore_junctions(fg, halo.junction, image, options.junction_px, labelled)
+    return fg
+
+
+# --------------------------------------------------------------------------------------
+# The method (segmentation.method: logstd)
+# --------------------------------------------------------------------------------------
+
+
+def _config_options(section: Mapping[str, Any]) -> LogStdOptions:
+    """Build the options from the ``segmentation`` config section, checked."""
+    raw = {name: section[name] for name in _FIELDS}
+    return _checked_options(raw, lambda name: f"'segmentation.{name}'", auto=True)
+
+
+def _choose_fov_window(
+    options: LogStdOptions, n_frames: int, read: FrameSource
+) -> tuple[LogStdOptions, list[str]]:
+    """Replace ``window: auto`` by the FOV's window (§2.10), with its log line."""
+    if options.window != "auto":
+        return options, []
+    window, line = choose_fov_window(
+        n_frames,
+        read,
+        bins=options.bins,
+        mode_smooth_bins=options.mode_smooth_bins,
+        sigma_estimator=options.sigma_estimator,
+    )
+    return dataclasses.replace(options, window=window), [line]
+
+
+def _method_frame(frame: RealArray, options: LogStdOptions) -> FrameSegmentation:
+    """One frame's mask, its figures for the checks and its log line."""
+    r = _segment(_check_frame(frame), options)
+    line = (
+        f"lo={r.lo:.6g} hi={r.hi:.6g} mode={r.mode:.6g} sigma={r.sigma:.6g} "
+        f"threshold={r.threshold:.6g} fg={r.foreground_fraction:.6f} "
+        f"edge={r.edge_ratio:.6g}"
+    )
+    return FrameSegmentation(
+        mask=r.mask,
+        threshold=r.threshold,
+        noise=math.exp(r.mode) if math.isfinite(r.mode) else math.nan,
+        foreground_fraction=r.foreground_fraction,
+        log_line=line,
+    )
+
+
+#: ``segmentation.method: logstd``.
+METHOD: Final = SegmentationMethod[LogStdOptions](
+    name="logstd",
+    options=_config_options,
+    segment=_method_frame,
+    prepare=_choose_fov_window,
+)

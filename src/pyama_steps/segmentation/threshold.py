@@ -1,0 +1,104 @@
+"""The histogram threshold (algorithms.md §2.3): smoothed mode and lower sigma.
+
+Package-internal: :mod:`pyama_steps.segmentation.log_std` and
+:mod:`~pyama_steps.segmentation.window` call these helpers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Final, Literal, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["SigmaEstimator"]
+
+SigmaEstimator: TypeAlias = Literal["lower_std", "lower_rms"]
+
+
+_SIGMA_ESTIMATORS: Final = ("lower_std", "lower_rms")
+
+
+def _histogram_mode(
+    values: npt.NDArray[np.float64],
+    bins: int,
+    lo: float,
+    hi: float,
+    smooth: int = 1,
+) -> float | None:
+    """Return the centre of the fullest of `bins` equal bins over [lo, hi].
+
+    With ``smooth > 1`` (odd) the fullest bin is that of the counts summed over
+    `smooth` consecutive bins centred on each bin (bins beyond the ends count
+    0). ``None`` when the range is empty, or so narrow (a few ulps) that `bins`
+    distinct float64 edges do not exist; numpy would raise there, and the frame
+    is treated as single-valued.
+    """
+    if not hi > lo:
+        return None
+    edges = np.linspace(lo, hi, bins + 1)
+    if np.any(edges[1:] <= edges[:-1]):
+        return None
+    counts, edges = np.histogram(values, bins=bins, range=(lo, hi))
+    if smooth > 1:
+        # Integer sums: exact. The fullest single bin of a broad peak wanders
+        # with the noise of its counts; the summed counts do not.
+        counts = np.convolve(counts, np.ones(smooth, dtype=counts.dtype))
+        counts = counts[smooth // 2 : smooth // 2 + bins]
+    # argmax returns the first maximum: ties go to the lowest bin (§2.3 item 3).
+    i = int(np.argmax(counts))
+    return float((edges[i] + edges[i + 1]) / 2)
+
+
+def _lower_sigma(
+    values: npt.NDArray[np.float64], mode: float, estimator: SigmaEstimator
+) -> float:
+    """Spread of the values at or below the mode; 0 if there are fewer than two."""
+    low = values[values <= mode]
+    if low.size < 2:
+        return 0.0
+    # In place on the selected copy, with the operations (and so the rounding)
+    # of np.std(low) and np.sqrt(np.mean((low - mode) ** 2)).
+    if estimator == "lower_std":
+        center = np.add.reduce(low, keepdims=True)
+        np.true_divide(center, low.size, out=center)
+    else:
+        center = np.array([mode])
+    np.subtract(low, center, out=low)
+    np.multiply(low, low, out=low)
+    return float(np.sqrt(np.add.reduce(low) / low.size))
+
+
+@dataclass(frozen=True)
+class _Statistics:
+    """The statistics sample's range, the histogram mode and the lower sigma."""
+
+    lo: float
+    hi: float
+    mode: float | None  # None: a single-valued histogram (§2.6)
+    sigma: float  # NaN without a mode
+
+
+def _sample_statistics(
+    values: npt.NDArray[np.float64],
+    *,
+    bins: int,
+    smooth: int,
+    estimator: SigmaEstimator,
+) -> _Statistics | None:
+    """``lo``, ``hi``, mode and sigma of the log-STD sample (§2.3).
+
+    ``None`` when the sample is empty (a constant frame, §2.6).
+    """
+    if values.size == 0:
+        return None
+    lo = float(values.min())
+    hi = float(values.max())
+    mode = _histogram_mode(values, bins, lo, hi, smooth)
+    if mode is None:
+        return _Statistics(lo=lo, hi=hi, mode=None, sigma=math.nan)
+    return _Statistics(
+        lo=lo, hi=hi, mode=mode, sigma=_lower_sigma(values, mode, estimator)
+    )

@@ -1,0 +1,218 @@
+"""The per-FOV window choice of ``segmentation.window: auto`` (algorithms.md §2.10)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+
+from pyama_steps._typing import RealArray
+from pyama_steps._validate import check_int
+from pyama_steps.segmentation._frame import _check_frame
+from pyama_steps.segmentation.texture import (
+    _MAX_WINDOW,
+    _MIN_WINDOW,
+    _sample_log_std,
+    _window_sums,
+)
+from pyama_steps.segmentation.threshold import (
+    SigmaEstimator,
+    _sample_statistics,
+)
+
+__all__ = [
+    "MIN_SEPARATION",
+    "SEPARATION_QUANTILE",
+    "WINDOW_CANDIDATES",
+    "WindowChoice",
+    "choose_fov_window",
+    "choose_window",
+    "texture_separation",
+]
+
+#: Windows tried by :func:`choose_window`, smallest first.
+WINDOW_CANDIDATES: Final = (3, 5, 7)
+#: Separation (noise sigmas) at which a window is taken; see algorithms.md §2.10.
+MIN_SEPARATION: Final = 5.0
+#: Quantile of the log-STD sample that stands for the cells' edges.
+SEPARATION_QUANTILE: Final = 0.99
+#: Frames of a FOV that ``window: auto`` measures (first, middle, last).
+_WINDOW_SAMPLE_FRAMES: Final = 3
+
+
+@dataclass(frozen=True)
+class WindowChoice:
+    """The window :func:`choose_window` took, and what it measured.
+
+    Attributes
+    ----------
+    window : int
+        The window side to segment with.
+    separations : tuple of float
+        The median separation of each window tried, in the order of the
+        candidates (windows after the one taken were not tried).
+    """
+
+    window: int
+    separations: tuple[float, ...]
+
+
+def texture_separation(
+    frame: RealArray,
+    *,
+    window: int = 3,
+    bins: int = 200,
+    mode_smooth_bins: int = 11,
+    sigma_estimator: SigmaEstimator = "lower_std",
+    quantile: float = SEPARATION_QUANTILE,
+) -> float:
+    """How far a frame's strongest texture stands above its background noise.
+
+    The log-STD sample, mode and sigma are those of :func:`segment_log_std`
+    with the same options; the separation is ``(q - mode) / sigma`` with ``q``
+    the `quantile` of the sample. Pure noise gives about 3 at the 0.99
+    quantile, for any window; cells whose edges are far above the noise give
+    6-14 with a 3-px window.
+
+    Parameters
+    ----------
+    frame : (Y, X) ndarray
+        One phase-contrast frame (real; float frames finite).
+    window, bins, mode_smooth_bins, sigma_estimator
+        As for :func:`segment_log_std`.
+    quantile : float, optional
+        In (0, 1).
+
+    Returns
+    -------
+    float
+        The separation in units of sigma; NaN for a frame without texture
+        (constant, single-valued histogram, or sigma 0).
+    """
+    image = _check_frame(frame)
+    window = check_int("window", window, minimum=_MIN_WINDOW, maximum=_MAX_WINDOW)
+    if window % 2 == 0:
+        raise ValueError(f"window must be odd, got {window}")
+    if not 0.0 < quantile < 1.0:
+        raise ValueError(f"quantile must be in (0, 1), got {quantile!r}")
+    numerator, _ = _window_sums(image, window, keep_s1=False)
+    values = _sample_log_std(numerator, window * window)
+    stats = _sample_statistics(
+        values, bins=bins, smooth=mode_smooth_bins, estimator=sigma_estimator
+    )
+    if stats is None or stats.mode is None or not stats.sigma > 0.0:
+        return math.nan
+    q = float(np.quantile(values, quantile))
+    mode, sigma = stats.mode, stats.sigma
+    return (q - mode) / sigma
+
+
+def choose_window(
+    frames: Sequence[RealArray],
+    *,
+    candidates: Sequence[int] = WINDOW_CANDIDATES,
+    min_separation: float = MIN_SEPARATION,
+    bins: int = 200,
+    mode_smooth_bins: int = 11,
+    sigma_estimator: SigmaEstimator = "lower_std",
+) -> WindowChoice:
+    """Pick the smallest window in which the cells stand out of the noise.
+
+    A 3-px window estimates the local std from 9 pixels, so the log-STD of the
+    background scatters widely; in dim or low-contrast phase images the cells'
+    edges then reach only a few noise sigmas above the background and their
+    outlines break up. A larger window averages more pixels: the background
+    scatter shrinks faster than the edges' response. The window taken is the
+    first of `candidates` whose median :func:`texture_separation` over
+    `frames` reaches `min_separation`; when none does (an empty field, or pure
+    noise), the first candidate.
+
+    Parameters
+    ----------
+    frames : sequence of (Y, X) ndarray
+        A few frames of one FOV (frames without texture are ignored).
+    candidates : sequence of int, optional
+        Odd window sides in [3, 37], tried in order.
+    min_separation : float, optional
+        Separation, in noise sigmas, that a window must reach; finite, > 0.
+    bins, mode_smooth_bins, sigma_estimator
+        As for :func:`segment_log_std`.
+
+    Returns
+    -------
+    WindowChoice
+    """
+    if not candidates:
+        raise ValueError("candidates must name at least one window")
+    if not (math.isfinite(min_separation) and min_separation > 0.0):
+        raise ValueError(
+            f"min_separation must be finite and > 0, got {min_separation!r}"
+        )
+    separations: list[float] = []
+    for window in candidates:
+        per_frame = [
+            texture_separation(
+                f,
+                window=window,
+                bins=bins,
+                mode_smooth_bins=mode_smooth_bins,
+                sigma_estimator=sigma_estimator,
+            )
+            for f in frames
+        ]
+        finite = [s for s in per_frame if math.isfinite(s)]
+        separation = float(np.median(finite)) if finite else math.nan
+        separations.append(separation)
+        if separation >= min_separation:
+            return WindowChoice(window=int(window), separations=tuple(separations))
+    return WindowChoice(window=int(candidates[0]), separations=tuple(separations))
+
+
+def choose_fov_window(
+    n_frames: int,
+    read: Callable[[int], RealArray],
+    *,
+    bins: int,
+    mode_smooth_bins: int,
+    sigma_estimator: SigmaEstimator,
+) -> tuple[int, str]:
+    """Choose a FOV's window from its first, middle and last frame (§2.10).
+
+    Parameters
+    ----------
+    n_frames : int
+        Frames of the FOV.
+    read : callable
+        ``read(t)`` returns frame ``t``.
+    bins, mode_smooth_bins, sigma_estimator
+        As for :func:`choose_window`.
+
+    Returns
+    -------
+    window : int
+        The window of :func:`choose_window`.
+    line : str
+        The window, the frames measured and each window's separation, for
+        the segment job's log.
+    """
+    n = n_frames
+    picks = sorted({round(i * (n - 1) / 2) for i in range(_WINDOW_SAMPLE_FRAMES)})
+    choice = choose_window(
+        [read(t) for t in picks if 0 <= t < n],
+        bins=bins,
+        mode_smooth_bins=mode_smooth_bins,
+        sigma_estimator=sigma_estimator,
+    )
+    measured = ", ".join(
+        f"{w} px: {s:.3g}"
+        for w, s in zip(WINDOW_CANDIDATES, choice.separations, strict=False)
+    )
+    frames = ",".join(map(str, picks))
+    line = (
+        f"window={choice.window:d} (auto; separation of frames {frames} in noise "
+        f"sigma: {measured})"
+    )
+    return choice.window, line
