@@ -67,7 +67,7 @@ def _print_status(
 def _status(argv: Sequence[str]) -> int:
     import yaml
 
-    from pyama_steps.paths import MANIFEST
+    from pyama_steps.io.paths import MANIFEST
 
     parser = argparse.ArgumentParser(
         prog="pyama-steps status",
@@ -111,7 +111,7 @@ def _status(argv: Sequence[str]) -> int:
 def _verify(argv: Sequence[str]) -> int:
     import time
 
-    from pyama_steps.integrity import RECORDS, read_records, verify_files
+    from pyama_steps.io.integrity import RECORDS, read_records, verify_files
 
     parser = argparse.ArgumentParser(
         prog="pyama-steps verify",
@@ -206,7 +206,7 @@ def _init(argv: Sequence[str]) -> int:
         render_config,
     )
     from pyama_steps.io import InputError
-    from pyama_steps.paths import base_name
+    from pyama_steps.io.paths import base_name
 
     parser = argparse.ArgumentParser(
         prog="pyama-steps init",

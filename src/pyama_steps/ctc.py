@@ -55,7 +55,7 @@ import pandas as pd
 
 from pyama_steps._typing import LabelArray
 from pyama_steps.io import NpyFrameReader
-from pyama_steps.paths import MANIFEST, fov_dir, parse_fov_list
+from pyama_steps.io.paths import MANIFEST, fov_dir, parse_fov_list
 
 __all__ = [
     "CTC_COLUMNS",

@@ -95,7 +95,7 @@ import pandas as pd
 from pyama_steps._typing import LabelArray
 from pyama_steps.ctc import write_ctc_result, write_ctc_truth
 from pyama_steps.io import NpyFrameReader, atomic_write_text
-from pyama_steps.paths import MANIFEST, parse_fov_list
+from pyama_steps.io.paths import MANIFEST, parse_fov_list
 from pyama_steps.tracking import assign, overlap_pairs
 
 __all__ = [

@@ -15,7 +15,7 @@ import yaml
 
 from pyama_steps import synth
 from pyama_steps.config import ConfigError, load_schema, validate_config
-from pyama_steps.paths import base_name
+from pyama_steps.io.paths import base_name
 from pyama_steps.samples import read_sample_sheet
 from pyama_steps.synth_io import write_dataset
 from tests.conftest import REPO, SNAKEFILE, jobs_run, real_data_dir, run_snakemake
