@@ -619,7 +619,7 @@ def extract_traces(
     """
     import pandas as pd
 
-    from pyama_steps.corrected import CorrectedReader
+    from pyama_steps.background import CorrectedReader
     from pyama_steps.io import atomic_output
     from pyama_steps.traces import build_traces, frame_features, write_traces_csv
 
