@@ -8,7 +8,7 @@ surface from its model and :func:`correct_frame` subtracts it.
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -287,11 +287,7 @@ def correct_frame(
         raise TypeError(
             f"background must have a floating dtype; got dtype {surface.dtype!r}"
         )
-    if surface.shape != image.shape:
-        raise ValueError(
-            f"background must have the shape of frame {image.shape!r}; "
-            f"got shape {surface.shape!r}"
-        )
+    _check_shape("background", surface, image.shape)
     weight = check_real("weight", weight, minimum=0.0, maximum=1.0)
     corrected = image.astype(np.float32)
     surface32 = surface.astype(np.float32, copy=False)
@@ -417,12 +413,16 @@ def _check_frame_and_mask(
             f"mask must have dtype bool; got dtype {cells.dtype!r}. "
             "Pass the segmentation mask, or convert with mask.astype(bool)"
         )
-    if cells.shape != image.shape:
-        raise ValueError(
-            f"mask must have the shape of frame {image.shape!r}; "
-            f"got shape {cells.shape!r}"
-        )
+    _check_shape("mask", cells, image.shape)
     return image, cells
+
+
+def _check_shape(name: str, array: npt.NDArray[Any], shape: tuple[int, ...]) -> None:
+    """Raise ValueError unless `array` has the frame's `shape`."""
+    if array.shape != shape:
+        raise ValueError(
+            f"{name} must have the shape of frame {shape!r}; got shape {array.shape!r}"
+        )
 
 
 def _check_previous(
