@@ -48,7 +48,7 @@ def _warm() -> None:
 def _fov(args: tuple[dict[str, Any], dict[str, Any], str, int]) -> float:
     """All steps of one FOV, in order; returns the seconds spent."""
     from pyama_steps import steps
-    from pyama_steps.paths import fov_file, fov_json, stack_file
+    from pyama_steps.io.paths import fov_file, fov_json, stack_file
 
     plan, config, out, fov = args
     t0 = time.perf_counter()

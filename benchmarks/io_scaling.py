@@ -286,7 +286,7 @@ def _fovs(img: Any) -> dict[str, dict[str, Any]]:
 def _index(path: Path) -> tuple[Path, float]:
     """Build the plane index of ``path``; return it and the seconds it took."""
     from pyama_steps.io import open_image, reader_name
-    from pyama_steps.plane_index import write_plane_index
+    from pyama_steps.io.plane_index import write_plane_index
 
     img = open_image(path)
     fovs = _fovs(img)  # the run plan's part: not timed

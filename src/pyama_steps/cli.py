@@ -68,7 +68,7 @@ def _print_status(
 def _status(argv: Sequence[str]) -> int:
     import yaml
 
-    from pyama_steps.paths import MANIFEST
+    from pyama_steps.io.paths import MANIFEST
 
     parser = argparse.ArgumentParser(
         prog="pyama-steps status",
@@ -112,7 +112,7 @@ def _status(argv: Sequence[str]) -> int:
 def _verify(argv: Sequence[str]) -> int:
     import time
 
-    from pyama_steps.integrity import RECORDS, read_records, verify_files
+    from pyama_steps.io.integrity import RECORDS, read_records, verify_files
 
     parser = argparse.ArgumentParser(
         prog="pyama-steps verify",
@@ -207,7 +207,7 @@ def _init(argv: Sequence[str]) -> int:
         render_config,
     )
     from pyama_steps.io import InputError
-    from pyama_steps.paths import base_name
+    from pyama_steps.io.paths import base_name
 
     parser = argparse.ArgumentParser(
         prog="pyama-steps init",
@@ -353,7 +353,7 @@ def _evaluate(argv: Sequence[str]) -> int:
     import json
 
     from pyama_steps.io import atomic_write_text
-    from pyama_steps.paths import parse_fov_list
+    from pyama_steps.io.paths import parse_fov_list
     from pyama_steps.validation.evaluate import evaluate_run, format_table
 
     parser = argparse.ArgumentParser(
@@ -401,7 +401,7 @@ def _evaluate(argv: Sequence[str]) -> int:
 
 def _export_ctc(argv: Sequence[str]) -> int:
     """Write a run's tracks as CTC folders and print them (exit 2 on bad inputs)."""
-    from pyama_steps.paths import parse_fov_list
+    from pyama_steps.io.paths import parse_fov_list
     from pyama_steps.validation.ctc import (
         check_export_inputs,
         export_run,

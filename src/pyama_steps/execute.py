@@ -61,7 +61,7 @@ _job = threading.local()
 PRELOAD = [
     "pyama_steps.steps",
     "pyama_steps.io",
-    "pyama_steps.ingest",
+    "pyama_steps.io.ingest",
     "pyama_steps.segmentation.log_std",
     "pyama_steps.segmentation.rods",
     "pyama_steps.background",

@@ -407,7 +407,7 @@ def export_fov_zarr(
     ValueError
         If the numbers of stacks and channels differ.
     """
-    from pyama_steps.corrected import CorrectedReader
+    from pyama_steps.background import CorrectedReader
 
     readers: list[NpyFrameReader | CorrectedReader] = []
 

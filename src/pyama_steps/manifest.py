@@ -18,9 +18,9 @@ from typing import Any
 
 from pyama_steps import __version__
 from pyama_steps.config import ALGORITHM_SECTIONS
-from pyama_steps.integrity import config_hash, read_records, stale_files
 from pyama_steps.io import atomic_output, atomic_write_text
-from pyama_steps.paths import (
+from pyama_steps.io.integrity import config_hash, read_records, stale_files
+from pyama_steps.io.paths import (
     LEAN_TEMPORARY_KINDS,
     MANIFEST,
     METADATA,

@@ -33,7 +33,7 @@ from pyama_steps.io import (
     scene_infos,
     scene_timestamps,
 )
-from pyama_steps.paths import base_name
+from pyama_steps.io.paths import base_name
 
 __all__ = ["FovPlan", "RunPlan", "plan_run", "plan_run_cached", "z_mode_for"]
 

@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from pyama_steps.corrected import CorrectedReader
+from pyama_steps.background import CorrectedReader
 from pyama_steps.io import NpyFrameReader, atomic_output, atomic_write_text
 
 __all__ = [

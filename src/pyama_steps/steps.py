@@ -173,8 +173,8 @@ def write_metadata(
     *, input_path: str, output: str, metadata: Mapping[str, Any], checksum: str
 ) -> None:
     """Write ``metadata.json``: the run plan plus the input's identity (§1.3)."""
-    from pyama_steps.integrity import input_fingerprint
     from pyama_steps.io import file_identity
+    from pyama_steps.io.integrity import input_fingerprint
 
     log.info("identifying %s (%s)", input_path, checksum)
     identity = {
@@ -203,7 +203,7 @@ def copy_channel(
     """Copy one FOV x channel to a uint16 (T, Y, X) ``.npy`` stack (§1.6).
 
     ``plane_index`` is the run's index of plane offsets
-    (:mod:`pyama_steps.plane_index`); without a usable one the planes are
+    (:mod:`pyama_steps.io.plane_index`); without a usable one the planes are
     read through bioio.
 
     Returns
@@ -211,8 +211,8 @@ def copy_channel(
     dict
         ``{'clipped_px': n, 'nan_px': n}`` summed over frames.
     """
-    from pyama_steps.ingest import ZAccumulator, rgb_to_gray, to_uint16
     from pyama_steps.io import open_plane_reader
+    from pyama_steps.io.ingest import ZAccumulator, rgb_to_gray, to_uint16
 
     _work_begins()
     reader = open_plane_reader(input_path, fov, channel, plane_index=plane_index)
@@ -549,7 +549,7 @@ def extract_traces(
     """
     import pandas as pd
 
-    from pyama_steps.corrected import CorrectedReader
+    from pyama_steps.background import CorrectedReader
     from pyama_steps.io import atomic_output
     from pyama_steps.traces import build_traces, frame_features, write_traces_csv
 

@@ -142,7 +142,11 @@ def test_spline_axis_by_hand() -> None:
     ("kwargs", "error", "match"),
     [
         ({"n": 0}, ValueError, "n must be an integer >= 1"),
-        ({"n": 10, "knot_spacing_px": 0}, ValueError, "knot_spacing_px must be > 0"),
+        (
+            {"n": 10, "knot_spacing_px": 0},
+            ValueError,
+            "knot_spacing_px must be a finite number > 0",
+        ),
         ({"n": 10, "knot_spacing_px": "8"}, TypeError, "knot_spacing_px must be"),
     ],
 )
@@ -308,9 +312,17 @@ def test_fit_exclude_zero() -> None:
     [
         ({"method": "median"}, ValueError, r"method must be one of \('fit', 'tiles'\)"),
         ({"block_px": 0}, ValueError, "block_px must be an integer >= 1"),
-        ({"knot_spacing_px": 0.0}, ValueError, "knot_spacing_px must be > 0"),
-        ({"smoothing": -1.0}, ValueError, "smoothing must be a number"),
-        ({"smoothing": float("nan")}, ValueError, "smoothing must be a number"),
+        (
+            {"knot_spacing_px": 0.0},
+            ValueError,
+            "knot_spacing_px must be a finite number > 0",
+        ),
+        ({"smoothing": -1.0}, ValueError, "smoothing must be a finite number >= 0"),
+        (
+            {"smoothing": float("nan")},
+            ValueError,
+            "smoothing must be a finite number >= 0",
+        ),
         (
             {"previous_values": np.zeros((2, 2))},
             ValueError,

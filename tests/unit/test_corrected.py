@@ -1,4 +1,4 @@
-"""Tests for pyama_steps.corrected: corrected frames from the background model."""
+"""Tests for pyama_steps.background.corrected: corrected frames from the model."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pyama_steps import steps
-from pyama_steps.corrected import CorrectedReader
+from pyama_steps.background import CorrectedReader
 from pyama_steps.io import NpyFrameWriter
 
 

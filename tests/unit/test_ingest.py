@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pyama_steps.ingest import ZAccumulator, rgb_to_gray, to_uint16
+from pyama_steps.io.ingest import ZAccumulator, rgb_to_gray, to_uint16
 
 
 def test_uint16_is_kept_and_uint8_widened_unchanged() -> None:

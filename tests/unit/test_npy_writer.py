@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pyama_steps import io
-from pyama_steps.io import NpyFrameReader, NpyFrameWriter
+from pyama_steps.io import NpyFrameReader, NpyFrameWriter, stacks
 
 
 def test_frames_round_trip(tmp_path: Path) -> None:
@@ -39,7 +38,7 @@ def test_full_disk_while_opening_leaves_nothing(
     def full(*args: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(io.os, failing, full)
+    monkeypatch.setattr(stacks.os, failing, full)
     with pytest.raises(OSError, match="No space left"):
         NpyFrameWriter(tmp_path / "s.npy", (2, 3, 3), np.uint16)
     monkeypatch.undo()

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import tifffile
 
-from pyama_steps import plane_index as pi
 from pyama_steps.io import (
     InputError,
     PlaneReader,
@@ -22,7 +21,8 @@ from pyama_steps.io import (
     scene_info,
     scene_infos,
 )
-from pyama_steps.plane_index import (
+from pyama_steps.io import plane_index as pi
+from pyama_steps.io.plane_index import (
     IndexedPlanes,
     index_is_current,
     open_indexed_planes,
@@ -257,7 +257,7 @@ def test_a_changed_input_is_read_through_bioio(
         fh.seek(int(last.offsets.max()))
         fh.write(b"\xff\xff\xff\xff")
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-    with caplog.at_level(logging.INFO, logger="pyama_steps.plane_index"):
+    with caplog.at_level(logging.INFO, logger="pyama_steps.io.plane_index"):
         assert open_indexed_planes(index, str(path), fov=0, channel=0) is None
     assert "is not the file it was built for" in caplog.text
     with open_plane_reader(path, 0, 0, plane_index=str(index)) as reader:
@@ -271,7 +271,7 @@ def test_an_unreadable_index_is_ignored(
     _write_ome_tiff(path, "uint16")
     bad = tmp_path / "planes.json"
     bad.write_bytes(b"not JSON")
-    with caplog.at_level(logging.INFO, logger="pyama_steps.plane_index"):
+    with caplog.at_level(logging.INFO, logger="pyama_steps.io.plane_index"):
         assert open_indexed_planes(bad, str(path), fov=0, channel=0) is None
         assert (
             open_indexed_planes(tmp_path / "none.json", str(path), fov=0, channel=0)

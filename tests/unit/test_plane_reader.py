@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pyama_steps.io import PlaneReader, _block_of, open_image
+from pyama_steps.io import PlaneReader, open_image
+from pyama_steps.io.planes import _block_of
 
 # time-lapse, Z-stack in one chunk of several planes, multi-position, mosaic
 FILES = [

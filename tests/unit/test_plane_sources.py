@@ -10,7 +10,7 @@ import pytest
 import tifffile
 
 from pyama_steps.io import PlaneReader, open_image
-from pyama_steps.plane_sources import open_plane_source
+from pyama_steps.io.plane_sources import open_plane_source
 
 N_SCENES, N_T, N_C, N_Z, NY, NX = 3, 4, 2, 3, 24, 32
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from pyama_steps.config import ConfigError, load_schema, validate_config
-from pyama_steps.paths import base_name
+from pyama_steps.io.paths import base_name
 from pyama_steps.samples import read_sample_sheet
 from pyama_steps.validation import synth
 from pyama_steps.validation.synth_io import write_dataset

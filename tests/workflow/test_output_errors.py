@@ -88,7 +88,7 @@ def test_job_record_on_a_full_disk_names_the_device(full_disk: Path) -> None:
     # The record of a job's outputs (pyama-steps verify) is written after the
     # step: a full disk there is reported like a step's own (failed in CI,
     # where it came through as a bare "[Errno 28] No space left on device").
-    from pyama_steps.integrity import record_outputs
+    from pyama_steps.io.integrity import record_outputs
 
     out = full_disk / "out"
     log = out / "logs" / "segment_phase" / "fov_000.log"

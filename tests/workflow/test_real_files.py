@@ -208,7 +208,7 @@ def test_copy_matches_bioio(name: str, tmp_path: Path) -> None:
 # --------------------------------------------------------------------------
 
 
-#: FOVs the plane index lists (pyama_steps.plane_index)
+#: FOVs the plane index lists (pyama_steps.io.plane_index)
 INDEXED = {
     "example-cerevisiae.nd2": {0},
     "CellDivision_T3_Z5_CH2_X240_Y170.czi": {0},

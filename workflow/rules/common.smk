@@ -22,10 +22,10 @@ from types import SimpleNamespace
 from snakemake.exceptions import WorkflowError
 
 from pyama_steps import execute
-from pyama_steps import paths as P
+from pyama_steps.io import paths as P
 from pyama_steps.config import ConfigError, load_schema, validate_config
 from pyama_steps.execute import run_step
-from pyama_steps.integrity import (
+from pyama_steps.io.integrity import (
     input_fingerprint,
     input_mismatch,
     record_outputs,
@@ -61,7 +61,7 @@ class Run:
         # outputs: lean writes the raw copies, the mask and the background
         # stacks as temp() files, removed once nothing needs them (§0.2)
         self.lean = cfg["outputs"] == "lean"
-        # where each plane of the input is (pyama_steps.plane_index), built by
+        # where each plane of the input is (pyama_steps.io.plane_index), built by
         # index_planes before the first job; named after the output folder,
         # which holds one input's results, so that the name is stable
         key = hashlib.sha256(self.out.encode()).hexdigest()[:16]
@@ -273,7 +273,7 @@ def index_planes(runs):
     only the worker down). Copy jobs then read planes at its offsets instead
     of opening the input with bioio, a cost that grows with the file (issue
     16). A run without an index reads through bioio as before."""
-    from pyama_steps.plane_index import index_is_current
+    from pyama_steps.io.plane_index import index_is_current
 
     if not workflow.is_main_process:
         return
@@ -285,7 +285,7 @@ def index_planes(runs):
         try:
             done = run_step(
                 str(Path(run.plane_index).with_suffix(".log")),
-                "pyama_steps.plane_index:write_plane_index",
+                "pyama_steps.io.plane_index:write_plane_index",
                 input_path=inp,
                 output=run.plane_index,
                 reader=run.plan.reader,

@@ -1,7 +1,7 @@
 # Correct (algorithms.md §3): the background surface of each fluorescence
 # channel, one job per FOV x channel. It writes each frame's background model
 # (§3.6, a few kB per frame), from which every later step computes the
-# corrected fluorescence (pyama_steps.corrected); the float32 corrected and
+# corrected fluorescence (pyama_steps.background.corrected); the float32 corrected and
 # background stacks only when background.write_corrected / write_background.
 
 for run in RUNS:

@@ -17,7 +17,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from pyama_steps.io import NpyFrameReader
-from pyama_steps.paths import MANIFEST, fov_dir
+from pyama_steps.io.paths import MANIFEST, fov_dir
 from pyama_steps.validation.ctc.convert import (
     RESULT_TRACK_FILE,
     TRUTH_TRACK_FILE,

@@ -127,7 +127,7 @@ def _background_model_pass(
     dropped: set[int],
 ) -> _Background:
     """``_background_pass`` on the surfaces of the background model (§3.6)."""
-    from pyama_steps.corrected import CorrectedReader
+    from pyama_steps.background import CorrectedReader
 
     out = _Background()
     with (

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from pyama_steps.io import NpyFrameReader
-from pyama_steps.paths import MANIFEST
+from pyama_steps.io.paths import MANIFEST
 
 TRUTH_JSON: Final = "truth.json"
 

@@ -7,10 +7,11 @@ evaluation) gets the background and the corrected fluorescence from that model
 and the raw stack through :class:`CorrectedReader`, the one place that decides
 where corrected frames come from. The values are bit for bit those the
 background step computed: the surface is a deterministic function of the model
-(``background.background_surface``), and the subtraction is
-``background.correct_frame``.
+(:func:`~pyama_steps.background.background_surface`), and the subtraction is
+:func:`~pyama_steps.background.correct_frame`.
 
-May import: ``background``, ``io``. Holds no Snakemake or configuration logic.
+May import: the background modules and ``io``'s stack reader. Holds no
+Snakemake or configuration logic.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pyama_steps import background as bgm
+from pyama_steps.background.estimate import background_surface, correct_frame
+from pyama_steps.background.grids import spline_axis, tile_grid
 from pyama_steps.io import NpyFrameReader
 
 __all__ = ["CorrectedReader"]
@@ -80,17 +82,17 @@ class CorrectedReader:
             y, x = self.shape[1:]
             spacing = self._options["knot_spacing_px"]
             if self._options["method"] == "fit":
-                self._options["axis_y"] = bgm.spline_axis(y, knot_spacing_px=spacing)
-                self._options["axis_x"] = bgm.spline_axis(x, knot_spacing_px=spacing)
+                self._options["axis_y"] = spline_axis(y, knot_spacing_px=spacing)
+                self._options["axis_x"] = spline_axis(x, knot_spacing_px=spacing)
             else:
                 size, overlap = (
                     self._options["tile_size"],
                     self._options["tile_overlap"],
                 )
-                self._options["grid_y"] = bgm.tile_grid(
+                self._options["grid_y"] = tile_grid(
                     y, tile_size=size, tile_overlap=overlap
                 )
-                self._options["grid_x"] = bgm.tile_grid(
+                self._options["grid_x"] = tile_grid(
                     x, tile_size=size, tile_overlap=overlap
                 )
         except BaseException:
@@ -106,14 +108,14 @@ class CorrectedReader:
 
     def background(self, t: int) -> npt.NDArray[np.float32]:
         """Return the background surface of frame ``t`` (float32)."""
-        return bgm.background_surface(self.model_reader.read(t), **self._options)
+        return background_surface(self.model_reader.read(t), **self._options)
 
     def corrected(
         self, t: int, raw: npt.NDArray[Any] | None = None
     ) -> npt.NDArray[np.float32]:
         """Return corrected frame ``t``; pass `raw` when it is already read."""
         frame = self.raw(t) if raw is None else raw
-        return bgm.correct_frame(frame, self.background(t), weight=self.weight)
+        return correct_frame(frame, self.background(t), weight=self.weight)
 
     def close(self) -> None:
         """Close both stacks."""

@@ -9,6 +9,7 @@ run's own are listed (:func:`stale_files`), never taken into the manifest.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import mmap
@@ -18,11 +19,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pyama_steps.io.outputs import DISK_FULL, atomic_write_text, disk_full_error
+
 __all__ = [
     "RECORDS",
     "SAMPLE_BYTES",
     "config_hash",
     "file_digest",
+    "file_identity",
     "input_fingerprint",
     "input_mismatch",
     "read_records",
@@ -87,6 +91,43 @@ def input_fingerprint(
         "mtime_ns": st.st_mtime_ns,
         "sample_blake2b": h.hexdigest(),
     }
+
+
+def file_identity(path: str | Path, *, method: str = "sha256") -> dict[str, Any]:
+    """Identify the input file by size and SHA-256 or modification time.
+
+    Parameters
+    ----------
+    path : str or Path
+        The input file.
+    method : {'sha256', 'stat'}
+        ``sha256`` hashes the content in 1 MiB chunks; ``stat`` records
+        ``mtime_ns``.
+
+    Returns
+    -------
+    dict
+        ``{'size_bytes': ..., 'sha256': ...}`` or ``{'size_bytes': ...,
+        'mtime_ns': ...}``.
+    """
+    p = Path(path)
+    st = p.stat()
+    if method == "stat":
+        return {"size_bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+    if method != "sha256":
+        raise ValueError(f"method must be 'sha256' or 'stat', got {method!r}")
+    digest = hashlib.sha256()
+    if p.is_dir():
+        for f in sorted(q for q in p.rglob("*") if q.is_file()):
+            digest.update(str(f.relative_to(p)).encode())
+            with open(f, "rb") as fh:
+                for chunk in iter(functools.partial(fh.read, 1 << 20), b""):
+                    digest.update(chunk)
+    else:
+        with open(p, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return {"size_bytes": st.st_size, "sha256": digest.hexdigest()}
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
@@ -262,8 +303,6 @@ def write_record(
         ``{relative path: {'size_bytes': n, 'crc32': h}}``, as written (sorted
         JSON, no timestamps: identical runs write identical records).
     """
-    from pyama_steps.io import atomic_write_text
-
     out = Path(out_dir)
     entries = {
         Path(os.path.relpath(f, out)).as_posix(): file_digest(f)
@@ -285,8 +324,6 @@ def record_outputs(*, log_path: str, files: Iterable[str | Path]) -> None:
     files : iterable of str or Path
         The job's output files.
     """
-    from pyama_steps.io import DISK_FULL, disk_full_error
-
     head, sep, _ = str(log_path).rpartition("logs/")
     out_dir = (head.rstrip("/") or ".") if sep else "."
     try:

@@ -186,7 +186,7 @@ def _tiff_series(series: Any, byteorder: str, file_size: int) -> SceneIndex | No
 
 def _czi_scenes(path: Path) -> dict[int, SceneIndex]:
     """Index the CZI scenes whose planes are each one uncompressed subblock."""
-    from pyama_steps.plane_sources import _read_czi_directory
+    from pyama_steps.io.plane_sources import _read_czi_directory
 
     with open(path, "rb") as fh:
         entries = _read_czi_directory(fh)
@@ -214,7 +214,7 @@ def _czi_scene(
     fh: Any, entries: Sequence[Any], start: Mapping[str, int], file_size: int
 ) -> SceneIndex | None:
     """Index one CZI scene, or None unless each plane is one plain subblock."""
-    from pyama_steps.plane_sources import _CZI_DTYPES, _czi_pixels_at
+    from pyama_steps.io.plane_sources import _CZI_DTYPES, _czi_pixels_at
 
     rects = {
         (e.dims["X"][0], e.dims["Y"][0], e.dims["X"][1], e.dims["Y"][1])
@@ -377,7 +377,7 @@ _BUILDERS = {
 
 
 def _identity(path: str | Path) -> dict[str, Any]:
-    from pyama_steps.integrity import input_fingerprint
+    from pyama_steps.io.integrity import input_fingerprint
 
     return input_fingerprint(path, sample_bytes=_SAMPLE_BYTES)
 
@@ -414,7 +414,8 @@ def _bioio_plane(img: Any, fov: int, c: int, t: int, z: int) -> npt.NDArray[Any]
     """Plane ``(c, t, z)`` of scene ``fov`` as bioio reads it."""
     from bioio_base.reader import Reader
 
-    from pyama_steps.io import PlaneReader, quiet_readers
+    from pyama_steps.io.images import quiet_readers
+    from pyama_steps.io.planes import PlaneReader
 
     with quiet_readers():
         img.set_scene(fov)
@@ -431,7 +432,7 @@ def _check_against_bioio(
     path: str | Path, scenes: Mapping[int, SceneIndex], fovs: Sequence[int]
 ) -> str | None:
     """Compare planes of the first and the last FOV with bioio; why not equal."""
-    from pyama_steps.io import open_image
+    from pyama_steps.io.images import open_image
 
     img = open_image(path, scene=fovs[-1])
     # the last FOV first: opening the image has built its dask graph
@@ -524,7 +525,7 @@ def write_plane_index(
     bioio's, or the file changed while it was read, it lists none. A run
     reads the FOVs it does not list through bioio.
     """
-    from pyama_steps.io import atomic_output, atomic_write_text
+    from pyama_steps.io.outputs import atomic_output, atomic_write_text
 
     before = _identity(input_path)
     failure = None
