@@ -1,4 +1,4 @@
-"""Tests for pyama_steps.export: OME-Zarr (image + labels) and Parquet."""
+"""Tests for pyama_steps.report.export: OME-Zarr (image + labels) and Parquet."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 import zarr
 
 from pyama_steps import steps
-from pyama_steps.export import (
+from pyama_steps.io import NpyFrameWriter
+from pyama_steps.report.export import (
     LABELS_NAME,
     _FrameSource,
     export_fov_zarr,
@@ -19,7 +20,6 @@ from pyama_steps.export import (
     pyramid_factors,
     write_traces_parquet,
 )
-from pyama_steps.io import NpyFrameWriter
 
 # --------------------------------------------------------------------------
 # helpers

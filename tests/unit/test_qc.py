@@ -1,4 +1,4 @@
-"""Tests for pyama_steps.qc: figure builders, the run summary and the writers."""
+"""Tests for pyama_steps.report: figures, the run summary and the QC writers."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pyama_steps import qc, steps
+from pyama_steps import steps
 from pyama_steps.io import NpyFrameWriter
-from pyama_steps.qc import (
+from pyama_steps.report import qc
+from pyama_steps.report.figures import _outline_colours, _outline_rgba
+from pyama_steps.report.qc import (
     SUMMARY_COLUMNS,
-    _outline_colours,
-    _outline_rgba,
     background_figure,
     overlay_figure,
     pick_frames,

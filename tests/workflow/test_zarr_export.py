@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import zarr
 
-from pyama_steps.export import have_pyarrow
+from pyama_steps.report.export import have_pyarrow
 from pyama_steps.validation import synth
 from pyama_steps.validation.synth_io import write_dataset
 from tests.conftest import jobs_run, run_snakemake

@@ -2,7 +2,7 @@
 
 # `snakemake` (input, output, params, log) is injected by the script: directive.
 
-from pyama_steps.export import write_traces_parquet
+from pyama_steps.report.export import write_traces_parquet
 from pyama_steps.steps import run_logged
 
 run_logged(
