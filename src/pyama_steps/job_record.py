@@ -14,7 +14,9 @@ that the manifest reads (algorithms.md §6.2)::
 removed when the job starts, so a job that is running, or was killed, has
 none: only a job that ended has a record, and a failed one says so. The log
 keeps the same figures and error as human-readable lines; nothing parses
-them.
+them. (Not to be confused with the output records of
+:mod:`pyama_steps.integrity`, ``records/<rule>/<job>.json``: the sizes and
+checksums of a job's outputs, for ``pyama-steps verify``.)
 
 Imports only :mod:`pyama_steps.io` (atomic writes).
 """
