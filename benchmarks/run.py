@@ -21,12 +21,13 @@ in its output folder per input byte, CPU seconds per rule, and the share of
 wall x cores that is not rule work (work = the time each job spends in its step
 after its imports).
 
-Per-rule CPU seconds and the largest job's peak RSS come from the rules'
-``benchmark:`` files (``cpu_time``, ``max_rss``): for jobs run by a warm
-worker they hold that worker's CPU time during the job and its peak RSS,
-reset when the job starts (``pyama_steps.execute.measure_jobs_in_workers``).
-The work time of each job comes from the ``work_s`` of the ``STATS`` line
-the job writes to its log.
+Per-rule CPU seconds, the largest job's peak RSS and the work time of each
+job come from the job records beside the logs (``logs/<rule>/<job>.json``,
+``pyama_steps.job_record``: ``cpu_s``, ``peak_rss_mb``, ``work_s``): for jobs
+run by a warm worker, that worker's CPU time during the job and its peak
+RSS, reset when the job starts. The job spans (start and end, for the time
+before the first job and after the last) come from the rules' ``benchmark:``
+files (their wall time ``s``, written when the job ends).
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
+from pyama_steps.job_record import read_job_record
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -200,18 +203,17 @@ def _run(w: Workload) -> dict[str, object]:
     spans: list[tuple[float, float]] = []
     for rule in RULES:
         for log in (work / "out" / "logs" / rule).glob("*.log"):
-            for line in log.read_text().splitlines():
-                if "STATS " in line and "work_s" in line:
-                    work_s += float(json.loads(line.split("STATS ", 1)[1])["work_s"])
+            job = read_job_record(log)
+            figures = {} if job is None else job["figures"]
+            work_s += float(figures.get("work_s", 0.0))
+            cpu[rule] += float(figures.get("cpu_s", 0.0))
+            job_rss = max(job_rss, float(figures.get("peak_rss_mb", 0.0)))
         for bench in (work / "out" / "benchmarks" / rule).glob("*.tsv"):
             header, *records = bench.read_text().splitlines()
             for record in records:
                 row = dict(zip(header.split("\t"), record.split("\t"), strict=True))
-                cpu[rule] += float(row["cpu_time"])
                 ended = bench.stat().st_mtime
                 spans.append((ended - float(row["s"]), ended))
-                if row["max_rss"] != "-":
-                    job_rss = max(job_rss, float(row["max_rss"]))
     frames = w.n_fov * w.n_frames
     skip = {"logs", "benchmarks", "records"}
     written = sum(

@@ -36,19 +36,22 @@ def run_snakemake(
     *args: str,
     check: bool = True,
     timeout: float = 600,
+    python: str | Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run the real workflow in ``workdir`` with ``config`` written to a file.
 
     The command is ``python -m snakemake -s workflow/Snakefile -d workdir
     --configfile workdir/config.yaml --cores 2`` with the repository's default
     workflow profile (as when snakemake runs in the repository) plus ``args``;
-    stdout and stderr are merged into ``.stdout``.
+    stdout and stderr are merged into ``.stdout``. ``python`` (default: this
+    interpreter) and ``env`` (added to the environment) run it elsewhere.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     cfg = workdir / "config.yaml"
     cfg.write_text(yaml.safe_dump(config, sort_keys=False))
     cmd = [
-        sys.executable,
+        str(python or sys.executable),
         "-m",
         "snakemake",
         "-s",
@@ -63,14 +66,13 @@ def run_snakemake(
         str(REPO / "profiles" / "default"),
         *args,
     ]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     proc = subprocess.run(
         cmd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         timeout=timeout,
-        env=env,
+        env={**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})},
         check=False,
     )
     if check and proc.returncode != 0:

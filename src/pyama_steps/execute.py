@@ -15,11 +15,18 @@ job groups are as before; the outputs are written atomically by the step
 functions, so a worker that dies leaves no output that looks complete, and
 Snakemake marks that job failed. A cluster job (SLURM), or a job Snakemake
 started as its own process, runs its step in that process without a pool.
+
+Only Snakemake's public interface is used: ``run:`` blocks, threads, resources
+and the ``onstart``/``onsuccess``/``onerror`` hooks. So the ``benchmark:`` file
+of a job run by a worker is Snakemake's own record of a ``run:`` block: the
+job's wall time (``s``), and the CPU seconds and memory of the Snakemake
+process with all its children (the fork server and every worker), sampled by
+Snakemake. The job's own CPU seconds and peak RSS, measured in its worker,
+are in its record (``cpu_s``, ``peak_rss_mb``; :mod:`pyama_steps.job_record`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import multiprocessing
 import multiprocessing.forkserver
@@ -27,20 +34,17 @@ import os
 import resource
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 __all__ = [
     "StepFailed",
-    "cancel_scheduler_timers",
     "configure",
     "defer_garbage_collection",
     "die_with_parent",
     "keep_freed_memory",
     "limit_library_threads",
-    "measure_jobs_in_workers",
     "resume_garbage_collection",
     "run_step",
     "shutdown",
@@ -51,8 +55,6 @@ _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
 _workers = 0
 _inline_ready = False
-#: per job thread: the figures of the last job it ran in a worker
-_job = threading.local()
 
 #: What the workers import before their first job: the step modules, numpy,
 #: scipy, pandas, bioio and its readers (~1.9 s, ~200 MB). A fork server
@@ -133,33 +135,6 @@ def shutdown() -> None:
         pool, _pool = _pool, None
     if pool is not None:
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-def cancel_scheduler_timers() -> int:
-    """Cancel Snakemake's pending job-rate timers (call when the run has ended).
-
-    Snakemake's scheduler starts a 1 s ``threading.Timer`` on every scheduling
-    pass (its job-rate limiter); the timers are not daemon threads, so the
-    Python process waits for the last one before it exits: up to 1 s after
-    the last job of every run. Once the workflow has ended (``onsuccess`` /
-    ``onerror``) nothing is waiting for them, and cancelling them lets the
-    process exit at once. Only timers created by Snakemake's job scheduler
-    are touched.
-
-    Returns
-    -------
-    int
-        How many timers were cancelled.
-    """
-    n = 0
-    for thread in threading.enumerate():
-        function = getattr(thread, "function", None)
-        if isinstance(thread, threading.Timer) and "JobScheduler." in getattr(
-            function, "__qualname__", ""
-        ):
-            thread.cancel()
-            n += 1
-    return n
 
 
 def skip_final_collection() -> None:
@@ -311,66 +286,6 @@ def keep_freed_memory() -> bool:
     return bool(ok)
 
 
-def measure_jobs_in_workers() -> bool:
-    """Make the ``benchmark:`` file of a job run by a worker report that job.
-
-    For a ``run:`` block, Snakemake samples the process that runs it, here
-    the Snakemake process, with all its children: every 0.5 s (and once at
-    the start of each job) it reads the memory maps of the Snakemake process,
-    the fork server and every worker. The numbers describe the whole tree,
-    not the job, and the sampling cost ~1 s of CPU per reference run, taken
-    from the jobs. With this adapter the benchmark record of such a job holds
-    its wall time and the CPU seconds and peak RSS of the worker during the
-    job (the figures of the job's ``STATS`` log line), and nothing is
-    sampled. Jobs started as processes (``shell:``, ``script:``, cluster jobs)
-    are measured by Snakemake as before. Call in the Snakemake process, with
-    workers configured; without the Snakemake internals it expects, it changes
-    nothing.
-
-    Returns
-    -------
-    bool
-        Whether the adapter is in place.
-    """
-    try:
-        from snakemake import benchmark
-    except ImportError:
-        return False
-    original = getattr(benchmark, "benchmarked", None)
-    record_type = getattr(benchmark, "BenchmarkRecord", None)
-    if original is None or record_type is None or _workers == 0:
-        return False
-    if getattr(original, "_pyama_steps", False):
-        return True
-
-    @contextlib.contextmanager
-    def benchmarked(
-        pid: int | None = None, benchmark_record: Any = None, interval: Any = None
-    ) -> Iterator[Any]:
-        if pid is not None:  # a job's own process: Snakemake samples it
-            given = {} if interval is None else {"interval": interval}
-            with original(pid, benchmark_record, **given) as record:
-                yield record
-            return
-        record = benchmark_record or record_type()
-        _job.stats = None
-        start = time.time()
-        try:
-            yield record
-        finally:
-            record.running_time = time.time() - start
-            stats = getattr(_job, "stats", None) or {}
-            if stats:
-                record.cpu_time = stats.get("cpu_s", 0.0)
-                record.cpu_usage = 100.0 * record.cpu_time  # percent x seconds
-                record.max_rss = stats.get("peak_rss_mb")
-                record.data_collected = True
-
-    benchmarked._pyama_steps = True  # type: ignore[attr-defined]
-    benchmark.benchmarked = benchmarked
-    return True
-
-
 def _discard(pool: ProcessPoolExecutor) -> None:
     global _pool
     with _lock:
@@ -399,8 +314,8 @@ def run_step(log_path: str, target: str, /, **kwargs: Any) -> Any:
     Raises
     ------
     StepFailed
-        When the step raised (its log ends with the ``ERROR`` line) or its
-        worker process died.
+        When the step raised (its record says so, and its log ends with the
+        ``ERROR`` line) or its worker process died (the job has no record).
     """
     global _inline_ready
     if _workers == 0:
@@ -412,9 +327,7 @@ def run_step(log_path: str, target: str, /, **kwargs: Any) -> Any:
         return run_logged(log_path, _resolve(target), **kwargs)
     pool = _get_pool()
     try:
-        future = pool.submit(_in_worker, log_path, target, kwargs)
-        result, _job.stats = future.result()
-        return result
+        return pool.submit(_in_worker, log_path, target, kwargs).result()
     except BrokenProcessPool as e:
         _discard(pool)
         raise StepFailed(
@@ -465,15 +378,8 @@ def _in_worker(log_path: str, target: str, kwargs: dict[str, Any]) -> Any:
             "peak_rss_mb": round(_peak_rss_mb(), 1),
         }
 
-    measured: dict[str, float] = {}
-
-    def measure() -> dict[str, float]:
-        measured.update(job_stats())
-        return measured
-
     try:
-        result = steps.run_logged(log_path, func, _job_stats=measure, **kwargs)
-        return result, measured
+        return steps.run_logged(log_path, func, _job_stats=job_stats, **kwargs)
     except BaseException as e:
         failure = steps.error_line(e)
     # Raised outside the except block, so that it carries no chained

@@ -2,10 +2,10 @@
 
 The manifest is rebuilt from scratch from what is on disk: the configuration,
 ``metadata.json`` (or the in-memory run plan when that is missing), each FOV's
-outputs and the job logs (algorithms.md §6). It is written by the
-``aggregate_results`` rule once every FOV is done, and by the Snakefile's
-``onerror`` hook when a job failed, so failed FOVs are listed with the step
-and the error line.
+outputs and the job records (:mod:`pyama_steps.job_record`; algorithms.md
+§6). It is written by the ``aggregate_results`` rule once every FOV is done,
+and by the Snakefile's ``onerror`` hook when a job failed, so failed FOVs are
+listed with the step and the error.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from pyama_steps.io.paths import (
     stack_file,
     stack_kind,
 )
+from pyama_steps.job_record import read_job_record
 from pyama_steps.segmentation.checks import Finding, check_segmentation
 from pyama_steps.segmentation.stats import (
     CELL_STATS_FIELDS,
@@ -156,28 +157,10 @@ def expected_outputs(
     return out
 
 
-def _last_line(path: Path) -> str | None:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            lines = [ln.rstrip("\n") for ln in fh if ln.strip()]
-    except FileNotFoundError:
-        return None
-    return lines[-1] if lines else None
-
-
-def _log_stats(path: Path) -> dict[str, Any]:
-    from pyama_steps.steps import STATS_PREFIX
-
-    stats: dict[str, Any] = {}
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                _, sep, rest = line.partition(STATS_PREFIX)
-                if sep:
-                    stats.update(json.loads(rest))
-    except (FileNotFoundError, json.JSONDecodeError):
-        pass
-    return stats
+def _job_figures(log: Path) -> dict[str, Any]:
+    """Return the figures of the job whose log is `log` (empty without a record)."""
+    record = read_job_record(log)
+    return {} if record is None else dict(record["figures"])
 
 
 def _count_cells(path: Path) -> tuple[int, int]:
@@ -205,8 +188,8 @@ def fov_status(
 
     ``ok`` when every expected output exists (with ``outputs: lean``, every
     one that stays: the temporary stacks are removed once used, §0.2);
-    ``failed`` when a job whose output is missing ended its log with
-    ``ERROR ...`` (the step and that line are reported); ``pending`` otherwise.
+    ``failed`` when a job whose output is missing has a record of its failure
+    (the step and the error are reported); ``pending`` otherwise.
     """
     out = Path(out_dir)
     expected = expected_outputs(meta, config, fov)
@@ -233,10 +216,10 @@ def fov_status(
         for rule in ("correct_background", "extract_traces"):
             for lg in sorted({lg for _, lg in expected[rule]}):
                 fallback += int(
-                    _log_stats(out / lg).get("background_fallback_frames", 0)
+                    _job_figures(out / lg).get("background_fallback_frames", 0)
                 )
         for path, lg in expected["copy_channel"]:
-            stats = _log_stats(out / lg)
+            stats = _job_figures(out / lg)
             channel = path.rsplit("_ch_", 1)[1].removesuffix(".npy")
             if stats.get("clipped_px"):
                 clipped[channel] = clipped.get(channel, 0) + int(stats["clipped_px"])
@@ -259,12 +242,12 @@ def fov_status(
     # the failed job: the first whose output is missing, removed temporary
     # files included (their jobs' logs say whether they failed)
     for rule, lg in gone:
-        line = _last_line(out / lg)
-        if line is not None and line.startswith("ERROR "):
+        record = read_job_record(out / lg)
+        if record is not None and record["status"] == "failed":
             return {
                 "status": "failed",
                 "step": RULE_STEPS[rule],
-                "message": line.removeprefix("ERROR "),
+                "message": record["error"],
                 "log": lg,
             }
     return {"status": "pending"}

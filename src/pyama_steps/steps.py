@@ -3,8 +3,9 @@
 Each function opens its inputs frame by frame, calls the pure algorithms, and
 writes its outputs atomically. The rules' ``run:`` blocks pass their inputs,
 outputs and params to these functions through :func:`pyama_steps.execute.run_step`
-and :func:`run_logged`, which sends logging to the job's log file and ends a failed
-job's log with ``ERROR <ExceptionType>: <message>`` (algorithms.md §6.2).
+and :func:`run_logged`, which sends logging to the job's log file and writes the
+job's record (:mod:`pyama_steps.job_record`): its figures and, when it failed,
+``<ExceptionType>: <message>``, which the manifest reads (algorithms.md §6.2).
 
 Heavy imports (bioio, pandas, scikit-image) happen inside the functions that
 need them, so a job only pays for what it uses.
@@ -12,6 +13,7 @@ need them, so a job only pays for what it uses.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -30,6 +32,7 @@ from pyama_steps.io import (
     atomic_write_text,
     disk_full_error,
 )
+from pyama_steps.job_record import clear_job_record, error_line, write_job_record
 
 if TYPE_CHECKING:
     from pyama_steps.segmentation import FrameSegmentation
@@ -49,7 +52,8 @@ log = logging.getLogger("pyama_steps")
 
 T = TypeVar("T")
 
-#: Prefix of the machine-readable statistics line a step writes to its log.
+#: Prefix of the log line with a step's figures (for people: the manifest
+#: reads the job's record, :mod:`pyama_steps.job_record`).
 STATS_PREFIX = "STATS "
 
 
@@ -69,8 +73,8 @@ def run_logged(
     func : callable
         The step function.
     _job_stats : callable, optional
-        Returns further numbers for the job's ``STATS`` line (the worker pool
-        of :mod:`pyama_steps.execute` adds CPU seconds and peak RSS).
+        Returns further figures of the job (the worker pool of
+        :mod:`pyama_steps.execute` adds CPU seconds and peak RSS).
     **kwargs
         Its keyword arguments.
 
@@ -81,13 +85,18 @@ def run_logged(
 
     Notes
     -----
-    On an exception the last log line is ``ERROR <ExceptionType>: <message>``
-    (first line of the message), which the manifest quotes in ``fov_status``;
-    the exception is then re-raised so that Snakemake marks the job failed and
-    removes its outputs.
+    The job's record (``<log>.json``, :mod:`pyama_steps.job_record`) is
+    removed when the job starts and written when it ends: its figures (what
+    the step passed to ``_stats``, and ``work_s`` plus those of `_job_stats`)
+    and, on an exception, ``<ExceptionType>: <message>`` (first line of the
+    message), which the manifest quotes in ``fov_status``. The log has the
+    same as lines for people: ``STATS {...}``, or the traceback and
+    ``ERROR <ExceptionType>: <message>``. The exception is then re-raised so
+    that Snakemake marks the job failed and removes its outputs.
     """
     path = Path(log_path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    clear_job_record(path)
     handler = logging.FileHandler(path, mode="w", encoding="utf-8")
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
@@ -101,11 +110,14 @@ def run_logged(
     root.setLevel(logging.INFO)
     called = time.perf_counter()
     _work.start = None
+    figures: dict[str, Any] = {}
+    _work.figures = figures
     try:
         result = func(**kwargs)
         end = time.perf_counter()
         work = end - (_work.start if _work.start is not None else called)
         _stats(work_s=round(work, 4), **(_job_stats() if _job_stats else {}))
+        write_job_record(path, figures=figures)
         return result
     except BaseException as e:
         if isinstance(e, OSError) and e.errno in DISK_FULL:
@@ -118,16 +130,14 @@ def run_logged(
             handler.flush()
         except OSError:
             pass
+        # best effort too: without a record the FOV is shown as pending
+        with contextlib.suppress(OSError):
+            write_job_record(path, figures=figures, error=error_line(e))
         raise
     finally:
+        _work.figures = None
         root.removeHandler(handler)
         handler.close()
-
-
-def error_line(e: BaseException) -> str:
-    """``<ExceptionType>: <first line of the message>``, as a log's last line."""
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
 
 
 #: When the running step's work began (per thread), set by _work_begins.
@@ -161,6 +171,10 @@ class _Progress:
 
 
 def _stats(**values: Any) -> None:
+    """Add figures to the running job's record, and log them as a STATS line."""
+    figures = getattr(_work, "figures", None)
+    if figures is not None:
+        figures.update(values)
     log.info("%s%s", STATS_PREFIX, json.dumps(values, sort_keys=True))
 
 

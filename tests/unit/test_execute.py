@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from pyama_steps import execute
+from pyama_steps.job_record import job_record_path, read_job_record
 from pyama_steps.steps import STATS_PREFIX, _work_begins
 
 HERE = "tests.unit.test_execute"
@@ -70,8 +71,10 @@ def pool() -> Iterator[None]:
 
 
 def _stats(log: Path) -> dict[str, float]:
-    lines = [ln for ln in log.read_text().splitlines() if STATS_PREFIX in ln]
-    return json.loads(lines[-1].split(STATS_PREFIX, 1)[1])
+    record = read_job_record(log)
+    assert record is not None
+    assert record["status"] == "ok"
+    return record["figures"]  # type: ignore[no-any-return]
 
 
 def test_result_and_job_stats_come_back(pool: None, tmp_path: Path) -> None:
@@ -83,6 +86,10 @@ def test_result_and_job_stats_come_back(pool: None, tmp_path: Path) -> None:
     assert 0 <= stats["work_s"] <= stats["job_s"]
     # the 64 MB array is in this job's peak, on top of the worker's imports
     assert stats["peak_rss_mb"] > 64
+    # the log has the same figures, for people
+    line = [ln for ln in log.read_text().splitlines() if STATS_PREFIX in ln][-1]
+    assert json.loads(line.split(STATS_PREFIX, 1)[1]) == stats
+    assert job_record_path(log) == tmp_path / "logs" / "job.json"
 
 
 def test_jobs_run_in_other_processes_and_reuse_them(pool: None, tmp_path: Path) -> None:
@@ -103,6 +110,10 @@ def test_unpicklable_error_fails_the_job_not_the_pool(
     text = log.read_text()
     assert text.splitlines()[-1] == "ERROR _PickyError: code 3: plane 4"
     assert "code 7: inner" in text  # the whole traceback is in the log
+    record = read_job_record(log)
+    assert record is not None
+    assert record["status"] == "failed"
+    assert record["error"] == "_PickyError: code 3: plane 4"
     # the pool still works
     assert execute.run_step(str(tmp_path / "ok.log"), f"{HERE}:_sum_step",
                             values=[1], scale=1) == 1  # fmt: skip
@@ -111,8 +122,13 @@ def test_unpicklable_error_fails_the_job_not_the_pool(
 def test_dead_worker_fails_its_job_and_the_next_job_runs(
     pool: None, tmp_path: Path
 ) -> None:
+    dead = tmp_path / "dead.log"
+    # a record of an earlier run of the job is gone once the job starts
+    assert execute.run_step(str(dead), f"{HERE}:_pid_step")
+    assert read_job_record(dead) is not None
     with pytest.raises(execute.StepFailed, match=r"worker process .* died"):
-        execute.run_step(str(tmp_path / "dead.log"), f"{HERE}:_dying_step")
+        execute.run_step(str(dead), f"{HERE}:_dying_step")
+    assert not job_record_path(dead).exists()
     assert execute.run_step(str(tmp_path / "ok.log"), f"{HERE}:_sum_step",
                             values=[2], scale=2) == 4  # fmt: skip
 
@@ -191,32 +207,6 @@ def test_keep_freed_memory_avoids_page_faults_per_frame() -> None:
     # its pages in again (~2000 per frame here); kept, the pages are reused
     assert default > 20 * 500
     assert kept < 200
-
-
-def test_benchmark_adapter_keeps_snakemake_sampling_for_processes(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import subprocess
-    import sys
-
-    from snakemake import benchmark
-
-    monkeypatch.setattr(benchmark, "benchmarked", benchmark.benchmarked)
-    monkeypatch.setattr(execute, "_workers", 1)
-    assert execute.measure_jobs_in_workers()
-    assert getattr(benchmark.benchmarked, "_pyama_steps", False)
-    # a job's own process (shell:, script:): Snakemake's sampler, as
-    # snakemake.shell calls it (pid and record, no interval)
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
-    record = benchmark.BenchmarkRecord()
-    with benchmark.benchmarked(proc.pid, record):
-        proc.wait()
-    assert record.running_time >= 0.25
-    # a run: block in this process: the worker's figures of the job
-    with benchmark.benchmarked() as record:
-        execute._job.stats = {"cpu_s": 1.25, "peak_rss_mb": 99.5}
-    assert record.cpu_time == 1.25
-    assert record.max_rss == 99.5
 
 
 def test_workers_start_with_one_library_thread(

@@ -284,7 +284,9 @@ def index_planes(runs):
         label = "" if run.sample is None else f"sample {run.sample!r}: "
         try:
             done = run_step(
-                str(Path(run.plane_index).with_suffix(".log")),
+                # planes-<key>.index.log: its job record (.index.json) is
+                # not the index (planes-<key>.json)
+                str(Path(run.plane_index).with_suffix(".index.log")),
                 "pyama_steps.io.plane_index:write_plane_index",
                 input_path=inp,
                 output=run.plane_index,
@@ -328,9 +330,6 @@ def start_workers():
             file=sys.stderr,
         )
     execute.configure(workers=cores)
-    # benchmark: files of jobs run by a worker report that job (its wall
-    # time, CPU seconds and peak RSS), without sampling the process tree
-    execute.measure_jobs_in_workers()
 
 
 try:

@@ -9,6 +9,7 @@ run's own are listed (:func:`stale_files`), never taken into the manifest.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -331,14 +332,19 @@ def record_outputs(*, log_path: str, files: Iterable[str | Path]) -> None:
     except OSError as e:
         if e.errno not in DISK_FULL:
             raise
-        # As a step's own failure (steps.run_logged): the job's log ends with
-        # the ERROR line, and the run says which device is full.
+        # As a step's own failure (steps.run_logged): the job's record says
+        # it failed, its log ends with the ERROR line, and the run says which
+        # device is full.
+        from pyama_steps.job_record import error_line, mark_job_failed
+
         full = disk_full_error(e, log_path=log_path)
         try:  # best effort: on a full disk the line may not fit either
             with open(log_path, "a", encoding="utf-8") as fh:
-                fh.write(f"ERROR OSError: {full}\n")
+                fh.write(f"ERROR {error_line(full)}\n")
         except OSError:
             pass
+        with contextlib.suppress(OSError):
+            mark_job_failed(log_path, error=error_line(full))
         raise full from e
 
 
