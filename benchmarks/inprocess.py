@@ -5,7 +5,7 @@ Usage::
     python benchmarks/inprocess.py [--only ref-czi]
 
 Runs every step of every FOV of a cached workload (see ``run.py``) with the
-very functions the workflow's scripts call (``pyama_steps.steps``), in a pool
+very functions the workflow's scripts call (``pyama_steps.run.steps``), in a pool
 of ``cores`` worker processes that import everything once, in dependency
 order. It measures what the process-per-job design costs (interpreter
 start-up, imports, Snakemake's parsing and scheduling): the difference between
@@ -34,21 +34,21 @@ def _warm() -> None:
     import bioio  # noqa: F401
     import pandas  # noqa: F401
 
-    from pyama_steps.execute import keep_freed_memory
+    from pyama_steps.run.execute import keep_freed_memory
 
     keep_freed_memory()  # as the workflow's workers do
 
     import pyama_steps.background
+    import pyama_steps.run.steps
     import pyama_steps.segmentation.log_std
-    import pyama_steps.steps
     import pyama_steps.traces
     import pyama_steps.tracking  # noqa: F401
 
 
 def _fov(args: tuple[dict[str, Any], dict[str, Any], str, int]) -> float:
     """All steps of one FOV, in order; returns the seconds spent."""
-    from pyama_steps import steps
     from pyama_steps.io.paths import fov_file, fov_json, stack_file
+    from pyama_steps.run import steps
 
     plan, config, out, fov = args
     t0 = time.perf_counter()
@@ -92,9 +92,9 @@ def _fov(args: tuple[dict[str, Any], dict[str, Any], str, int]) -> float:
 
 
 def run(w: Workload) -> float:
-    from pyama_steps.config import load_schema, validate_config
-    from pyama_steps.execute import PRELOAD, limit_library_threads
-    from pyama_steps.plan import _plan_to_json, plan_run
+    from pyama_steps.run.config import load_schema, validate_config
+    from pyama_steps.run.execute import PRELOAD, limit_library_threads
+    from pyama_steps.run.plan import _plan_to_json, plan_run
 
     image = _data(w)
     out = RUNS / f"inprocess-{w.name}"
@@ -102,7 +102,7 @@ def run(w: Workload) -> float:
     out.mkdir(parents=True)
     # As the workflow's workers: forked from a fork server that imported the
     # step modules once and started with one BLAS/OpenMP thread
-    # (pyama_steps.execute.limit_library_threads); started before the clock.
+    # (pyama_steps.run.execute.limit_library_threads); started before the clock.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)
     limit_library_threads()

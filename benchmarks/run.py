@@ -23,7 +23,7 @@ after its imports).
 
 Per-rule CPU seconds, the largest job's peak RSS and the work time of each
 job come from the job records beside the logs (``logs/<rule>/<job>.json``,
-``pyama_steps.job_record``: ``cpu_s``, ``peak_rss_mb``, ``work_s``): for jobs
+``pyama_steps.io.job_record``: ``cpu_s``, ``peak_rss_mb``, ``work_s``): for jobs
 run by a warm worker, that worker's CPU time during the job and its peak
 RSS, reset when the job starts. The job spans (start and end, for the time
 before the first job and after the last) come from the rules' ``benchmark:``
@@ -47,7 +47,7 @@ from pathlib import Path
 
 import psutil
 
-from pyama_steps.job_record import read_job_record
+from pyama_steps.io.job_record import read_job_record
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

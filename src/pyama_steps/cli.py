@@ -180,8 +180,8 @@ def _verify(argv: Sequence[str]) -> int:
 def _inspect(argv: Sequence[str]) -> int:
     import json
 
-    from pyama_steps.describe import describe_file, format_description
     from pyama_steps.io import InputError
+    from pyama_steps.run.describe import describe_file, format_description
 
     parser = argparse.ArgumentParser(
         prog="pyama-steps inspect",
@@ -200,14 +200,14 @@ def _inspect(argv: Sequence[str]) -> int:
 
 
 def _init(argv: Sequence[str]) -> int:
-    from pyama_steps.describe import (
+    from pyama_steps.io import InputError
+    from pyama_steps.io.paths import base_name
+    from pyama_steps.run.describe import (
         check_phase_planes,
         describe_file,
         looks_like_phase,
         render_config,
     )
-    from pyama_steps.io import InputError
-    from pyama_steps.io.paths import base_name
 
     parser = argparse.ArgumentParser(
         prog="pyama-steps init",

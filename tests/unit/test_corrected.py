@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pyama_steps import steps
 from pyama_steps.background import CorrectedReader
 from pyama_steps.io import NpyFrameWriter
+from pyama_steps.run import steps
 
 
 def _write(path: Path, frames: np.ndarray) -> str:

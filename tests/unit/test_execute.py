@@ -1,4 +1,4 @@
-"""The worker pool that runs the workflow's jobs (pyama_steps.execute)."""
+"""The worker pool that runs the workflow's jobs (pyama_steps.run.execute)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pyama_steps import execute
-from pyama_steps.job_record import job_record_path, read_job_record
-from pyama_steps.steps import STATS_PREFIX, _work_begins
+from pyama_steps.io.job_record import job_record_path, read_job_record
+from pyama_steps.run import execute
+from pyama_steps.run.steps import STATS_PREFIX, _work_begins
 
 HERE = "tests.unit.test_execute"
 
@@ -165,7 +165,7 @@ def test_concurrent_inline_jobs_keep_their_logs_apart(tmp_path: Path) -> None:
 _FAULTS = """
 import resource, sys
 import numpy as np
-from pyama_steps.execute import keep_freed_memory
+from pyama_steps.run.execute import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
 def frame():  # temporaries of a step on a 1024 x 1024 frame, freed out of order

@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 import zarr
 
-from pyama_steps import steps
 from pyama_steps.io import NpyFrameWriter
 from pyama_steps.report.export import (
     LABELS_NAME,
@@ -20,6 +19,7 @@ from pyama_steps.report.export import (
     pyramid_factors,
     write_traces_parquet,
 )
+from pyama_steps.run import steps
 
 # --------------------------------------------------------------------------
 # helpers

@@ -1,4 +1,4 @@
-"""The job records (pyama_steps.job_record) and how a step writes them."""
+"""The job records (pyama_steps.io.job_record) and how a step writes them."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from pyama_steps.job_record import (
+from pyama_steps.io.job_record import (
     error_line,
     job_record_path,
     mark_job_failed,
     read_job_record,
     write_job_record,
 )
-from pyama_steps.steps import _stats, run_logged
+from pyama_steps.run.steps import _stats, run_logged
 
 
 def _figures_step(*, n: int) -> int:

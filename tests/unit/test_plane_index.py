@@ -28,7 +28,7 @@ from pyama_steps.io.plane_index import (
     open_indexed_planes,
     write_plane_index,
 )
-from pyama_steps.steps import copy_channel
+from pyama_steps.run.steps import copy_channel
 from tests.unit.test_plane_sources import (
     N_C,
     N_SCENES,

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pyama_steps import steps
 from pyama_steps.io import NpyFrameWriter
 from pyama_steps.report import qc
 from pyama_steps.report.figures import _outline_colours, _outline_rgba
@@ -25,6 +24,7 @@ from pyama_steps.report.qc import (
     write_fov_qc,
     write_summary,
 )
+from pyama_steps.run import steps
 
 # --------------------------------------------------------------------------
 # helpers

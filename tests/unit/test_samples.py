@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from pyama_steps.config import ConfigError
-from pyama_steps.samples import read_sample_sheet, sample_config, summary_table
+from pyama_steps.run.config import ConfigError
+from pyama_steps.run.samples import read_sample_sheet, sample_config, summary_table
 
 
 def _sheet(tmp_path: Path, text: str) -> Path:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pyama_steps.config import ConfigError, load_schema, validate_config
+from pyama_steps.run.config import ConfigError, load_schema, validate_config
 from pyama_steps.segmentation import (
     FrameSegmentation,
     LogStdOptions,

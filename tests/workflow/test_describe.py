@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pyama_steps.config import load_schema, validate_config
-from pyama_steps.describe import guess_channels
-from pyama_steps.plan import plan_run
+from pyama_steps.run.config import load_schema, validate_config
+from pyama_steps.run.describe import guess_channels
+from pyama_steps.run.plan import plan_run
 from tests.conftest import REPO, real_data_dir
 
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from pyama_steps.config import ConfigError, load_schema, validate_config
 from pyama_steps.io.paths import base_name
-from pyama_steps.samples import read_sample_sheet
+from pyama_steps.run.config import ConfigError, load_schema, validate_config
+from pyama_steps.run.samples import read_sample_sheet
 from pyama_steps.validation import synth
 from pyama_steps.validation.synth_io import write_dataset
 from tests.conftest import REPO, SNAKEFILE, jobs_run, real_data_dir, run_snakemake

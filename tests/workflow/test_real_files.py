@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import yaml
 
-from pyama_steps.config import ConfigError, load_schema, validate_config
 from pyama_steps.io import InputError, NpyFrameReader, open_image
-from pyama_steps.plan import plan_run
-from pyama_steps.steps import copy_channel
+from pyama_steps.run.config import ConfigError, load_schema, validate_config
+from pyama_steps.run.plan import plan_run
+from pyama_steps.run.steps import copy_channel
 from tests.conftest import REPO, jobs_run, real_data_dir, run_snakemake
 
 pytestmark = pytest.mark.real

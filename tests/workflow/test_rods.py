@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pyama_steps.config import ConfigError, load_schema, validate_config
+from pyama_steps.run.config import ConfigError, load_schema, validate_config
 from pyama_steps.validation import synth
 from pyama_steps.validation.evaluate import Evaluation, evaluate_run
 from pyama_steps.validation.synth_io import write_dataset

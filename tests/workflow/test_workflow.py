@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from pyama_steps.job_record import read_job_record
+from pyama_steps.io.job_record import read_job_record
 from pyama_steps.validation import synth
 from pyama_steps.validation.synth_io import write_dataset
 from tests.conftest import jobs_run, run_snakemake

@@ -30,7 +30,7 @@ for run in RUNS:
         run:
             run_step(
                 log[0],
-                "pyama_steps.manifest:write_results_from",
+                "pyama_steps.run.manifest:write_results_from",
                 out_dir=params.out_dir,
                 metadata=params.metadata,
                 config=params.config,

@@ -21,10 +21,10 @@ from types import SimpleNamespace
 
 from snakemake.exceptions import WorkflowError
 
-from pyama_steps import execute
+from pyama_steps.run import execute
 from pyama_steps.io import paths as P
-from pyama_steps.config import ConfigError, load_schema, validate_config
-from pyama_steps.execute import run_step
+from pyama_steps.run.config import ConfigError, load_schema, validate_config
+from pyama_steps.run.execute import run_step
 from pyama_steps.io.integrity import (
     input_fingerprint,
     input_mismatch,
@@ -32,9 +32,9 @@ from pyama_steps.io.integrity import (
     stale_files,
 )
 from pyama_steps.io import InputError
-from pyama_steps.manifest import summary_line, warning_lines, write_results
-from pyama_steps.plan import plan_run_cached, z_mode_for
-from pyama_steps.samples import read_sample_sheet, sample_config, summary_table
+from pyama_steps.run.manifest import summary_line, warning_lines, write_results
+from pyama_steps.run.plan import plan_run_cached, z_mode_for
+from pyama_steps.run.samples import read_sample_sheet, sample_config, summary_table
 
 SCHEMA = load_schema(Path(workflow.basedir) / "schemas/config.schema.yaml")
 # plans are cached in .snakemake/ so that reruns and cluster jobs, which all
@@ -306,7 +306,7 @@ def index_planes(runs):
 
 def start_workers():
     """In the local run itself, the step rules' run: blocks hand their work to
-    warm worker processes (pyama_steps.execute, README "Performance"), one per
+    warm worker processes (pyama_steps.run.execute, README "Performance"), one per
     core, instead of starting a Python process per job. Started once the
     configuration is valid and before the inputs are opened, so that the
     workers' imports overlap with planning and building the DAG. That needs

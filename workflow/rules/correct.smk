@@ -36,7 +36,7 @@ for run in RUNS:
         run:
             run_step(
                 log[0],
-                "pyama_steps.steps:correct_background",
+                "pyama_steps.run.steps:correct_background",
                 fl=input.fl,
                 seg=input.seg,
                 model=output.model,

@@ -54,7 +54,7 @@ for run in RUNS:
         run:
             run_step(
                 log[0],
-                "pyama_steps.steps:extract_traces",
+                "pyama_steps.run.steps:extract_traces",
                 labeled=input.labeled,
                 lineage=input.lineage,
                 output=output.traces,

@@ -28,7 +28,7 @@ for run in RUNS:
         run:
             run_step(
                 log[0],
-                "pyama_steps.steps:write_metadata",
+                "pyama_steps.run.steps:write_metadata",
                 input_path=params.input_path,
                 output=output[0],
                 metadata=params.metadata,
@@ -72,7 +72,7 @@ for run in RUNS:
         run:
             run_step(
                 log[0],
-                "pyama_steps.steps:copy_channel",
+                "pyama_steps.run.steps:copy_channel",
                 input_path=input.raw,
                 output=output[0],
                 fov=params.fov,

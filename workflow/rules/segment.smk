@@ -31,7 +31,7 @@ for run in RUNS:
         run:
             run_step(
                 log[0],
-                "pyama_steps.steps:segment_phase",
+                "pyama_steps.run.steps:segment_phase",
                 pc=input.pc,
                 output=output.seg,
                 stats=output.stats,

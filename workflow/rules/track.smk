@@ -31,7 +31,7 @@ for run in RUNS:
         run:
             run_step(
                 log[0],
-                "pyama_steps.steps:track_cells",
+                "pyama_steps.run.steps:track_cells",
                 seg=input.seg,
                 labeled=output.labeled,
                 lineage=output.lineage,

@@ -4,7 +4,7 @@
 
 from pathlib import Path
 
-from pyama_steps.steps import run_logged
+from pyama_steps.run.steps import run_logged
 from pyama_steps.validation.ctc import write_ctc_result
 
 run_logged(

@@ -3,7 +3,7 @@
 # `snakemake` (input, output, params, log) is injected by the script: directive.
 
 from pyama_steps.report.export import export_fov_zarr
-from pyama_steps.steps import run_logged
+from pyama_steps.run.steps import run_logged
 
 i, p = snakemake.input, snakemake.params
 run_logged(

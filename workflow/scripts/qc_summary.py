@@ -3,7 +3,7 @@
 # `snakemake` (input, output, params, log) is injected by the script: directive.
 
 from pyama_steps.report.qc import write_summary
-from pyama_steps.steps import run_logged
+from pyama_steps.run.steps import run_logged
 
 run_logged(
     snakemake.log[0],

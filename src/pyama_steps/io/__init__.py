@@ -20,6 +20,8 @@ What lives here, by module:
 * :mod:`~pyama_steps.io.paths`: output file names (§0.1).
 * :mod:`~pyama_steps.io.integrity`: which input an output folder holds and
   whether its files changed (the per-job records, the input's identity).
+* :mod:`~pyama_steps.io.job_record`: each job's JSON record beside its log:
+  status, figures, error (what the manifest reads, §6.2).
 
 May import: numpy, the standard library, bioio and the format libraries (lazily,
 inside functions), and ``pyama_steps._typing``; no algorithm package (the

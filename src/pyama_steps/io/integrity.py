@@ -335,7 +335,7 @@ def record_outputs(*, log_path: str, files: Iterable[str | Path]) -> None:
         # As a step's own failure (steps.run_logged): the job's record says
         # it failed, its log ends with the ERROR line, and the run says which
         # device is full.
-        from pyama_steps.job_record import error_line, mark_job_failed
+        from pyama_steps.io.job_record import error_line, mark_job_failed
 
         full = disk_full_error(e, log_path=log_path)
         try:  # best effort: on a full disk the line may not fit either

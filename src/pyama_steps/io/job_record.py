@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pyama_steps.io import atomic_write_text
+from pyama_steps.io.outputs import atomic_write_text
 
 __all__ = [
     "RECORD_VERSION",

@@ -16,7 +16,7 @@ nothing of the run stays behind.
 
 import gc
 
-from pyama_steps.execute import die_with_parent
+from pyama_steps.run.execute import die_with_parent
 
 die_with_parent()
 gc.freeze()

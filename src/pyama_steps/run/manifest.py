@@ -2,7 +2,7 @@
 
 The manifest is rebuilt from scratch from what is on disk: the configuration,
 ``metadata.json`` (or the in-memory run plan when that is missing), each FOV's
-outputs and the job records (:mod:`pyama_steps.job_record`; algorithms.md
+outputs and the job records (:mod:`pyama_steps.io.job_record`; algorithms.md
 §6). It is written by the ``aggregate_results`` rule once every FOV is done,
 and by the Snakefile's ``onerror`` hook when a job failed, so failed FOVs are
 listed with the step and the error.
@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from pyama_steps import __version__
-from pyama_steps.config import ALGORITHM_SECTIONS
 from pyama_steps.io import atomic_output, atomic_write_text
 from pyama_steps.io.integrity import config_hash, read_records, stale_files
+from pyama_steps.io.job_record import read_job_record
 from pyama_steps.io.paths import (
     LEAN_TEMPORARY_KINDS,
     MANIFEST,
@@ -31,7 +31,7 @@ from pyama_steps.io.paths import (
     stack_file,
     stack_kind,
 )
-from pyama_steps.job_record import read_job_record
+from pyama_steps.run.config import ALGORITHM_SECTIONS
 from pyama_steps.segmentation.checks import Finding, check_segmentation
 from pyama_steps.segmentation.stats import (
     CELL_STATS_FIELDS,

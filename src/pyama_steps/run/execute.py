@@ -22,7 +22,7 @@ of a job run by a worker is Snakemake's own record of a ``run:`` block: the
 job's wall time (``s``), and the CPU seconds and memory of the Snakemake
 process with all its children (the fork server and every worker), sampled by
 Snakemake. The job's own CPU seconds and peak RSS, measured in its worker,
-are in its record (``cpu_s``, ``peak_rss_mb``; :mod:`pyama_steps.job_record`).
+are in its record (``cpu_s``, ``peak_rss_mb``; :mod:`pyama_steps.io.job_record`).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ _inline_ready = False
 #: imports them once, while Snakemake is still parsing and building its DAG,
 #: and every worker is a fork of it; a missing module is skipped.
 PRELOAD = [
-    "pyama_steps.steps",
+    "pyama_steps.run.steps",
     "pyama_steps.io",
     "pyama_steps.io.ingest",
     "pyama_steps.segmentation.log_std",
@@ -69,7 +69,7 @@ PRELOAD = [
     "pyama_steps.background",
     "pyama_steps.tracking",
     "pyama_steps.traces",
-    "pyama_steps.manifest",
+    "pyama_steps.run.manifest",
     "scipy.ndimage",
     "pandas",
     "bioio",
@@ -77,7 +77,7 @@ PRELOAD = [
     "bioio_nd2",
     "bioio_ome_tiff",
     # last: freezes what the imports above created (see its docstring)
-    "pyama_steps._preloaded",
+    "pyama_steps.run._preloaded",
 ]
 
 
@@ -302,7 +302,7 @@ def run_step(log_path: str, target: str, /, **kwargs: Any) -> Any:
     log_path : str
         The job's log file (``log[0]`` of the rule).
     target : str
-        ``"module:function"``, e.g. ``"pyama_steps.steps:segment_phase"``.
+        ``"module:function"``, e.g. ``"pyama_steps.run.steps:segment_phase"``.
     **kwargs
         The function's keyword arguments: plain, picklable values.
 
@@ -319,7 +319,7 @@ def run_step(log_path: str, target: str, /, **kwargs: Any) -> Any:
     """
     global _inline_ready
     if _workers == 0:
-        from pyama_steps.steps import run_logged
+        from pyama_steps.run.steps import run_logged
 
         if not _inline_ready:
             _inline_ready = True
@@ -362,7 +362,7 @@ def _peak_rss_mb() -> float:
 
 
 def _in_worker(log_path: str, target: str, kwargs: dict[str, Any]) -> Any:
-    from pyama_steps import steps
+    from pyama_steps.run import steps
 
     func = _resolve(target)
     _peak_rss_reset()

@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from pyama_steps.config import ConfigError, parse_fovs, resolve_channels
 from pyama_steps.io import (
     InputError,
     SceneInfo,
@@ -34,6 +33,7 @@ from pyama_steps.io import (
     scene_timestamps,
 )
 from pyama_steps.io.paths import base_name
+from pyama_steps.run.config import ConfigError, parse_fovs, resolve_channels
 
 __all__ = ["FovPlan", "RunPlan", "plan_run", "plan_run_cached", "z_mode_for"]
 
@@ -149,7 +149,7 @@ def plan_run(config: Mapping[str, Any]) -> RunPlan:
     ----------
     config : mapping
         A configuration already passed through
-        :func:`pyama_steps.config.validate_config` (defaults filled).
+        :func:`pyama_steps.run.config.validate_config` (defaults filled).
 
     Returns
     -------

@@ -2,9 +2,9 @@
 
 Each function opens its inputs frame by frame, calls the pure algorithms, and
 writes its outputs atomically. The rules' ``run:`` blocks pass their inputs,
-outputs and params to these functions through :func:`pyama_steps.execute.run_step`
+outputs and params to these functions through :func:`pyama_steps.run.execute.run_step`
 and :func:`run_logged`, which sends logging to the job's log file and writes the
-job's record (:mod:`pyama_steps.job_record`): its figures and, when it failed,
+job's record (:mod:`pyama_steps.io.job_record`): its figures and, when it failed,
 ``<ExceptionType>: <message>``, which the manifest reads (algorithms.md §6.2).
 
 Heavy imports (bioio, pandas, scikit-image) happen inside the functions that
@@ -32,7 +32,7 @@ from pyama_steps.io import (
     atomic_write_text,
     disk_full_error,
 )
-from pyama_steps.job_record import clear_job_record, error_line, write_job_record
+from pyama_steps.io.job_record import clear_job_record, error_line, write_job_record
 
 if TYPE_CHECKING:
     from pyama_steps.segmentation import FrameSegmentation
@@ -53,7 +53,7 @@ log = logging.getLogger("pyama_steps")
 T = TypeVar("T")
 
 #: Prefix of the log line with a step's figures (for people: the manifest
-#: reads the job's record, :mod:`pyama_steps.job_record`).
+#: reads the job's record, :mod:`pyama_steps.io.job_record`).
 STATS_PREFIX = "STATS "
 
 
@@ -74,7 +74,7 @@ def run_logged(
         The step function.
     _job_stats : callable, optional
         Returns further figures of the job (the worker pool of
-        :mod:`pyama_steps.execute` adds CPU seconds and peak RSS).
+        :mod:`pyama_steps.run.execute` adds CPU seconds and peak RSS).
     **kwargs
         Its keyword arguments.
 
@@ -85,7 +85,7 @@ def run_logged(
 
     Notes
     -----
-    The job's record (``<log>.json``, :mod:`pyama_steps.job_record`) is
+    The job's record (``<log>.json``, :mod:`pyama_steps.io.job_record`) is
     removed when the job starts and written when it ends: its figures (what
     the step passed to ``_stats``, and ``work_s`` plus those of `_job_stats`)
     and, on an exception, ``<ExceptionType>: <message>`` (first line of the

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyama_steps.config import ConfigError
+from pyama_steps.run.config import ConfigError
 
 __all__ = [
     "SAMPLE_COLUMNS",
