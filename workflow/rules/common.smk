@@ -382,10 +382,11 @@ if workflow.is_main_process:
             )
     for _missing in missing_profile_settings(workflow):
         print(f"pyama-steps: warning: {_missing}", file=sys.stderr)
-config.clear()
-config.update(_validated)
+# The validated config, defaults filled in; Snakemake's own `config` stays as
+# the user gave it (the rules read their sections from RUNS).
+CONFIG = _validated
 
-OUT = str(config["output_dir"]).rstrip("/") or "."
+OUT = str(CONFIG["output_dir"]).rstrip("/") or "."
 SAMPLES_SUMMARY = f"{OUT}/samples_summary.tsv"
 
 
@@ -397,7 +398,7 @@ wildcard_constraints:
 
 def report_all(failed):
     manifests = [(run, run.report(failed)) for run in RUNS]
-    if not config.get("samples"):
+    if not CONFIG.get("samples"):
         return
     if failed:  # the summarize_samples rule could not run: write it here
         rows = [(r.sample, r.config["input"], m) for r, m in manifests]
