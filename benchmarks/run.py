@@ -42,7 +42,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -51,9 +50,9 @@ from pyama_steps.io.job_record import read_job_record
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-REPO = Path(__file__).resolve().parents[1]
-CACHE = REPO / "benchmarks" / "cache"
-RUNS = REPO / "benchmarks" / "runs"
+from inprocess import run as inprocess_run
+from workloads import REPO, RUNS, WORKLOADS, Workload, input_file, workload_config
+
 RULES = [
     "copy_channel",
     "segment_phase",
@@ -73,69 +72,9 @@ SHORT = {
     "aggregate_results": "agg",
 }
 
-
-@dataclass(frozen=True)
-class Workload:
-    name: str
-    n_fov: int
-    n_frames: int
-    size: int
-    fmt: str = "czi"
-    cores: int = 2
-    #: runs of the workload; the table shows the run with the median wall time
-    repeats: int = 1
-    #: fluorescence channels beside the phase contrast
-    n_fl: int = 1
-    #: the ``outputs`` setting (full or lean)
-    outputs: str = "full"
-    #: ``default`` rows run without --suite; ``seed`` rows with --suite seed
-    suite: str = "default"
-
-
-WORKLOADS = [
-    Workload("ref-czi", 4, 30, 1024, "czi", repeats=3),
-    Workload("ref-ome-tiff", 4, 30, 1024, "ome-tiff"),
-    Workload("ref-czi-1core", 4, 30, 1024, "czi", cores=1),
-    Workload("fov-1", 1, 30, 1024),
-    Workload("fov-16", 16, 30, 1024),
-    Workload("frames-120", 1, 120, 1024),
-    Workload("size-512", 1, 30, 512),
-    Workload("size-2048", 1, 30, 2048),
-    Workload("seed-czi", 8, 100, 768, "czi", n_fl=3, suite="seed"),
-    Workload("seed-ome-tiff", 8, 100, 768, "ome-tiff", n_fl=3, suite="seed"),
-    Workload("seed-czi-lean", 8, 100, 768, "czi", n_fl=3, outputs="lean", suite="seed"),
-    Workload("seed-8-384", 8, 100, 384, "czi", n_fl=3, suite="seed"),
-    Workload("seed-50-384", 50, 100, 384, "czi", n_fl=3, suite="seed"),
-]
-# fov-4 = ref-czi and frames-30 = size-1024 = fov-1 (same data and settings).
-
 #: The existing PyAMA on the seed-shaped CZI (8 FOVs x 100 x 768², phase + 3
 #: fluorescence), 2 cores, this machine: measured when issue 16 was filed.
 UPSTREAM_SEED_S = 1140.0
-
-
-def _data(w: Workload) -> Path:
-    key = f"{w.fmt}-f{w.n_fov}-t{w.n_frames}-s{w.size}"
-    if w.n_fl != 1:
-        key += f"-fl{w.n_fl}"
-    folder = CACHE / key
-    suffix = "czi" if w.fmt == "czi" else "ome.tiff"
-    image = folder / f"bench.{suffix}"
-    if image.exists():
-        return image
-    tmp = CACHE / f"{key}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    cmd = [
-        sys.executable, "-m", "pyama_steps.cli", "generate", str(tmp),
-        "--preset", "demo", "--name", "bench", "--format", w.fmt,
-        "--n-fov", str(w.n_fov), "--n-frames", str(w.n_frames),
-        "--size", str(w.size), "--no-background-truth",
-        "--n-fl-channels", str(w.n_fl),
-    ]  # fmt: skip
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
-    return image
 
 
 class _TreeSampler(threading.Thread):
@@ -168,16 +107,13 @@ class _TreeSampler(threading.Thread):
 
 
 def _run(w: Workload) -> dict[str, object]:
-    image = _data(w)
+    image = input_file(w)
     work = RUNS / w.name
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     config = work / "config.yaml"
-    config.write_text(
-        f"input: {json.dumps(str(image))}\noutput_dir: out\n"
-        "ingest:\n  frame_interval_min: 10.0\n  input_checksum: stat\n"
-        f"outputs: {w.outputs}\n"
-    )
+    # JSON is YAML
+    config.write_text(json.dumps(workload_config(w, image), indent=2) + "\n")
     cmd = [
         sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile"),
         "-d", str(work), "--configfile", str(config), "--cores", str(w.cores),
@@ -326,8 +262,6 @@ def _notes(rows: list[dict[str, object]]) -> str:
         )
     if "ref-czi" in by:
         try:
-            from inprocess import run as inprocess_run
-
             ref = next(w for w in WORKLOADS if w.name == "ref-czi")
             wall = inprocess_run(ref)
             out.append(

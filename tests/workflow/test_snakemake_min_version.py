@@ -2,18 +2,24 @@
 
 pyproject.toml pins ``snakemake>=9.0,<10``; every other test runs the newest
 9.x installed. This test builds (once, cached) a virtual environment with the
-lowest allowed Snakemake and this package's other dependencies at the versions
-installed here, runs the workflow with this checkout's code in it (``src`` on
-``PYTHONPATH``) and with the Snakemake of this environment on the same tiny
-input, and compares the outputs byte for byte: only the Snakemake version
-recorded in ``processing_results.yaml`` (and so the manifest's size and CRC-32
-in the aggregate job's output record) may differ. Logs, ``benchmark:`` files
-and ``.snakemake`` are not compared.
+lowest allowed Snakemake, runs the workflow with this checkout's code in it
+(``src`` on ``PYTHONPATH``) and with the Snakemake of this environment on the
+same tiny input, and compares the outputs byte for byte: only the Snakemake
+version recorded in ``processing_results.yaml`` (and so the manifest's size and
+CRC-32 in the aggregate job's output record) may differ. Logs, ``benchmark:``
+files and ``.snakemake`` are not compared.
 
-The environment is cached in ``$PYAMA_STEPS_CACHE`` (default
-``~/.cache/pyama-steps``), named after a hash of what is installed in it;
-building it takes ~2 min and needs the package index. Without it the test
-skips, unless ``CI`` is set: CI builds it and runs the test.
+The old environment borrows this one's packages: a ``.pth`` file puts this
+environment's site-packages on its path, after its own. pip, asked for the
+lowest Snakemake and this package's other dependencies at the versions
+installed here, then installs only what must differ (Snakemake itself and the
+few packages it pins otherwise: snakemake-interface packages, PuLP, wrapt...)
+into the new environment's own site-packages, which come first; the test
+checks that it imports that Snakemake. The environment is cached in
+``$PYAMA_STEPS_CACHE`` (default ``~/.cache/pyama-steps``), named after a hash
+of this Python, what is installed here and the requirements; building it
+takes seconds (the old full install took ~2 min) and needs the package index.
+Without it the test skips, unless ``CI`` is set: CI builds it and runs the test.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import filecmp
 import hashlib
 import os
 import shutil
+import site
 import subprocess
 import sys
 import tomllib
@@ -73,14 +80,38 @@ def _requirements(snakemake: str) -> list[str]:
     return [f"snakemake=={snakemake}", *sorted(pins)]
 
 
+def _site_packages(python: Path) -> Path:
+    """The site-packages folder of the environment of `python`."""
+    out = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return Path(out.stdout.strip())
+
+
+def _borrowed() -> list[str]:
+    """This environment's package folders (``site``), in their order."""
+    folders = site.getsitepackages()
+    if site.ENABLE_USER_SITE:
+        folders.append(site.getusersitepackages())
+    return [f for f in dict.fromkeys(folders) if Path(f).is_dir()]
+
+
 def _old_python(requirements: list[str]) -> Path:
     """Python of the cached environment with `requirements`, built when missing."""
     cache = Path(
         os.environ.get("PYAMA_STEPS_CACHE", Path.home() / ".cache" / "pyama-steps")
     )
-    key = hashlib.sha256("\n".join([sys.version, *requirements]).encode()).hexdigest()[
-        :12
-    ]
+    borrowed = _borrowed()
+    # everything installed here: the environment borrows it
+    here = sorted(
+        {f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions()}
+    )
+    key = hashlib.sha256(
+        "\n".join([sys.version, *borrowed, *here, *requirements]).encode()
+    ).hexdigest()[:12]
     venv = cache / f"venv-{requirements[0].replace('==', '-')}-{key}"
     python = venv / "bin" / "python"
     if (venv / "complete").exists():
@@ -90,6 +121,10 @@ def _old_python(requirements: list[str]) -> Path:
     # built under another name and renamed when complete: an interrupted build
     # is never taken for a complete one (`python -m ...` works after the rename)
     subprocess.run([sys.executable, "-m", "venv", str(tmp)], check=True)
+    # this environment's packages after the new one's own: pip installs only
+    # the requirements they do not satisfy, and those come first
+    own = _site_packages(tmp / "bin" / "python")
+    (own / "_pyama_steps_borrowed.pth").write_text("".join(f"{f}\n" for f in borrowed))
     pip = subprocess.run(
         [str(tmp / "bin" / "python"), "-m", "pip", "install", "-q", *requirements],
         capture_output=True,
@@ -129,13 +164,19 @@ def test_lowest_snakemake_gives_the_same_outputs(tmp_path: Path) -> None:
     src = {"PYTHONPATH": str(REPO / "src")}
     old = run_snakemake(tmp_path / "old", config, python=python, env=src)
 
-    version = subprocess.run(
-        [str(python), "-c", "import snakemake; print(snakemake.__version__)"],
+    # the old environment's own Snakemake, not this one's (on its path too)
+    version, where = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "import snakemake; print(snakemake.__version__); print(snakemake.__file__)",
+        ],
         capture_output=True,
         text=True,
         check=True,
-    ).stdout.strip()
+    ).stdout.splitlines()
     assert version.startswith(lowest), version  # 9.0 -> 9.0.0
+    assert Path(where).is_relative_to(_site_packages(python)), where
     assert "FOVs: 2 ok" in new.stdout
     assert "FOVs: 2 ok" in old.stdout
 
