@@ -13,6 +13,7 @@ import pandas as pd
 
 from pyama_steps.io import NpyFrameReader
 from pyama_steps.io.paths import MANIFEST
+from pyama_steps.validation._run_files import _resolve
 
 TRUTH_JSON: Final = "truth.json"
 
@@ -44,35 +45,6 @@ def _load_truth(
     listed = truth.get("fl_channels")
     channels = None if listed is None else sorted(int(c) for c in listed)
     return fovs, channels
-
-
-def _load_manifest(out_dir: Path) -> dict[str, Any]:
-    import yaml
-
-    path = out_dir / MANIFEST
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"no {MANIFEST} in {str(out_dir)!r}: OUTPUT_DIR must be the output_dir of "
-            "a finished run (run snakemake until the aggregate step has written it)."
-        )
-    manifest = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("results"), dict):
-        raise ValueError(
-            f"{str(path)!r} has no 'results' mapping; it is not a pyama-steps "
-            "manifest (algorithms.md §6.2). Rerun the aggregate step."
-        )
-    return manifest
-
-
-def _resolve(out_dir: Path, rel: str, what: str) -> Path:
-    path = Path(rel)
-    path = path if path.is_absolute() else out_dir / path
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{what} {str(path)!r} is listed in {MANIFEST} but missing; rerun the "
-            "workflow so that it is written again."
-        )
-    return path
 
 
 def _channel_paths(out_dir: Path, items: Any, what: str) -> dict[int, Path]:
