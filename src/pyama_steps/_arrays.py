@@ -1,18 +1,27 @@
 """Checks of array arguments, shared by the algorithm and validation packages.
 
-One place for "is this one 2-D real frame" and "is this an integer label
-array": the modules that take frames or label images call these at their
-public entry points, so a bad array raises the same message wherever it is
-passed. Imports only ``_typing`` and numpy.
+One place for "is this one 2-D real frame", "is this an integer label array"
+and "does this table column hold integers": the modules that take frames,
+label images or tables call these at their public entry points, so a bad array
+raises the same message wherever it is passed. Imports only ``_typing`` and
+numpy.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 from pyama_steps._typing import LabelArray, RealArray
 
-__all__ = ["check_frame", "check_label_array", "check_no_negative_ids"]
+__all__ = [
+    "check_frame",
+    "check_label_array",
+    "check_no_negative_ids",
+    "integral_int64",
+]
 
 
 def check_frame(frame: RealArray, *, check_finite: bool = True) -> RealArray:
@@ -100,3 +109,28 @@ def check_no_negative_ids(labels: LabelArray, name: str, *, what: str) -> None:
             raise ValueError(
                 f"{name} must hold non-negative {what} (0 = background), got {lo}"
             )
+
+
+def integral_int64(values: npt.NDArray[Any], name: str) -> npt.NDArray[np.int64]:
+    """Return a table column of integer values as int64, or raise ``ValueError``.
+
+    Integer dtypes convert directly; any other dtype must hold finite whole
+    numbers (e.g. a float column read back from a CSV).
+
+    Parameters
+    ----------
+    values : (N,) ndarray
+        The column's values.
+    name : str
+        The column's name, for the message.
+    """
+    if values.dtype.kind in "iu":
+        out: npt.NDArray[np.int64] = values.astype(np.int64)
+        return out
+    as_float = values.astype(np.float64)
+    if not np.all(np.isfinite(as_float)) or np.any(as_float != np.trunc(as_float)):
+        raise ValueError(
+            f"column {name!r} must hold integers, got dtype {values.dtype!r}"
+        )
+    out = as_float.astype(np.int64)
+    return out
