@@ -1,18 +1,21 @@
-"""A finished run's files as the validation kit reads them: manifest and outputs.
+"""The files the validation kit reads: a run's manifest and outputs, the truth.
 
 Shared by the evaluation and the CTC export, which both start from the
-``processing_results.yaml`` of a run's ``output_dir``. Imports only
-``io.paths``.
+``processing_results.yaml`` of a run's ``output_dir`` and from the
+``truth.json`` of a generator truth. Imports only ``io.paths``.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from pyama_steps.io.paths import MANIFEST
 
 __all__: list[str] = []
+
+TRUTH_JSON: Final = "truth.json"
 
 
 def _load_manifest(out_dir: Path) -> dict[str, Any]:
@@ -48,3 +51,24 @@ def _resolve(out_dir: Path, rel: str, what: str) -> Path:
             "workflow so that it is written again."
         )
     return path
+
+
+def _load_truth_json(
+    truth_dir: Path,
+) -> tuple[Path, dict[str, Any], dict[int, dict[str, Any]]]:
+    """Read a generator truth's ``truth.json``: its path, content and FOV entries."""
+    path = truth_dir / TRUTH_JSON
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no {TRUTH_JSON} in {str(truth_dir)!r}: TRUTH_DIR must be the "
+            "'<name>_truth' directory written by 'pyama-steps generate'."
+        )
+    try:
+        truth = json.loads(path.read_text(encoding="utf-8"))
+        fovs = {int(e["fov"]): dict(e) for e in truth["fovs"]}
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise ValueError(
+            f"{str(path)!r} is not a generator truth file (expected a 'fovs' list of "
+            f"{{'fov', 'shape', 'times_min', ...}} entries): {type(e).__name__}: {e}"
+        ) from e
+    return path, truth, fovs

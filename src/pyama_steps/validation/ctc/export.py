@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import shutil
@@ -18,7 +17,11 @@ import pandas as pd
 
 from pyama_steps.io import NpyFrameReader
 from pyama_steps.io.paths import MANIFEST, fov_dir
-from pyama_steps.validation._run_files import _load_manifest, _resolve
+from pyama_steps.validation._run_files import (
+    _load_manifest,
+    _load_truth_json,
+    _resolve,
+)
 from pyama_steps.validation.ctc.convert import (
     RESULT_TRACK_FILE,
     TRUTH_TRACK_FILE,
@@ -292,20 +295,7 @@ def _truth_inputs(
     root: Path, fovs: Iterable[int] | None
 ) -> dict[int, tuple[Path, Path]]:
     """FOV -> (labels.npy, lineage.csv) of a generator truth, all checked to exist."""
-    meta_path = root / "truth.json"
-    if not meta_path.is_file():
-        raise FileNotFoundError(
-            f"no truth.json in {str(root)!r}: TRUTH_DIR must be the '<name>_truth' "
-            "directory written by 'pyama-steps generate'."
-        )
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        available = [int(e["fov"]) for e in meta["fovs"]]
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise ValueError(
-            f"{str(meta_path)!r} is not a generator truth file (expected a 'fovs' "
-            f"list of {{'fov', ...}} entries): {type(e).__name__}: {e}"
-        ) from e
+    available = list(_load_truth_json(root)[2])
     inputs: dict[int, tuple[Path, Path]] = {}
     for f in _select(available, fovs, "the truth"):
         files = [root / fov_dir(f) / name for name in ("labels.npy", "lineage.csv")]

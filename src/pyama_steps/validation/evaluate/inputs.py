@@ -2,40 +2,27 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from pyama_steps.io import NpyFrameReader
 from pyama_steps.io.paths import MANIFEST
-from pyama_steps.validation._run_files import _resolve
-
-TRUTH_JSON: Final = "truth.json"
+from pyama_steps.validation._run_files import (
+    _load_truth_json,
+    _resolve,
+)
 
 
 def _load_truth(
     truth_dir: Path,
 ) -> tuple[dict[int, dict[str, Any]], list[int] | None]:
     """Per-FOV entries of ``truth.json`` and its ``fl_channels`` (if listed)."""
-    path = truth_dir / TRUTH_JSON
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"no {TRUTH_JSON} in {str(truth_dir)!r}: TRUTH_DIR must be the "
-            "'<name>_truth' directory written by 'pyama-steps generate'."
-        )
-    try:
-        truth = json.loads(path.read_text(encoding="utf-8"))
-        fovs = {int(e["fov"]): dict(e) for e in truth["fovs"]}
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise ValueError(
-            f"{str(path)!r} is not a generator truth file (expected a 'fovs' list of "
-            f"{{'fov', 'shape', 'times_min', ...}} entries): {type(e).__name__}: {e}"
-        ) from e
+    path, truth, fovs = _load_truth_json(truth_dir)
     for f, entry in fovs.items():
         if "shape" not in entry or "times_min" not in entry:
             raise ValueError(
