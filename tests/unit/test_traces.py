@@ -292,7 +292,9 @@ def test_frame_features_errors():
         frame_features(labels.astype(float), fl_raw=[raw], fl_corrected=[corr])
     with pytest.raises(ValueError, match=r"labels must be a \(Y, X\) array"):
         frame_features(labels[None], fl_raw=[raw], fl_corrected=[corr])
-    with pytest.raises(ValueError, match="labels must be >= 0"):
+    with pytest.raises(
+        ValueError, match=r"labels must hold non-negative values .*, got -1"
+    ):
         frame_features(labels.astype(np.int32) - 1, fl_raw=[raw], fl_corrected=[corr])
     with pytest.raises(ValueError, match="one frame per channel each, got 1 and 2"):
         frame_features(labels, fl_raw=[raw], fl_corrected=[corr, corr])

@@ -29,8 +29,9 @@ What lives here, by module:
   the per-frame model, §3.6).
 
 May import: numpy, scipy, ``pyama_steps._typing``, ``pyama_steps._validate``,
-``pyama_steps.morphology``, and (``corrected`` only) the ``.npy`` stack reader
-of ``pyama_steps.io``. Nothing here touches Snakemake or the configuration.
+``pyama_steps._arrays``, ``pyama_steps.morphology``, and (``corrected`` only)
+the ``.npy`` stack reader of ``pyama_steps.io``. Nothing here touches
+Snakemake or the configuration.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
+from pyama_steps._arrays import check_frame
 from pyama_steps._typing import BoolArray, FloatArray, RealArray
 from pyama_steps._validate import check_bool, check_choice, check_int, check_real
 from pyama_steps.background.fit import _fit_frame, _spline_surface
@@ -281,7 +282,7 @@ def correct_frame(
     >>> correct_frame(raw, np.array([[11.0, 11.0]], dtype=np.float32)).tolist()
     [[-1.0, 1.0]]
     """
-    image = _check_frame(frame, check_finite=False)
+    image = check_frame(frame, check_finite=False)
     surface = np.asarray(background)
     if surface.dtype.kind != "f":
         raise TypeError(
@@ -406,7 +407,7 @@ def _check_frame_and_mask(
     frame: RealArray, mask: BoolArray
 ) -> tuple[RealArray, BoolArray]:
     """Check a frame and its cell mask: real dtype, bool mask, same shape."""
-    image = _check_frame(frame)
+    image = check_frame(frame)
     cells = np.asarray(mask)
     if cells.dtype != np.bool_:
         raise TypeError(
@@ -461,25 +462,3 @@ def _background_pixels(
     if exclude_zero:
         background_px &= image != 0
     return background_px
-
-
-def _check_frame(frame: RealArray, *, check_finite: bool = True) -> RealArray:
-    image = np.asarray(frame)
-    if image.dtype.kind not in "iuf":
-        raise TypeError(
-            "frame must have a real integer or floating dtype; "
-            f"got dtype {image.dtype!r}. Convert it, e.g. with frame.astype(np.uint16)"
-        )
-    if image.ndim != 2:
-        raise ValueError(
-            f"frame must be a 2-D (Y, X) array; got shape {image.shape!r}. "
-            "Pass one frame of the (T, Y, X) stack"
-        )
-    if image.size == 0:
-        raise ValueError(
-            "frame must have at least one row and one column; "
-            f"got shape {image.shape!r}"
-        )
-    if check_finite and image.dtype.kind == "f" and not np.isfinite(image).all():
-        raise ValueError("frame must be finite; got NaN or infinite values")
-    return image

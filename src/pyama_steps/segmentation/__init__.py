@@ -21,8 +21,8 @@ What lives here:
   :mod:`~pyama_steps.segmentation.checks` (the findings).
 
 Imports: only :mod:`pyama_steps._typing`, :mod:`pyama_steps._validate`,
-:mod:`pyama_steps.morphology`, numpy, scipy and scikit-image; nothing here
-reads files, logs or imports the run.
+:mod:`pyama_steps._arrays`, :mod:`pyama_steps.morphology`, numpy, scipy and
+scikit-image; nothing here reads files, logs or imports the run.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from typing import Any, Final, Literal, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
+from pyama_steps._arrays import check_frame
 from pyama_steps._typing import BoolArray, RealArray
 from pyama_steps._validate import (
     check_bool,
@@ -34,7 +35,6 @@ from pyama_steps._validate import (
 )
 from pyama_steps.morphology import dilate_square as _dilate
 from pyama_steps.morphology import erode_square as _erode
-from pyama_steps.segmentation._frame import _check_frame
 from pyama_steps.segmentation.halo import (
     _EdgeLevel,
     _halo_trim,
@@ -512,7 +512,7 @@ def segment_log_std(
             "min_area_keep_edge": min_area_keep_edge,
         }
     )
-    return _segment(_check_frame(frame), options)
+    return _segment(check_frame(frame), options)
 
 
 def _segment(image: RealArray, options: LogStdOptions) -> SegmentationFrame:
@@ -764,7 +764,7 @@ def _choose_fov_window(
 
 def _method_frame(frame: RealArray, options: LogStdOptions) -> FrameSegmentation:
     """One frame's mask, its figures for the checks and its log line."""
-    r = _segment(_check_frame(frame), options)
+    r = _segment(check_frame(frame), options)
     line = (
         f"lo={r.lo:.6g} hi={r.hi:.6g} mode={r.mode:.6g} sigma={r.sigma:.6g} "
         f"threshold={r.threshold:.6g} fg={r.foreground_fraction:.6f} "

@@ -25,9 +25,9 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage as ndi
 
+from pyama_steps._arrays import check_frame
 from pyama_steps._typing import BoolArray, RealArray
 from pyama_steps._validate import check_bool, check_fraction, check_int, check_real
-from pyama_steps.segmentation._frame import _check_frame
 from pyama_steps.segmentation.registry import FrameSegmentation, SegmentationMethod
 
 __all__ = [
@@ -217,7 +217,7 @@ def segment_rods(
             "min_area_keep_edge": min_area_keep_edge,
         }
     )
-    return _segment(_check_frame(frame), options)
+    return _segment(check_frame(frame), options)
 
 
 @dataclass(frozen=True)
@@ -697,7 +697,7 @@ def _config_options(section: Mapping[str, Any]) -> RodsOptions:
 
 def _method_frame(frame: RealArray, options: RodsOptions) -> FrameSegmentation:
     """One frame's mask, its figures for the checks and its log line."""
-    r = _segment(_check_frame(frame), options)
+    r = _segment(check_frame(frame), options)
     line = (
         f"dark={r.dark_level:.6g} bright={r.bright_level:.6g} "
         f"body={r.body_threshold:.6g} core={r.core_threshold:.6g} "

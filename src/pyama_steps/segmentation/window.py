@@ -9,9 +9,9 @@ from typing import Final
 
 import numpy as np
 
+from pyama_steps._arrays import check_frame
 from pyama_steps._typing import RealArray
 from pyama_steps._validate import check_int
-from pyama_steps.segmentation._frame import _check_frame
 from pyama_steps.segmentation.texture import (
     _MAX_WINDOW,
     _MIN_WINDOW,
@@ -92,7 +92,7 @@ def texture_separation(
         The separation in units of sigma; NaN for a frame without texture
         (constant, single-valued histogram, or sigma 0).
     """
-    image = _check_frame(frame)
+    image = check_frame(frame)
     window = check_int("window", window, minimum=_MIN_WINDOW, maximum=_MAX_WINDOW)
     if window % 2 == 0:
         raise ValueError(f"window must be odd, got {window}")

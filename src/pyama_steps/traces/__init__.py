@@ -17,9 +17,9 @@ table
 writer
     :func:`write_traces_csv` (§5.4).
 
-Imports: numpy, scipy, pandas and, from the package, only ``_typing`` and
-``_validate``; nothing here reads or writes files by path (the CSV writer
-takes an open handle).
+Imports: numpy, scipy, pandas and, from the package, only ``_typing``,
+``_validate`` and ``_arrays``; nothing here reads or writes files by path (the
+CSV writer takes an open handle).
 """
 
 from __future__ import annotations

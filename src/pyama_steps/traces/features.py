@@ -16,14 +16,10 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from pyama_steps._arrays import check_label_array, check_no_negative_ids
 from pyama_steps._typing import LabelArray
 from pyama_steps._validate import check_int
-from pyama_steps.traces.territory import (
-    Territories,
-    _check_label_image,
-    _check_no_negative,
-    grow_territories,
-)
+from pyama_steps.traces.territory import Territories, grow_territories
 
 __all__ = ["FrameFeatures", "frame_features"]
 
@@ -228,7 +224,7 @@ def _checked_frame_inputs(
     reach_px: int,
 ) -> tuple[int, int, list[np.ndarray], list[np.ndarray]]:
     """Validate :func:`frame_features`' arguments; return radius, reach, planes."""
-    _check_label_image(labels)
+    check_label_array(labels, "labels")
     radius = check_int("erosion_px", erosion_px, minimum=0)
     reach = check_int("reach_px", reach_px, minimum=0)
     for name, seq in (("fl_raw", fl_raw), ("fl_corrected", fl_corrected)):
@@ -247,7 +243,7 @@ def _checked_frame_inputs(
         _check_plane(p, f"fl_corrected[{i}]", labels.shape)
         for i, p in enumerate(fl_corrected)
     ]
-    _check_no_negative(labels)
+    check_no_negative_ids(labels, "labels", what="values")
     return radius, reach, raws, corrs
 
 

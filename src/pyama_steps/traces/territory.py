@@ -19,7 +19,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from pyama_steps._typing import LabelArray
+from pyama_steps._arrays import check_label_array, check_no_negative_ids
 from pyama_steps._validate import check_int
 
 __all__ = ["Territories", "grow_territories"]
@@ -105,9 +105,9 @@ def grow_territories(
     >>> t.index.tolist(), t.label.tolist(), t.weight.tolist()
     ([0, 2, 3, 3, 4, 6], [1, 1, 1, 2, 2, 2], [1.0, 1.0, 0.5, 0.5, 1.0, 1.0])
     """
-    _check_label_image(labels)
+    check_label_array(labels, "labels")
     reach_px = check_int("reach_px", reach_px, minimum=0)
-    _check_no_negative(labels)
+    check_no_negative_ids(labels, "labels", what="values")
 
     height, width = labels.shape
     empty = Territories(
@@ -182,25 +182,6 @@ def grow_territories(
         label=np.concatenate(parts_l).astype(np.int64),
         weight=np.concatenate(parts_w),
     )
-
-
-def _check_label_image(labels: object) -> LabelArray:
-    """Raise unless `labels` is a 2-D integer array (any frame of labels)."""
-    if not isinstance(labels, np.ndarray):
-        raise TypeError(f"labels must be a numpy array, got {type(labels).__name__!r}")
-    if labels.ndim != 2:
-        raise ValueError(f"labels must be a (Y, X) array, got shape {labels.shape!r}")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise TypeError(f"labels must have an integer dtype, got {labels.dtype!r}")
-    return labels
-
-
-def _check_no_negative(labels: LabelArray) -> None:
-    """Raise if a signed label array holds a negative value."""
-    if labels.size and np.issubdtype(labels.dtype, np.signedinteger):
-        low = int(labels.min())
-        if low < 0:
-            raise ValueError(f"labels must be >= 0, got minimum {low!r}")
 
 
 def _outline(mask: npt.NDArray[np.bool_]) -> Int64Array:

@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from pyama_steps._arrays import integral_int64
 from pyama_steps.traces.table import BASE_COLUMNS, FEATURES_FL
 
 __all__ = ["write_traces_csv"]
@@ -74,14 +75,7 @@ def _column_values(values: npt.NDArray[Any], kind: str, name: str) -> np.ndarray
             )
         return values
     if kind == "i":
-        if values.dtype.kind in "iu":
-            return values.astype(np.int64)
-        as_float = values.astype(np.float64)
-        if not np.all(np.isfinite(as_float)) or np.any(as_float != np.trunc(as_float)):
-            raise ValueError(
-                f"column {name!r} must hold integers, got dtype {values.dtype!r}"
-            )
-        return as_float.astype(np.int64)
+        return integral_int64(values, name)
     return values.astype(np.float64)
 
 

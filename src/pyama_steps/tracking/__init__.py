@@ -41,7 +41,7 @@ lineage
     and its CSV (§4.7).
 
 Imports: numpy, scipy, pandas (the lineage table) and, from the package, only
-``_typing`` and ``_validate``; nothing here reads or writes files by path.
+``_typing``, ``_validate`` and ``_arrays``; nothing here reads or writes files by path.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from pyama_steps._arrays import integral_int64
 from pyama_steps._validate import check_int
 
 __all__ = [
@@ -179,13 +180,6 @@ def write_lineage_csv(df: pd.DataFrame, fh: IO[str]) -> None:
 
 def _as_int64(column: pd.Series[Any], name: str) -> Int64Array:
     values: npt.NDArray[Any] = np.asarray(column.to_numpy())
-    if values.dtype.kind in "iu":
-        out: Int64Array = values.astype(np.int64)
-        return out
     if values.dtype.kind == "b":
         raise ValueError(f"column {name!r} must hold integers, got bool")
-    as_float = values.astype(np.float64)
-    if not np.all(np.isfinite(as_float)) or np.any(as_float != np.trunc(as_float)):
-        raise ValueError(f"column {name!r} must hold integers, got {column.dtype!r}")
-    out = as_float.astype(np.int64)
-    return out
+    return integral_int64(values, name)

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from pyama_steps._arrays import check_label_array
 from pyama_steps._typing import BoolArray, IntArray
 from pyama_steps._validate import check_int
 
@@ -51,12 +52,7 @@ def _check_mask(mask: object, name: str = "mask") -> BoolArray:
 
 
 def _check_labels(labels: object, n: object, name: str) -> tuple[IntArray, int]:
-    if not isinstance(labels, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array, got {type(labels).__name__!r}")
-    if labels.ndim != 2:
-        raise ValueError(f"{name} must be a (Y, X) array, got shape {labels.shape!r}")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise TypeError(f"{name} must have an integer dtype, got {labels.dtype!r}")
+    labels = check_label_array(labels, name)
     count = check_int(f"n for {name}", n, minimum=0)
     if labels.size:
         lo, hi = int(labels.min()), int(labels.max())

@@ -10,6 +10,9 @@
     Scores a run against the generator's truth (algorithms.md §8).
 ``ctc``
     Cell Tracking Challenge result and truth folders of a run.
+``_run_files``
+    A finished run's manifest and the files it lists, as ``evaluate`` and
+    ``ctc`` read them.
 
 May import the algorithm packages and ``io``/``paths``, never the run modules
 (config, plan, steps, manifest, execute). The commands live in

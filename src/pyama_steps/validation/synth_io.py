@@ -33,6 +33,7 @@ import pandas as pd
 import tifffile
 
 from pyama_steps import __version__
+from pyama_steps.io.outputs import atomic_output
 from pyama_steps.validation.synth import (
     GENERATOR_NAME,
     GENERATOR_VERSION,
@@ -61,18 +62,13 @@ def _tmp_path(path: Path) -> Path:
 @contextlib.contextmanager
 def _atomic(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
     """Open ``path`` through a temporary file renamed on success."""
-    tmp = _tmp_path(path)
-    try:
+    with atomic_output(path) as tmp:
         if "b" in mode:
             fh: IO[Any] = open(tmp, mode)  # noqa: SIM115 - closed below
         else:
             fh = open(tmp, mode, encoding="utf-8", newline="\n")  # noqa: SIM115
         with fh:
             yield fh
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 class _NpyStream:
@@ -328,15 +324,12 @@ def _write_ome_tiff(
     )
     # Classic TIFF addresses 4 GiB; keep a margin for tags and the OME-XML.
     bigtiff = total > 2**32 - 2**27
-    tmp = _tmp_path(path)
-    try:
-        with tifffile.TiffWriter(tmp, bigtiff=bigtiff, ome=True) as tif:
-            for fov in range(params.n_fov):
-                fovs.append(_write_ome_fov(tif, params, fov, truth_dir, name, compress))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with (
+        atomic_output(path) as tmp,
+        tifffile.TiffWriter(tmp, bigtiff=bigtiff, ome=True) as tif,
+    ):
+        for fov in range(params.n_fov):
+            fovs.append(_write_ome_fov(tif, params, fov, truth_dir, name, compress))
     return fovs
 
 
@@ -369,9 +362,8 @@ def _write_czi(
         ) from e
     names = channel_names(params)
     fovs: list[dict[str, Any]] = []
-    tmp = _tmp_path(path)
     options = "zstd1:ExplicitLevel=1" if compress else None
-    try:
+    with atomic_output(path) as tmp:
         with pyczi.create_czi(
             str(tmp), exist_ok=True, compression_options=options
         ) as w:
@@ -403,10 +395,6 @@ def _write_czi(
             xml = xml.replace(marker, f"{marker}<S><Scenes>{scenes}</Scenes></S>", 1)
             builder.set_xml(xml)
             builder.commit()
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return fovs
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from pyama_steps._arrays import check_label_array, check_no_negative_ids
 from pyama_steps._typing import LabelArray
 
 Int64Array = npt.NDArray[np.int64]
@@ -283,20 +284,9 @@ def _link_divisions(
 
 
 def _check_labels(labels: object, name: str, ndim: int) -> LabelArray:
-    if not isinstance(labels, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array, got {type(labels).__name__!r}")
-    if labels.ndim != ndim:
-        shape = "(Y, X)" if ndim == 2 else "(T, Y, X)"
-        raise ValueError(f"{name} must be a {shape} array, got shape {labels.shape!r}")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise TypeError(f"{name} must have an integer dtype, got {labels.dtype!r}")
-    if labels.size and np.issubdtype(labels.dtype, np.signedinteger):
-        lo = int(labels.min())
-        if lo < 0:
-            raise ValueError(
-                f"{name} must hold non-negative ids (0 = background), got {lo}"
-            )
-    return labels
+    checked = check_label_array(labels, name, ndim=ndim)
+    check_no_negative_ids(checked, name, what="ids")
+    return checked
 
 
 def _check_mask_dtype(dtype: npt.DTypeLike) -> np.dtype[Any]:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import shutil
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,11 @@ import pandas as pd
 
 from pyama_steps.io import NpyFrameReader
 from pyama_steps.io.paths import MANIFEST, fov_dir
+from pyama_steps.validation._run_files import (
+    _load_manifest,
+    _load_truth_json,
+    _resolve,
+)
 from pyama_steps.validation.ctc.convert import (
     RESULT_TRACK_FILE,
     TRUTH_TRACK_FILE,
@@ -264,21 +268,8 @@ def _select(
 
 def _run_inputs(out: Path, fovs: Iterable[int] | None) -> dict[int, tuple[Path, Path]]:
     """FOV -> (seg_labeled, lineage CSV) of a finished run, all checked to exist."""
-    import yaml
-
-    path = out / MANIFEST
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"no {MANIFEST} in {str(out)!r}: OUTPUT_DIR must be the output_dir of a "
-            "run whose aggregate step has written the manifest."
-        )
-    manifest = yaml.safe_load(path.read_text(encoding="utf-8"))
-    results = manifest.get("results") if isinstance(manifest, Mapping) else None
-    if not isinstance(results, Mapping):
-        raise ValueError(
-            f"{str(path)!r} has no 'results' mapping; it is not a pyama-steps "
-            "manifest (algorithms.md §6.2). Rerun the aggregate step."
-        )
+    manifest = _load_manifest(out)
+    results = manifest["results"]
     status = manifest.get("fov_status") or {}
     selected = _select([int(k) for k in results], fovs, MANIFEST)
     inputs: dict[int, tuple[Path, Path]] = {}
@@ -292,15 +283,10 @@ def _run_inputs(out: Path, fovs: Iterable[int] | None) -> dict[int, tuple[Path, 
                 f"FOV {f} has no tracks in {MANIFEST} (status {state!r}); rerun the "
                 "workflow until the FOV is ok, or leave it out with --fovs."
             )
-        files = []
-        for rel, what in ((str(seg[1]), "seg_labeled"), (str(lineage), "lineage")):
-            p = Path(rel) if Path(rel).is_absolute() else out / rel
-            if not p.is_file():
-                raise FileNotFoundError(
-                    f"{what} {str(p)!r} is listed in {MANIFEST} but missing; rerun "
-                    "the workflow so that it is written again."
-                )
-            files.append(p)
+        files = [
+            _resolve(out, rel, what)
+            for rel, what in ((str(seg[1]), "seg_labeled"), (str(lineage), "lineage"))
+        ]
         inputs[f] = (files[0], files[1])
     return inputs
 
@@ -309,20 +295,7 @@ def _truth_inputs(
     root: Path, fovs: Iterable[int] | None
 ) -> dict[int, tuple[Path, Path]]:
     """FOV -> (labels.npy, lineage.csv) of a generator truth, all checked to exist."""
-    meta_path = root / "truth.json"
-    if not meta_path.is_file():
-        raise FileNotFoundError(
-            f"no truth.json in {str(root)!r}: TRUTH_DIR must be the '<name>_truth' "
-            "directory written by 'pyama-steps generate'."
-        )
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        available = [int(e["fov"]) for e in meta["fovs"]]
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise ValueError(
-            f"{str(meta_path)!r} is not a generator truth file (expected a 'fovs' "
-            f"list of {{'fov', ...}} entries): {type(e).__name__}: {e}"
-        ) from e
+    available = list(_load_truth_json(root)[2])
     inputs: dict[int, tuple[Path, Path]] = {}
     for f in _select(available, fovs, "the truth"):
         files = [root / fov_dir(f) / name for name in ("labels.npy", "lineage.csv")]

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from pyama_steps._validate import check_fraction
+from pyama_steps.validation._run_files import _load_manifest
 from pyama_steps.validation.evaluate.ctc_scores import (
     CTC_INSTALL_HINT,
     _ctc_library,
@@ -20,7 +21,6 @@ from pyama_steps.validation.evaluate.fov import (
     _evaluate_fov,
 )
 from pyama_steps.validation.evaluate.inputs import (
-    _load_manifest,
     _load_truth,
     _run_fov,
 )

@@ -12,8 +12,8 @@ import numpy.typing as npt
 import pandas as pd
 
 from pyama_steps.io import NpyFrameReader
+from pyama_steps.validation._run_files import TRUTH_JSON
 from pyama_steps.validation.evaluate.inputs import (
-    TRUTH_JSON,
     _check_shape,
     _read_csv,
     _RunFov,

@@ -2,39 +2,27 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from pyama_steps.io import NpyFrameReader
 from pyama_steps.io.paths import MANIFEST
-
-TRUTH_JSON: Final = "truth.json"
+from pyama_steps.validation._run_files import (
+    _load_truth_json,
+    _resolve,
+)
 
 
 def _load_truth(
     truth_dir: Path,
 ) -> tuple[dict[int, dict[str, Any]], list[int] | None]:
     """Per-FOV entries of ``truth.json`` and its ``fl_channels`` (if listed)."""
-    path = truth_dir / TRUTH_JSON
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"no {TRUTH_JSON} in {str(truth_dir)!r}: TRUTH_DIR must be the "
-            "'<name>_truth' directory written by 'pyama-steps generate'."
-        )
-    try:
-        truth = json.loads(path.read_text(encoding="utf-8"))
-        fovs = {int(e["fov"]): dict(e) for e in truth["fovs"]}
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise ValueError(
-            f"{str(path)!r} is not a generator truth file (expected a 'fovs' list of "
-            f"{{'fov', 'shape', 'times_min', ...}} entries): {type(e).__name__}: {e}"
-        ) from e
+    path, truth, fovs = _load_truth_json(truth_dir)
     for f, entry in fovs.items():
         if "shape" not in entry or "times_min" not in entry:
             raise ValueError(
@@ -44,35 +32,6 @@ def _load_truth(
     listed = truth.get("fl_channels")
     channels = None if listed is None else sorted(int(c) for c in listed)
     return fovs, channels
-
-
-def _load_manifest(out_dir: Path) -> dict[str, Any]:
-    import yaml
-
-    path = out_dir / MANIFEST
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"no {MANIFEST} in {str(out_dir)!r}: OUTPUT_DIR must be the output_dir of "
-            "a finished run (run snakemake until the aggregate step has written it)."
-        )
-    manifest = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("results"), dict):
-        raise ValueError(
-            f"{str(path)!r} has no 'results' mapping; it is not a pyama-steps "
-            "manifest (algorithms.md §6.2). Rerun the aggregate step."
-        )
-    return manifest
-
-
-def _resolve(out_dir: Path, rel: str, what: str) -> Path:
-    path = Path(rel)
-    path = path if path.is_absolute() else out_dir / path
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{what} {str(path)!r} is listed in {MANIFEST} but missing; rerun the "
-            "workflow so that it is written again."
-        )
-    return path
 
 
 def _channel_paths(out_dir: Path, items: Any, what: str) -> dict[int, Path]:

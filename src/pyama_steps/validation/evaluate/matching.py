@@ -8,6 +8,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from pyama_steps._arrays import check_label_array, check_no_negative_ids
 from pyama_steps._typing import LabelArray
 from pyama_steps._validate import check_fraction
 from pyama_steps.tracking import assign, overlap_pairs
@@ -21,19 +22,9 @@ _MAX_PAIR_KEY: Final = 2**62
 
 
 def _check_label_frame(labels: object, name: str) -> LabelArray:
-    if not isinstance(labels, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array, got {type(labels).__name__!r}")
-    if labels.ndim != 2:
-        raise ValueError(f"{name} must be a (Y, X) array, got shape {labels.shape!r}")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise TypeError(f"{name} must have an integer dtype, got {labels.dtype!r}")
-    if labels.size and np.issubdtype(labels.dtype, np.signedinteger):
-        lo = int(labels.min())
-        if lo < 0:
-            raise ValueError(
-                f"{name} must hold non-negative labels (0 = background), got {lo}"
-            )
-    return labels
+    checked = check_label_array(labels, name)
+    check_no_negative_ids(checked, name, what="labels")
+    return checked
 
 
 def _compact(labels: LabelArray) -> tuple[Int64Array, Int64Array]:

@@ -62,7 +62,7 @@ class _Divisions(_Rods):
                     expr=st.expr[mother].copy(),
                 )
             )
-        xs, ys, angs = [], [], []
+        offs, angs = [], []
         for sign, uid in zip((1.0, -1.0), uids, strict=True):
             ang = axis + math.pi / 2.0 + rng.normal(0.0, 0.2)
             a_, b_ = _semi_axes(area_d, st.aspect[uid])
@@ -78,19 +78,9 @@ class _Divisions(_Rods):
                     list(st.phi[uid]),
                 )[0]
             )
-            off = r_in + gap / 2.0 + 0.05
-            xs.append(float(cur.x[k]) + sign * off * ux)
-            ys.append(float(cur.y[k]) + sign * off * uy)
+            offs.append(r_in + gap / 2.0 + 0.05)
             angs.append(ang)
-        daughters = _State(
-            np.array(uids, dtype=np.int64),
-            np.array(xs),
-            np.array(ys),
-            np.array([area_d, area_d]),
-            np.array(angs),
-            np.full(2, cur.vx[k]),
-            np.full(2, cur.vy[k]),
-        )
+        daughters = cur.daughters(k, uids, offs, angs, area=area_d, ux=ux, uy=uy)
         if round_model:
             lo, hi = p.sister_contact_frames
             self._sisters[min(uids)] = [max(uids), int(rng.integers(lo, hi + 1))]

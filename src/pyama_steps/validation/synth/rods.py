@@ -102,8 +102,8 @@ class _Rods(_Cells):
         ux, uy = math.cos(axis), math.sin(axis)
         # The daughters' inner tips meet at the mother's centre.
         off = float(_rod_axes(area_d, width)[0]) + gap / 2.0 + 0.05
-        uids, xs, ys, angs = [], [], [], []
-        for sign in (1.0, -1.0):
+        uids, angs = [], []
+        for _ in range(2):
             uids.append(
                 self._new_rod(
                     rng,
@@ -113,18 +113,8 @@ class _Rods(_Cells):
                     expr=st.expr[mother].copy(),
                 )
             )
-            xs.append(float(cur.x[k]) + sign * off * ux)
-            ys.append(float(cur.y[k]) + sign * off * uy)
             angs.append(axis + rng.normal(0.0, 0.02))
-        return _State(
-            np.array(uids, dtype=np.int64),
-            np.array(xs),
-            np.array(ys),
-            np.array([area_d, area_d]),
-            np.array(angs),
-            np.full(2, cur.vx[k]),
-            np.full(2, cur.vy[k]),
-        )
+        return cur.daughters(k, uids, [off, off], angs, area=area_d, ux=ux, uy=uy)
 
     def _rod_colony(
         self, rng: np.random.Generator, cy: float, cx: float, radius: float

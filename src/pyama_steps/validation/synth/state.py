@@ -87,6 +87,36 @@ class _State:
     def __len__(self) -> int:
         return len(self.uid)
 
+    def daughters(
+        self,
+        k: int,
+        uids: list[int],
+        offsets: list[float],
+        angles: list[float],
+        *,
+        area: float,
+        ux: float,
+        uy: float,
+    ) -> _State:
+        """Return the two daughters of entity ``k``, each of area `area`.
+
+        The first lies ``offsets[0]`` along ``(ux, uy)`` from the mother's
+        centre, the second ``offsets[1]`` the other way; both keep her velocity.
+        """
+        xs, ys = [], []
+        for sign, off in zip((1.0, -1.0), offsets, strict=True):
+            xs.append(float(self.x[k]) + sign * off * ux)
+            ys.append(float(self.y[k]) + sign * off * uy)
+        return _State(
+            np.array(uids, dtype=np.int64),
+            np.array(xs),
+            np.array(ys),
+            np.array([area, area]),
+            np.array(angles),
+            np.full(2, self.vx[k]),
+            np.full(2, self.vy[k]),
+        )
+
 
 @dataclass(frozen=True)
 class _Snapshot:
