@@ -40,7 +40,7 @@ for run in RUNS:
             record_outputs(log_path=log[0], files=output)
 
 
-if CONFIG.get("samples"):
+if config.get("samples"):
 
     rule summarize_samples:
         input:

@@ -382,11 +382,13 @@ if workflow.is_main_process:
             )
     for _missing in missing_profile_settings(workflow):
         print(f"pyama-steps: warning: {_missing}", file=sys.stderr)
-# The validated config, defaults filled in; Snakemake's own `config` stays as
-# the user gave it (the rules read their sections from RUNS).
-CONFIG = _validated
+# Snakemake's `config` becomes the validated one, defaults filled in: the
+# report's caption (workflow/report/workflow.rst) reads `snakemake.config`, so a
+# separate validated dict would leave the caption without the defaults.
+config.clear()
+config.update(_validated)
 
-OUT = str(CONFIG["output_dir"]).rstrip("/") or "."
+OUT = str(config["output_dir"]).rstrip("/") or "."
 SAMPLES_SUMMARY = f"{OUT}/samples_summary.tsv"
 
 
@@ -398,7 +400,7 @@ wildcard_constraints:
 
 def report_all(failed):
     manifests = [(run, run.report(failed)) for run in RUNS]
-    if not CONFIG.get("samples"):
+    if not config.get("samples"):
         return
     if failed:  # the summarize_samples rule could not run: write it here
         rows = [(r.sample, r.config["input"], m) for r, m in manifests]
