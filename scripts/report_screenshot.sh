@@ -75,8 +75,11 @@ browser=$(find_chromium)
 if [[ -z $browser ]]; then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
     echo "report_screenshot: installing Debian's chromium" >&2
-    apt-get update -qq >&2 || true
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >&2 || true
+    # one apt-get at a time (scripts/slurm/local_slurm.sh takes the same lock)
+    flock -w 1200 /var/lock/pyama-steps-apt.lock \
+      apt-get -o DPkg::Lock::Timeout=600 update -qq >&2 || true
+    DEBIAN_FRONTEND=noninteractive flock -w 1200 /var/lock/pyama-steps-apt.lock \
+      apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends chromium >&2 || true
     browser=$(find_chromium)
   fi
   if [[ -z $browser ]]; then

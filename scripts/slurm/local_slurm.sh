@@ -66,6 +66,14 @@ DB_PASS="pyama-local-slurm"
 DAEMONS=(munged mariadbd slurmdbd slurmctld slurmd)
 
 log() { echo "local_slurm: $*" >&2; }
+# apt-get, one at a time: the test files run on two pytest workers, and the
+# Chromium install of the report test (scripts/report_screenshot.sh) takes the
+# same lock; dpkg's own lock is waited for too instead of failing at once.
+apt_get() {
+    flock -w 1200 /var/lock/pyama-steps-apt.lock \
+        apt-get -o DPkg::Lock::Timeout=600 "$@"
+}
+
 die() {
     log "ERROR: $*"
     exit 1
@@ -124,11 +132,11 @@ install_packages() {
         chmod 0755 "$policy"
         own_policy=1
     fi
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+    if ! DEBIAN_FRONTEND=noninteractive apt_get install -y --no-install-recommends \
         "${pkgs[@]}" >"$LOG/apt-get.log" 2>&1; then
         # a fresh machine may have no package lists yet
-        DEBIAN_FRONTEND=noninteractive apt-get update >>"$LOG/apt-get.log" 2>&1 || true
-        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        DEBIAN_FRONTEND=noninteractive apt_get update >>"$LOG/apt-get.log" 2>&1 || true
+        DEBIAN_FRONTEND=noninteractive apt_get install -y --no-install-recommends \
             "${pkgs[@]}" >>"$LOG/apt-get.log" 2>&1 || rc=$?
     fi
     if ((own_policy)); then
