@@ -2,7 +2,7 @@
 
 Every step rule of ``workflow/rules`` ends in a ``run:`` block that calls
 :func:`run_step`. Snakemake runs ``run:`` blocks in threads of its own process
-(``--force-use-threads``, set by ``profiles/default`` and by the Snakefile),
+(``--force-use-threads``, which ``profiles/default`` sets),
 and :func:`run_step` hands the work to a pool of ``--cores`` worker processes
 that live as long as the Snakemake process. A worker imports numpy, scipy and
 bioio once, not once per job: on the reference benchmark a separate Python
