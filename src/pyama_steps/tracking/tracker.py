@@ -533,20 +533,7 @@ class LineageTracker:
         )
 
 
-def track_masks(
-    masks: Iterable[BoolArray],
-    *,
-    mode: str = "lineage",
-    connectivity: int = 4,
-    min_iou: float = 0.1,
-    max_gap: int = 2,
-    gap_min_iou: float = 0.1,
-    divisions: bool = True,
-    division_min_overlap: float = 0.4,
-    division_min_frames: int = 4,
-    merge_min_overlap: float = 0.5,
-    split_merged_min_frames: int = 2,
-) -> TrackingResult:
+def track_masks(masks: Iterable[BoolArray], **options: Any) -> TrackingResult:
     """Run tracking pass 1 over a sequence of segmentation frames.
 
     Parameters
@@ -554,10 +541,10 @@ def track_masks(
     masks : iterable of (Y, X) ndarray of bool
         Segmentation frames in frame order; a (T, Y, X) array works too. The
         iterable is consumed one frame at a time.
-    mode, connectivity, min_iou, max_gap, gap_min_iou, divisions, \
-division_min_overlap, division_min_frames, merge_min_overlap, \
-split_merged_min_frames
-        As for :class:`LineageTracker`.
+    **options
+        The keyword options of :class:`LineageTracker` (``mode``,
+        ``connectivity``, ``min_iou``, ...), with its defaults; they are
+        stated once, there.
 
     Returns
     -------
@@ -569,18 +556,7 @@ split_merged_min_frames
     TypeError, ValueError
         As for :class:`LineageTracker` and :meth:`LineageTracker.push`.
     """
-    tracker = LineageTracker(
-        mode=mode,
-        connectivity=connectivity,
-        min_iou=min_iou,
-        max_gap=max_gap,
-        gap_min_iou=gap_min_iou,
-        divisions=divisions,
-        division_min_overlap=division_min_overlap,
-        division_min_frames=division_min_frames,
-        merge_min_overlap=merge_min_overlap,
-        split_merged_min_frames=split_merged_min_frames,
-    )
+    tracker = LineageTracker(**options)
     for mask in masks:
         tracker.push(mask)
     return tracker.finish()
