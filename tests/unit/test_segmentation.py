@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
+from skimage import measure
 
 from pyama_steps import morphology
 from pyama_steps.segmentation import (
@@ -18,6 +19,7 @@ from pyama_steps.segmentation import (
     segment_log_std,
     texture_separation,
 )
+from pyama_steps.segmentation import centres as seg_centres
 from pyama_steps.segmentation import halo as seg_halo
 from pyama_steps.segmentation import masks as seg_masks
 from pyama_steps.segmentation import restore as seg_restore
@@ -613,6 +615,8 @@ def oracle_segment(frame: np.ndarray, **options: object) -> np.ndarray:
         "halo_edge_k": 2.0,
         "junction_px": 3,
         "junction_k": 6.0,
+        "fill_trim_holes": True,
+        "fill_trim_holes_solidity": 0.9,
         "open_size": 3,
         "open_iterations": 2,
         "close_size": 3,
@@ -653,6 +657,7 @@ def oracle_segment(frame: np.ndarray, **options: object) -> np.ndarray:
     outline = None
     junction = None
     edge_level = None
+    level = None
     if opts["halo_trim"]:
         margin = n * float(opts["halo_k"]) * math.exp(stats["mode"])  # type: ignore[arg-type]
         s1 = oracle_window_sum(frame, window)
@@ -705,14 +710,35 @@ def oracle_segment(frame: np.ndarray, **options: object) -> np.ndarray:
                     stats["mode"]
                 )
                 junction = filled & (s1 <= window_level)
-    if opts["open_iterations"]:
-        fg = oracle_erode(fg, opts["open_size"], opts["open_iterations"])  # type: ignore[arg-type]
-        fg = oracle_dilate(fg, opts["open_size"], opts["open_iterations"])  # type: ignore[arg-type]
+    trimmed = bool(opts["halo_trim"]) and level is not None
+
+    def opening(mask: np.ndarray) -> np.ndarray:
+        if not opts["open_iterations"]:
+            return mask
+        mask = oracle_erode(mask, opts["open_size"], opts["open_iterations"])  # type: ignore[arg-type]
+        return oracle_dilate(mask, opts["open_size"], opts["open_iterations"])  # type: ignore[arg-type]
+
+    opened = opening(fg)
+    out = opened
     if opts["close_iterations"]:
-        fg = oracle_dilate(fg, opts["close_size"], opts["close_iterations"])  # type: ignore[arg-type]
-        fg = oracle_erode(fg, opts["close_size"], opts["close_iterations"])  # type: ignore[arg-type]
+        out = oracle_dilate(out, opts["close_size"], opts["close_iterations"])  # type: ignore[arg-type]
+        out = oracle_erode(out, opts["close_size"], opts["close_iterations"])  # type: ignore[arg-type]
     if opts["refill_holes"]:
-        fg = ndi.binary_fill_holes(fg)  # the frame edge is open for the refill
+        out = ndi.binary_fill_holes(out)  # the frame edge is open for the refill
+    if trimmed and opts["fill_trim_holes"]:
+        # the trim's holes that the opening opened: the cells of the opening
+        # of the trimmed mask with its holes filled that hold one, when convex
+        # (regionprops' solidity), holes filled, are added
+        holes = ndi.binary_fill_holes(fg) & ~fg
+        lost = holes & ~ndi.binary_fill_holes(opened)
+        labels, _ = ndi.label(opening(fg | holes))
+        for region in measure.regionprops(labels):
+            cell = labels == region.label
+            if (cell & lost).any() and region.solidity >= float(
+                opts["fill_trim_holes_solidity"]  # type: ignore[arg-type]
+            ):
+                out = out | ndi.binary_fill_holes(cell)
+    fg = out
     if edge_level is not None:
         band = fg & ~oracle_erode(fg, 7, 1)
         fg = oracle_peel(fg, band & (s1 > edge_level), 3)
@@ -1346,6 +1372,126 @@ def test_halo_trim_skipped_for_bright_objects() -> None:
     result = segment_log_std(frame)
     assert dice(result.mask, truth) > 0.85  # 1 px too large: no halo to trim
     assert np.array_equal(result.mask, segment_log_std(frame, halo_trim=False).mask)
+
+
+def bright_centre_cells(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Three dark disks (radius 14) with a 4-px halo and a phase-bright centre.
+
+    The bright centre (radius 7) sits 4 px off the disk's centre, so the dark
+    ring around it is 3 px wide on one side: thinner than the 5 px the
+    default opening (3 x 3, twice) removes. PSF sigma 1.2 px, Poisson noise.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:128, :128]
+    light = np.full((128, 128), 1000.0)
+    truth = np.zeros((128, 128), dtype=bool)
+    for cy, cx in ((40, 40), (40, 90), (90, 64)):
+        d = np.hypot(yy - cy, xx - cx)
+        light[(d >= 14) & (d < 18)] = 1250.0
+        light[d < 14] = 550.0
+        light[np.hypot(yy - cy, xx - cx - 4) < 7] = 1250.0
+        truth |= d < 14
+    light = ndi.gaussian_filter(light, 1.2)
+    return rng.poisson(light).astype(np.uint16), truth
+
+
+def test_trim_holes_filled_before_the_opening() -> None:
+    # The trim removes the bright centres (brighter than the background); the
+    # holes it leaves belong to the cells. Filled before the opening, each
+    # cell is whole; opened first, the thin side of each ring breaks, the
+    # centre is no longer enclosed, and the refill cannot bring it back.
+    for seed in range(3):
+        frame, truth = bright_centre_cells(seed)
+        whole = segment_log_std(frame).mask
+        opened_first = segment_log_std(frame, fill_trim_holes=False).mask
+        _, cells = ndi.label(whole)
+        assert cells == 3
+        assert dice(whole, truth) > 0.95
+        assert np.count_nonzero(truth & ~whole) < 0.05 * np.count_nonzero(truth)
+        # the centres (~3 x 150 px) are missing when the opening runs first
+        assert np.count_nonzero(truth & ~opened_first) > 300
+        assert dice(opened_first, truth) < dice(whole, truth) - 0.1
+        # the oracle pipeline (regionprops' solidity) gives the same masks
+        np.testing.assert_array_equal(whole, oracle_segment(frame))
+        np.testing.assert_array_equal(
+            opened_first, oracle_segment(frame, fill_trim_holes=False)
+        )
+        # a solidity above every cell's keeps the previous order's result
+        np.testing.assert_array_equal(
+            segment_log_std(frame, fill_trim_holes_solidity=1.0).mask, opened_first
+        )
+        # without a trim there are no trim holes: the option changes nothing
+        assert np.array_equal(
+            segment_log_std(frame, halo_trim=False).mask,
+            segment_log_std(frame, halo_trim=False, fill_trim_holes=False).mask,
+        )
+
+
+def test_trim_holes_from_the_removed_pixels() -> None:
+    # The holes of a trimmed mask are found among the pixels the trim removed
+    # from the filled mask: the same as filling the trimmed mask.
+    rng = np.random.default_rng(11)
+    for _ in range(20):
+        raw = ndi.binary_opening(rng.random((60, 80)) < 0.55)
+        filled = ndi.binary_fill_holes(raw)
+        trimmed = filled & (rng.random((60, 80)) < 0.8)
+        expected = ndi.binary_fill_holes(trimmed) & ~trimmed
+        got = seg_centres._trim_holes(trimmed, filled)
+        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(seg_centres._trim_holes(trimmed, None), expected)
+
+
+def oracle_whole_cells(
+    trimmed: np.ndarray, lost: np.ndarray, min_solidity: float
+) -> np.ndarray:
+    """The cells (holes filled) of the full-frame opening that hold a lost pixel."""
+    holes = ndi.binary_fill_holes(trimmed) & ~trimmed
+    whole = oracle_dilate(oracle_erode(trimmed | holes, 3, 2), 3, 2)
+    labels, _ = ndi.label(whole)
+    out = np.zeros_like(trimmed)
+    for region in measure.regionprops(labels):
+        cell = labels == region.label
+        if (cell & lost).any() and region.solidity >= min_solidity:
+            out |= ndi.binary_fill_holes(cell)
+    return out
+
+
+def test_whole_cells_in_crops_match_the_whole_frame() -> None:
+    # Disks with holes, a long band (wider than any first crop, so the crop
+    # grows) and a cell at the frame edge: the crops give the frame's result.
+    yy, xx = np.mgrid[:200, :300]
+    trimmed = np.zeros((200, 300), dtype=bool)
+    for cy, cx, r in ((30, 40, 14), (100, 150, 20), (185, 290, 12), (60, 220, 9)):
+        trimmed |= np.hypot(yy - cy, xx - cx) < r
+    trimmed |= (abs(yy - 150) < 6) & (xx > 20) & (xx < 280)
+    rng = np.random.default_rng(2)
+    trimmed &= rng.random(trimmed.shape) < 0.97  # pinholes
+    holes = ndi.binary_fill_holes(trimmed) & ~trimmed
+    lost = holes & (rng.random(trimmed.shape) < 0.5)
+    lost[150, 100] = True  # in the band
+    lost &= holes | (abs(yy - 150) < 6)
+    for solidity in (0.0, 0.9):
+        got = seg_centres._whole_cells(
+            trimmed,
+            holes,
+            lost,
+            open_size=3,
+            open_iterations=2,
+            min_solidity=solidity,
+        )
+        np.testing.assert_array_equal(got, oracle_whole_cells(trimmed, lost, solidity))
+    # the band (solidity ~1 but not a disk) is kept at 0.9; a ring is not
+    ring = (np.hypot(yy - 100, xx - 100) < 30) & (np.hypot(yy - 100, xx - 100) >= 20)
+    ring_lost = np.zeros_like(ring)
+    ring_lost[100, 75] = True
+    assert not seg_centres._whole_cells(
+        ring,
+        np.zeros_like(ring),
+        ring_lost,
+        open_size=3,
+        open_iterations=2,
+        min_solidity=0.9,
+    ).any()
 
 
 def test_halo_trim_matches_oracle() -> None:
@@ -2182,6 +2328,12 @@ def test_bad_frame(frame: np.ndarray, error: type[Exception], match: str) -> Non
         ({"close_size": 0}, ValueError, "close_size must be an integer >= 1; got 0"),
         ({"close_iterations": -1}, ValueError, "close_iterations must be an integer"),
         ({"refill_holes": "yes"}, TypeError, "refill_holes must be True or False"),
+        ({"fill_trim_holes": 1}, TypeError, "fill_trim_holes must be True or False"),
+        (
+            {"fill_trim_holes_solidity": 1.5},
+            ValueError,
+            r"fill_trim_holes_solidity must be a finite number in \[0\.0, 1\.0\]",
+        ),
         ({"shrink_px": -1}, ValueError, "shrink_px must be an integer >= 0; got -1"),
         ({"split": "watershed2"}, ValueError, "split must be one of"),
         ({"split_h_px": 0.0}, ValueError, r"split_h_px must be a finite number > 0\.0"),

@@ -13,7 +13,10 @@ What lives here:
   mode and sigma), :mod:`~pyama_steps.segmentation.window` (the per-FOV
   window choice, §2.10), :mod:`~pyama_steps.segmentation.masks` (hole filling,
   hysteresis, labelling helpers), :mod:`~pyama_steps.segmentation.halo` (the
-  halo trim), :mod:`~pyama_steps.segmentation.split` (touching cells, minimum
+  halo trim), :mod:`~pyama_steps.segmentation.cleanup` (opening, refill,
+  shrink, split and minimum area, in order),
+  :mod:`~pyama_steps.segmentation.centres` (cells whose phase-bright centre
+  the trim removed), :mod:`~pyama_steps.segmentation.split` (touching cells, minimum
   area), :mod:`~pyama_steps.segmentation.restore` (outline and junction
   restores).
 - The per-FOV segmentation checks (§2.8): :mod:`~pyama_steps.segmentation.stats`

@@ -33,8 +33,7 @@ from pyama_steps._validate import (
     check_int,
     check_real,
 )
-from pyama_steps.morphology import dilate_square as _dilate
-from pyama_steps.morphology import erode_square as _erode
+from pyama_steps.segmentation.cleanup import _open_close_refill, _shrink_and_split
 from pyama_steps.segmentation.halo import (
     _EdgeLevel,
     _halo_trim,
@@ -55,8 +54,6 @@ from pyama_steps.segmentation.restore import (
 from pyama_steps.segmentation.split import (
     _SPLIT_METHODS,
     SplitMethod,
-    _split_and_filter,
-    _watershed_split,
 )
 from pyama_steps.segmentation.texture import (
     _MAX_WINDOW,
@@ -156,6 +153,8 @@ class LogStdOptions:
     halo_edge_k: float | None
     junction_px: int
     junction_k: float | None
+    fill_trim_holes: bool
+    fill_trim_holes_solidity: float
     open_size: int
     open_iterations: int
     close_size: int
@@ -262,6 +261,10 @@ def _cleanup_options(
         "halo_edge_k": optional("halo_edge_k"),
         "junction_px": integer("junction_px", 0),
         "junction_k": optional("junction_k"),
+        "fill_trim_holes": flag("fill_trim_holes"),
+        "fill_trim_holes_solidity": real(
+            "fill_trim_holes_solidity", minimum=0.0, maximum=1.0
+        ),
         "open_size": integer("open_size", 1),
         "open_iterations": integer("open_iterations", 0),
         "close_size": integer("close_size", 1),
@@ -298,6 +301,8 @@ def segment_log_std(
     halo_edge_k: float | None = 2.0,
     junction_px: int = 3,
     junction_k: float | None = 6.0,
+    fill_trim_holes: bool = True,
+    fill_trim_holes_solidity: float = 0.9,
     open_size: int = 3,
     open_iterations: int = 2,
     close_size: int = 3,
@@ -397,6 +402,16 @@ def segment_log_std(
         times the pixel noise (the thin junction line leaves the window darker
         than the broad halo over a background gap). Finite, >= 0; ``None``
         drops the test (the filled threshold mask still applies).
+    fill_trim_holes : bool, optional
+        After a halo trim that ran, keep whole the cells whose phase-bright
+        centre it removed: where the opening opened a hole of the trimmed mask
+        (so the refill could not close it), the cell of the opened mask with
+        its holes filled is added when it is convex (algorithms.md §2.4).
+        Otherwise such a cell comes out as a crescent or in pieces.
+    fill_trim_holes_solidity : float, optional
+        The least solidity (pixels over convex-hull pixels) of such a
+        component; in [0, 1]. Single cells are convex (0.95-0.99); cells
+        joined around a background pocket are not (0.55-0.86).
     open_size, open_iterations : int, optional
         Square element side (>= 1) and number of erosions followed by as many
         dilations (>= 0; 0 disables the opening).
@@ -499,6 +514,8 @@ def segment_log_std(
             "halo_edge_k": halo_edge_k,
             "junction_px": junction_px,
             "junction_k": junction_k,
+            "fill_trim_holes": fill_trim_holes,
+            "fill_trim_holes_solidity": fill_trim_holes_solidity,
             "open_size": open_size,
             "open_iterations": open_iterations,
             "close_size": close_size,
@@ -538,9 +555,10 @@ def _segment(image: RealArray, options: LogStdOptions) -> SegmentationFrame:
     if options.fill_holes:
         mirror_px = options.fill_mirror_px if options.fill_border == "mirror" else 0
         fg = _fill_holes(fg, mirror_px)
+    filled = fg
     fg, halo = _trim_halo(fg, strong, s1, image, mode, options)
     del strong, numerator
-    fg = _open_close_refill(fg, options)
+    fg = _open_close_refill(fg, options, trimmed=halo.trimmed, filled=filled)
     if halo.band_level is not None and s1 is not None:
         fg = _trim_outline_band(fg, s1, halo.band_level, options.halo_block_px)
     del s1
@@ -619,6 +637,9 @@ class _Halo:
 
     # the edge ratio; NaN when the trim did not run or used the noise margin
     edge_ratio: float = math.nan
+    # whether the trim ran (it is skipped without usable background blocks or
+    # when the objects are not darker than the background)
+    trimmed: bool = False
     # the edge level's block values, for the outline band trim
     band_level: npt.NDArray[np.float64] | None = None
     # the pixel tests of the outline and junction restores
@@ -685,36 +706,12 @@ def _trim_halo(
             ),
         )
     band_level = grid if edge_used else None
-    return fg, _Halo(edge_ratio, band_level, outline, junction)
-
-
-def _open_close_refill(fg: BoolArray, options: LogStdOptions) -> BoolArray:
-    """Open, close and refill the mask (§2.4)."""
-    if options.open_iterations:
-        fg = _erode(fg, options.open_size, options.open_iterations)
-        fg = _dilate(fg, options.open_size, options.open_iterations)
-    if options.close_iterations:
-        fg = _dilate(fg, options.close_size, options.close_iterations)
-        fg = _erode(fg, options.close_size, options.close_iterations)
-    if options.refill_holes:
-        # The frame edge is open here: the trim has cleared the bright background
-        # bays that the mirror closed between cells at the edge, and filling
-        # them again would join those cells.
-        fg = _fill_holes(fg)
-    return fg
-
-
-def _shrink_and_split(fg: BoolArray, options: LogStdOptions) -> BoolArray:
-    """Shrink, split touching cells and apply the minimum area (§2.4)."""
-    if options.shrink_px > 0:
-        fg = _erode(fg, 2 * options.shrink_px + 1, 1)
-    if options.split == "watershed":
-        fg = _watershed_split(fg, options.split_h_px)
-    return _split_and_filter(
-        fg,
-        neck_ratio=options.split_neck_ratio if options.split == "neck" else None,
-        min_area=options.min_area_px,
-        keep_edge=options.min_area_keep_edge,
+    return fg, _Halo(
+        edge_ratio=edge_ratio,
+        trimmed=True,
+        band_level=band_level,
+        outline=outline,
+        junction=junction,
     )
 
 
