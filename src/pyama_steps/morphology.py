@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from pyama_steps._typing import BoolArray
 
-__all__ = ["dilate_square", "erode_square", "run_reduce"]
+__all__ = ["dilate_square", "erode_square", "open_square", "run_reduce"]
 
 Reduce: TypeAlias = Callable[..., Any]
 
@@ -85,6 +85,17 @@ def dilate_square(mask: BoolArray, size: int, iterations: int) -> BoolArray:
     before = iterations * ((size - 1) // 2)
     after = iterations * (size // 2)
     return _square_reduce(mask, before, after, np.logical_or, False)
+
+
+def open_square(mask: BoolArray, size: int, iterations: int) -> BoolArray:
+    """Open by a ``size x size`` square: `iterations` erosions, then as many dilations.
+
+    The border rules of :func:`erode_square` and :func:`dilate_square`
+    (algorithms.md §2.4); `mask` itself when `iterations` is 0.
+    """
+    if not iterations:
+        return mask
+    return dilate_square(erode_square(mask, size, iterations), size, iterations)
 
 
 def _square_reduce(

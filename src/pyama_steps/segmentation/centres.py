@@ -16,7 +16,7 @@ import numpy.typing as npt
 from scipy import ndimage as ndi
 
 from pyama_steps._typing import BoolArray
-from pyama_steps.morphology import dilate_square, erode_square
+from pyama_steps.morphology import open_square
 from pyama_steps.segmentation.masks import (
     _fill_holes,
     _label_compact,
@@ -144,10 +144,7 @@ def _open_cells(
 
     `edges` says which sides (top, bottom, left, right) are the frame edge.
     """
-    if open_iterations:
-        mask = erode_square(mask, open_size, open_iterations)
-        mask = dilate_square(mask, open_size, open_iterations)
-    labels, count = ndi.label(mask)
+    labels, count = ndi.label(open_square(mask, open_size, open_iterations))
     inside = np.ones(count + 1, dtype=np.bool_)
     top, bottom, left, right = edges
     if not top:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from pyama_steps._typing import BoolArray
 from pyama_steps.morphology import dilate_square as _dilate
 from pyama_steps.morphology import erode_square as _erode
+from pyama_steps.morphology import open_square
 from pyama_steps.segmentation.centres import _trim_holes, _whole_cells
 from pyama_steps.segmentation.masks import _fill_holes
 from pyama_steps.segmentation.split import _split_and_filter, _watershed_split
@@ -66,10 +67,7 @@ def _open_close_refill(
 
 
 def _open(fg: BoolArray, options: LogStdOptions) -> BoolArray:
-    if not options.open_iterations:
-        return fg
-    fg = _erode(fg, options.open_size, options.open_iterations)
-    return _dilate(fg, options.open_size, options.open_iterations)
+    return open_square(fg, options.open_size, options.open_iterations)
 
 
 def _shrink_and_split(fg: BoolArray, options: LogStdOptions) -> BoolArray:
