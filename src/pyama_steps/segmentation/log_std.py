@@ -495,40 +495,9 @@ def segment_log_std(
     >>> bool(seg.mask[30, 30]), bool(seg.mask[5, 5])
     (True, False)
     """
-    options = _checked_options(
-        {
-            "window": window,
-            "bins": bins,
-            "mode_smooth_bins": mode_smooth_bins,
-            "sigma_estimator": sigma_estimator,
-            "threshold_k": threshold_k,
-            "threshold_low_k": threshold_low_k,
-            "fill_holes": fill_holes,
-            "fill_border": fill_border,
-            "fill_mirror_px": fill_mirror_px,
-            "halo_trim": halo_trim,
-            "halo_k": halo_k,
-            "halo_block_px": halo_block_px,
-            "halo_level": halo_level,
-            "edge_offset_px": edge_offset_px,
-            "halo_edge_k": halo_edge_k,
-            "junction_px": junction_px,
-            "junction_k": junction_k,
-            "fill_trim_holes": fill_trim_holes,
-            "fill_trim_holes_solidity": fill_trim_holes_solidity,
-            "open_size": open_size,
-            "open_iterations": open_iterations,
-            "close_size": close_size,
-            "close_iterations": close_iterations,
-            "refill_holes": refill_holes,
-            "shrink_px": shrink_px,
-            "split": split,
-            "split_h_px": split_h_px,
-            "split_neck_ratio": split_neck_ratio,
-            "min_area_px": min_area_px,
-            "min_area_keep_edge": min_area_keep_edge,
-        }
-    )
+    # Every keyword argument is an option of the same name (LogStdOptions).
+    arguments = locals()
+    options = _checked_options({name: arguments[name] for name in _FIELDS})
     return _segment(check_frame(frame), options)
 
 
