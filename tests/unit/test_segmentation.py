@@ -20,6 +20,7 @@ from pyama_steps.segmentation import (
     texture_separation,
 )
 from pyama_steps.segmentation import centres as seg_centres
+from pyama_steps.segmentation import cleanup as seg_cleanup
 from pyama_steps.segmentation import halo as seg_halo
 from pyama_steps.segmentation import masks as seg_masks
 from pyama_steps.segmentation import restore as seg_restore
@@ -38,11 +39,13 @@ RAW = {
     "shrink_px": 0,
     "split": "none",
     "min_area_px": 0,
+    "min_edge_fraction": 0.0,
 }
 # The parameter values of PyAMA's implementation (algorithms.md §2.2 "Existing").
 EXISTING = {
     "threshold_k": 3.0,
     "mode_smooth_bins": 1,
+    "mode_peak_fraction": 1.0,
     "fill_border": "open",
     "halo_trim": False,
     "open_size": 7,
@@ -53,16 +56,19 @@ EXISTING = {
     "shrink_px": 0,
     "split": "none",
     "min_area_px": 0,
+    "min_edge_fraction": 0.0,
 }
 # Defaults of the previous version of this module (no hysteresis, trim or split).
 PREVIOUS = {
     "threshold_k": 3.0,
     "mode_smooth_bins": 1,
+    "mode_peak_fraction": 1.0,
     "fill_border": "open",
     "halo_trim": False,
     "shrink_px": 1,
     "split": "none",
     "min_area_px": 0,
+    "min_edge_fraction": 0.0,
 }
 DTYPES = [np.uint8, np.uint16, np.float32]
 CROSS = ndi.generate_binary_structure(2, 1)
@@ -128,12 +134,14 @@ def oracle_stats(
     window: int = 3,
     bins: int = 200,
     mode_smooth_bins: int = 11,
+    mode_peak_fraction: float = 0.25,
     sigma_estimator: str = "lower_std",
 ) -> tuple[np.ndarray, dict[str, float]]:
     """N and the statistics of §2.3 from the generic_filter numerator.
 
     The statistics use the valid pixels of even rows and columns; the mode is
-    the bin with the largest count summed over `mode_smooth_bins` bins.
+    the bin with the largest count summed over `mode_smooth_bins` bins, or the
+    lowest separate peak below it (:func:`oracle_peak`).
     """
     numerator = oracle_numerator(frame, window)
     stats = dict.fromkeys(("lo", "hi", "mode", "sigma"), math.nan)
@@ -152,7 +160,7 @@ def oracle_stats(
         sum(int(counts[j]) for j in range(i - half, i + half + 1) if 0 <= j < bins)
         for i in range(bins)
     ]
-    i = summed.index(max(summed))  # the first maximum
+    i = oracle_peak(summed, mode_peak_fraction)
     mode = float((edges[i] + edges[i + 1]) / 2)
     low = log_std[log_std <= mode]
     if low.size < 2:
@@ -163,6 +171,28 @@ def oracle_stats(
         sigma = float(np.sqrt(np.mean((low - mode) ** 2)))
     stats.update(mode=mode, sigma=sigma)
     return numerator, stats
+
+
+def oracle_peak(counts: list[int], fraction: float) -> int:
+    """The mode's bin of §2.3, written out bin by bin.
+
+    The first fullest bin ``top``, unless a bin ``i < top`` is a peak (above its
+    left neighbour, not below its right one) with at least `fraction` of the
+    top count, and its count minus the smallest count between it and ``top``
+    exceeds 3 sqrt(count + that smallest count): the first such bin.
+    """
+    top = counts.index(max(counts))
+    for i in range(top):
+        left = counts[i - 1] if i > 0 else -1
+        valley = min(counts[i : top + 1])
+        if (
+            counts[i] > left
+            and counts[i] >= counts[i + 1]
+            and counts[i] >= fraction * counts[top]
+            and counts[i] - valley > 3.0 * math.sqrt(counts[i] + valley)
+        ):
+            return i
+    return top
 
 
 def oracle_hysteresis(strong: np.ndarray, weak: np.ndarray) -> np.ndarray:
@@ -601,6 +631,7 @@ def oracle_segment(frame: np.ndarray, **options: object) -> np.ndarray:
         "window": 3,
         "bins": 200,
         "mode_smooth_bins": 11,
+        "mode_peak_fraction": 0.25,
         "sigma_estimator": "lower_std",
         "threshold_k": 1.25,
         "threshold_low_k": None,
@@ -627,9 +658,16 @@ def oracle_segment(frame: np.ndarray, **options: object) -> np.ndarray:
         "split_neck_ratio": 0.7,
         "min_area_px": 100,
         "min_area_keep_edge": True,
+        "min_edge_fraction": 0.4,
     }
     opts.update(options)
-    keys = ("window", "bins", "mode_smooth_bins", "sigma_estimator")
+    keys = (
+        "window",
+        "bins",
+        "mode_smooth_bins",
+        "mode_peak_fraction",
+        "sigma_estimator",
+    )
     fg, stats = oracle_threshold(
         frame,
         threshold_k=opts["threshold_k"],  # type: ignore[arg-type]
@@ -754,7 +792,32 @@ def oracle_segment(frame: np.ndarray, **options: object) -> np.ndarray:
         fg = oracle_restore_outline(fg, outline)
     if junction is not None:
         fg = oracle_restore_junctions(fg, junction, frame, int(opts["junction_px"]))  # type: ignore[call-overload]
-    return fg
+    return oracle_drop_edgeless(fg, strong, float(opts["min_edge_fraction"]))  # type: ignore[arg-type]
+
+
+def oracle_drop_edgeless(
+    fg: np.ndarray, textured: np.ndarray, fraction: float
+) -> np.ndarray:
+    """The edge test of §2.4, pixel by pixel.
+
+    A pixel of an object is an outline pixel when one of its 8 neighbours in
+    the frame is background; the object goes when fewer than `fraction` of its
+    outline pixels are textured.
+    """
+    if fraction <= 0:
+        return fg
+    labels, count = ndi.label(fg)
+    out = fg.copy()
+    for i in range(1, count + 1):
+        band = textured_band = 0
+        for y, x in zip(*np.nonzero(labels == i), strict=True):
+            window = fg[max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2]
+            if not window.all():
+                band += 1
+                textured_band += bool(textured[y, x])
+        if textured_band < fraction * band:
+            out[labels == i] = False
+    return out
 
 
 def oracle_separate(labels: np.ndarray) -> np.ndarray:
@@ -983,6 +1046,98 @@ def test_histogram_range_too_narrow_for_bins() -> None:
     hi = np.nextafter(1.0, 2.0)
     assert seg_threshold._histogram_mode(np.array([1.0, hi]), 200, 1.0, hi) is None
     assert seg_threshold._histogram_mode(np.array([1.0, 1.0]), 200, 1.0, 1.0) is None
+
+
+def _values_for_counts(counts: list[int]) -> np.ndarray:
+    """Values in [0, 1] whose histogram of len(counts) bins is `counts`."""
+    bins = len(counts)
+    centres = (np.arange(bins) + 0.5) / bins
+    values = np.repeat(centres, counts)
+    return np.concatenate([[0.0, 1.0], values])  # lo = 0, hi = 1
+
+
+def test_lowest_peak_by_hand() -> None:
+    # 10 bins over [0, 1] (the two range values add 1 to bins 0 and 9).
+    # Counts 0, 100, 30, 0, 0, 0, 150, 40, 0, 0: the fullest bin is 6; bin 1
+    # holds 100 >= 0.25 x 150 and rises 100 above the empty valley between
+    # them (> 3 sqrt(100)): it is the mode. With fraction 0.7 (105 > 100) or 1
+    # it is not.
+    values = _values_for_counts([0, 100, 30, 0, 0, 0, 150, 40, 0, 0])
+    mode = seg_threshold._histogram_mode
+    assert mode(values, 10, 0.0, 1.0, 1, 0.25) == pytest.approx(0.15)
+    assert mode(values, 10, 0.0, 1.0, 1, 0.7) == pytest.approx(0.65)
+    assert mode(values, 10, 0.0, 1.0, 1, 1.0) == pytest.approx(0.65)
+    assert mode(values, 10, 0.0, 1.0) == pytest.approx(0.65)  # the default: 1
+
+
+def test_lowest_peak_needs_a_valley_beyond_the_count_noise() -> None:
+    # Bin 2 (400) against the fullest bin 4 (500) across a valley of 300:
+    # 100 > 3 sqrt(700) = 79, a separate peak. With a valley of 350:
+    # 50 < 3 sqrt(750) = 82, a wiggle on one broad peak.
+    mode = seg_threshold._histogram_mode
+    deep = _values_for_counts([0, 200, 400, 300, 500, 200, 0, 0])
+    shallow = _values_for_counts([0, 200, 400, 350, 500, 200, 0, 0])
+    assert mode(deep, 8, 0.0, 1.0, 1, 0.25) == pytest.approx(2.5 / 8)
+    assert mode(shallow, 8, 0.0, 1.0, 1, 0.25) == pytest.approx(4.5 / 8)
+    # The first bin of a plateau is the peak; the lowest of two peaks wins.
+    plateau = _values_for_counts([0, 300, 300, 0, 200, 0, 500, 0])
+    assert mode(plateau, 8, 0.0, 1.0, 1, 0.25) == pytest.approx(1.5 / 8)
+    two = _values_for_counts([200, 0, 300, 0, 500, 0, 0, 0])
+    assert mode(two, 8, 0.0, 1.0, 1, 0.25) == pytest.approx(0.5 / 8)
+    assert mode(two, 8, 0.0, 1.0, 1, 0.5) == pytest.approx(2.5 / 8)
+
+
+def test_lowest_peak_matches_the_oracle() -> None:
+    # Random mixtures of two or three normal peaks, smoothed or not: the
+    # vectorised rule and the bin-by-bin oracle pick the same bin.
+    rng = np.random.default_rng(5)
+    for trial in range(300):
+        k = int(rng.integers(2, 4))
+        parts = [
+            rng.normal(
+                rng.uniform(0, 4), rng.uniform(0.1, 0.6), int(rng.integers(50, 3000))
+            )
+            for _ in range(k)
+        ]
+        values = np.concatenate(parts)
+        lo, hi = float(values.min()), float(values.max())
+        bins = int(rng.choice([20, 50, 200]))
+        smooth = int(rng.choice([1, 5, 11]))
+        fraction = float(rng.choice([0.1, 0.25, 0.6, 1.0]))
+        counts, edges = np.histogram(values, bins=bins, range=(lo, hi))
+        half = smooth // 2
+        summed = [
+            int(sum(counts[max(0, i - half) : i + half + 1])) for i in range(bins)
+        ]
+        i = oracle_peak(summed, fraction)
+        expected = float((edges[i] + edges[i + 1]) / 2)
+        got = seg_threshold._histogram_mode(values, bins, lo, hi, smooth, fraction)
+        assert got == expected, (trial, summed, fraction)
+
+
+def test_cells_that_outnumber_the_background_keep_the_background_mode() -> None:
+    # Cells with textured interiors (iid ±400 ADU on top of the light) cover
+    # 64 % of the frame: their log-STD peak is the fullest bin. The fullest bin
+    # as the mode puts the threshold inside the cells' texture and keeps a
+    # fraction of them; the lowest peak is the background noise, and the
+    # threshold above it keeps every cell pixel and few background ones.
+    rng = np.random.default_rng(3)
+    frame = rng.poisson(1000.0, (160, 160)).astype(np.float64)
+    cells = np.zeros(frame.shape, bool)
+    for y in range(0, 160, 40):
+        for x in range(0, 160, 40):
+            cells[y + 4 : y + 36, x + 4 : x + 36] = True
+    frame[cells] += rng.uniform(-400.0, 400.0, int(cells.sum()))
+    frame = np.rint(np.clip(frame, 0, None)).astype(np.uint16)
+    inner = ndi.binary_erosion(cells, iterations=2)
+    outer = ~ndi.binary_dilation(cells, iterations=2)
+    new = segment_log_std(frame, **RAW)
+    old = segment_log_std(frame, mode_peak_fraction=1.0, **RAW)
+    assert old.mode > new.mode + 0.5
+    assert new.mask[inner].mean() > 0.99
+    assert new.mask[outer].mean() < 0.25
+    assert old.mask[inner].mean() < 0.5
+    np.testing.assert_array_equal(new.mask, oracle_threshold(frame)[0])
 
 
 def test_smoothed_mode_is_stable_under_noise() -> None:
@@ -1750,6 +1905,59 @@ def test_neck_split_keeps_small_cell_on_big_one() -> None:
         mask, neck_ratio=0.7, min_area=0, keep_edge=True
     )
     assert ndi.label(split)[1] == 2
+
+
+def test_edgeless_objects_by_hand() -> None:
+    # Two 15 x 15 squares. The left one's outline (its 15² - 13² = 56 border
+    # pixels) is textured all round: kept. The right one is textured in its
+    # 3 left columns only (19 of its 56 border pixels, 0.34): it goes at 0.4
+    # and stays at 0.3.
+    fg = np.zeros((40, 80), bool)
+    fg[5:20, 5:20] = True
+    fg[5:20, 40:55] = True
+    textured = np.zeros_like(fg)
+    textured[5:20, 5:20] = True
+    textured[8:17, 8:17] = False
+    textured[5:20, 40:43] = True
+    out = seg_cleanup._drop_edgeless(fg, textured, 0.4)
+    assert out[5:20, 5:20].all()
+    assert not out[5:20, 40:55].any()
+    np.testing.assert_array_equal(seg_cleanup._drop_edgeless(fg, textured, 0.3), fg)
+    np.testing.assert_array_equal(seg_cleanup._drop_edgeless(fg, textured, 0.0), fg)
+    np.testing.assert_array_equal(out, oracle_drop_edgeless(fg, textured, 0.4))
+
+
+def test_the_frame_edge_is_no_outline() -> None:
+    # A 6 x 30 cell cut by the bottom edge, textured along its top and sides
+    # (its 40 outline pixels) and not along the frame edge. Fraction 1: kept at
+    # 0.7. Were the frame edge an outline, 28 bottom pixels would join, 24 of
+    # them untextured (44 of 68, 0.65).
+    fg = np.zeros((40, 80), bool)
+    fg[34:40, 40:70] = True
+    textured = fg.copy()
+    textured[37:40, 43:67] = False
+    np.testing.assert_array_equal(seg_cleanup._drop_edgeless(fg, textured, 0.7), fg)
+    assert not seg_cleanup._drop_edgeless(fg, textured[::-1], 0.7).any()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_edgeless_objects_match_the_oracle(seed: int) -> None:
+    # Random disks (some cut by the frame edge, some touching) and a random
+    # texture map denser near the disks' outlines.
+    rng = np.random.default_rng(seed)
+    fg = np.zeros((60, 80), bool)
+    for _ in range(8):
+        cy, cx, r = rng.uniform(0, 60), rng.uniform(0, 80), rng.uniform(3, 11)
+        fg |= disk(fg.shape, cy, cx, r)
+    outline = fg & ~ndi.binary_erosion(fg, iterations=2, border_value=1)
+    textured = (outline & (rng.random(fg.shape) < rng.uniform(0.2, 1.0))) | (
+        rng.random(fg.shape) < 0.1
+    )
+    for fraction in (0.0, 0.25, 0.4, 0.6, 1.0):
+        np.testing.assert_array_equal(
+            seg_cleanup._drop_edgeless(fg, textured, fraction),
+            oracle_drop_edgeless(fg, textured, fraction),
+        )
 
 
 @pytest.mark.parametrize("seed", range(4))

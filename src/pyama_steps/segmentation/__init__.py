@@ -10,11 +10,13 @@ What lives here:
   §2.1-§2.7) and :mod:`~pyama_steps.segmentation.rods` (``rods``, §2.9).
 - One module per stage of log-STD: :mod:`~pyama_steps.segmentation.texture`
   (the log-STD map), :mod:`~pyama_steps.segmentation.threshold` (histogram
-  mode and sigma), :mod:`~pyama_steps.segmentation.window` (the per-FOV
-  window choice, §2.10), :mod:`~pyama_steps.segmentation.masks` (hole filling,
+  mode, the background's peak, and sigma),
+  :mod:`~pyama_steps.segmentation.window` (the per-FOV window choice, §2.10),
+  :mod:`~pyama_steps.segmentation.masks` (hole filling,
   hysteresis, labelling helpers), :mod:`~pyama_steps.segmentation.halo` (the
   halo trim), :mod:`~pyama_steps.segmentation.cleanup` (opening, refill,
-  shrink, split and minimum area, in order),
+  shrink, split and minimum area, in order; last, the objects without an
+  edge),
   :mod:`~pyama_steps.segmentation.centres` (cells whose phase-bright centre
   the trim removed), :mod:`~pyama_steps.segmentation.split` (touching cells, minimum
   area), :mod:`~pyama_steps.segmentation.restore` (outline and junction

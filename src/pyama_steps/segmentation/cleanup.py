@@ -4,25 +4,32 @@ Package-internal: :mod:`pyama_steps.segmentation.log_std` runs them in order.
 The opening, closing and refill, with the cells whose phase-bright centre the
 trim removed kept whole (``fill_trim_holes``,
 :mod:`pyama_steps.segmentation.centres`); then the shrink, the split of
-touching cells and the minimum area.
+touching cells and the minimum area; and the objects without an edge of their
+own (``min_edge_fraction``).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
+
+import numpy as np
 
 from pyama_steps._typing import BoolArray
 from pyama_steps.morphology import dilate_square as _dilate
 from pyama_steps.morphology import erode_square as _erode
 from pyama_steps.morphology import open_square
 from pyama_steps.segmentation.centres import _trim_holes, _whole_cells
-from pyama_steps.segmentation.masks import _fill_holes
+from pyama_steps.segmentation.masks import _fill_holes, _label_compact, _lookup
 from pyama_steps.segmentation.split import _split_and_filter, _watershed_split
 
 if TYPE_CHECKING:
     from pyama_steps.segmentation.log_std import LogStdOptions
 
 __all__: list[str] = []
+
+#: Width (px, chessboard) of the band inside an object's outline that
+#: :func:`_drop_edgeless` measures: its outline pixels.
+EDGE_BAND_PX: Final = 1
 
 
 def _open_close_refill(
@@ -82,3 +89,29 @@ def _shrink_and_split(fg: BoolArray, options: LogStdOptions) -> BoolArray:
         min_area=options.min_area_px,
         keep_edge=options.min_area_keep_edge,
     )
+
+
+def _drop_edgeless(
+    fg: BoolArray, textured: BoolArray, min_fraction: float
+) -> BoolArray:
+    """Remove the objects along whose outline too little texture lies (§2.4).
+
+    A cell's outline is its edge: the phase step makes the local std high all
+    along it. A pocket of background that the hole filling closed between
+    cells and halos, and that the trim then cut loose, has an outline drawn by
+    the fill and the trim instead. An object (4-connected component of `fg`)
+    is removed when fewer than `min_fraction` of the pixels of its outline band
+    (within :data:`EDGE_BAND_PX` px of the background, chessboard; the frame
+    edge is not an outline) are in `textured`.
+    """
+    if min_fraction <= 0.0 or not fg.any():
+        return fg
+    band = fg & ~_erode(fg, 2 * EDGE_BAND_PX + 1, 1)
+    labels, count = _label_compact(fg)
+    in_band = np.bincount(labels[band], minlength=count + 1)
+    with_texture = np.bincount(labels[band & textured], minlength=count + 1)
+    drop = with_texture < min_fraction * in_band
+    drop[0] = False
+    if not drop.any():
+        return fg
+    return fg & ~_lookup(drop, labels)

@@ -30,10 +30,15 @@ from pyama_steps._typing import BoolArray, RealArray
 from pyama_steps._validate import (
     check_bool,
     check_choice,
+    check_fraction,
     check_int,
     check_real,
 )
-from pyama_steps.segmentation.cleanup import _open_close_refill, _shrink_and_split
+from pyama_steps.segmentation.cleanup import (
+    _drop_edgeless,
+    _open_close_refill,
+    _shrink_and_split,
+)
 from pyama_steps.segmentation.halo import (
     _EdgeLevel,
     _halo_trim,
@@ -98,7 +103,8 @@ class SegmentationFrame:
         the sample has no such pixel.
     mode : float
         Centre of the histogram bin with the largest count summed over
-        ``mode_smooth_bins`` bins. NaN when the frame is degenerate (no valid
+        ``mode_smooth_bins`` bins, or of the lowest separate peak below it
+        (``mode_peak_fraction``). NaN when the frame is degenerate (no valid
         sampled pixel, or ``hi == lo``).
     sigma : float
         Spread estimate of the values at or below the mode; 0 when fewer than
@@ -139,6 +145,7 @@ class LogStdOptions:
     window: int | Literal["auto"]
     bins: int
     mode_smooth_bins: int
+    mode_peak_fraction: float
     sigma_estimator: SigmaEstimator
     threshold_k: float
     threshold_low_k: float | None
@@ -166,6 +173,7 @@ class LogStdOptions:
     split_neck_ratio: float
     min_area_px: int
     min_area_keep_edge: bool
+    min_edge_fraction: float
 
 
 _FIELDS: Final = tuple(f.name for f in dataclasses.fields(LogStdOptions))
@@ -216,6 +224,9 @@ def _threshold_options(
         "window": window,
         "bins": check_int(key("bins"), raw["bins"], minimum=1),
         "mode_smooth_bins": smooth,
+        "mode_peak_fraction": check_fraction(
+            key("mode_peak_fraction"), raw["mode_peak_fraction"], allow_zero=False
+        ),
         "sigma_estimator": check_choice(
             key("sigma_estimator"), raw["sigma_estimator"], _SIGMA_ESTIMATORS
         ),
@@ -278,6 +289,7 @@ def _cleanup_options(
         ),
         "min_area_px": integer("min_area_px", 0),
         "min_area_keep_edge": flag("min_area_keep_edge"),
+        "min_edge_fraction": real("min_edge_fraction", minimum=0.0, maximum=1.0),
     }
 
 
@@ -287,6 +299,7 @@ def segment_log_std(
     window: int = 3,
     bins: int = 200,
     mode_smooth_bins: int = 11,
+    mode_peak_fraction: float = 0.25,
     sigma_estimator: SigmaEstimator = "lower_std",
     threshold_k: float = 1.25,
     threshold_low_k: float | None = None,
@@ -314,6 +327,7 @@ def segment_log_std(
     split_neck_ratio: float = 0.7,
     min_area_px: int = 100,
     min_area_keep_edge: bool = True,
+    min_edge_fraction: float = 0.4,
 ) -> SegmentationFrame:
     """Segment one phase-contrast frame by its local log standard deviation.
 
@@ -332,6 +346,11 @@ def segment_log_std(
         The mode is the centre of the bin whose counts, summed over this many
         consecutive bins centred on it, are largest; odd, >= 1 (1: the fullest
         single bin).
+    mode_peak_fraction : float, optional
+        In (0, 1]. The lowest peak of the summed counts with at least this
+        share of the fullest bin's count, past a valley deeper than the
+        counting noise, is the mode (the background's peak; algorithms.md
+        §2.3). 1 keeps the fullest bin.
     sigma_estimator : {'lower_std', 'lower_rms'}, optional
         ``'lower_std'``: standard deviation (ddof 0) of the values at or below
         the mode, about their own mean. ``'lower_rms'``: root mean square of
@@ -437,6 +456,10 @@ def segment_log_std(
         Remove 4-connected components with fewer pixels; >= 0, 0 disables it.
     min_area_keep_edge : bool, optional
         Keep components touching the frame edge whatever their area.
+    min_edge_fraction : float, optional
+        In [0, 1]. Last, a component is removed when less than this share of
+        its outline pixels lies above the threshold: a background pocket
+        closed by the hole filling (§2.4). 0: off.
 
     Returns
     -------
@@ -472,11 +495,12 @@ def segment_log_std(
     a single log-STD value gives an empty mask. PyAMA's implementation instead
     computed ``E[x²] - E[x]²`` in float32, put zero-variance pixels into the
     histogram as log-STD 0, and used a 19 x 19 effective opening with a
-    closing; it had no smoothed mode, edge mirroring, halo trim, split or
-    minimum area (``threshold_k=3, mode_smooth_bins=1, fill_border='open',
+    closing; it had no smoothed mode, lower-peak mode, edge mirroring, halo
+    trim, split, minimum area or edge test (``threshold_k=3,
+    mode_smooth_bins=1, mode_peak_fraction=1, fill_border='open',
     halo_trim=False, open_size=7, open_iterations=3, close_size=7,
     close_iterations=3, refill_holes=False, shrink_px=0, split='none',
-    min_area_px=0`` reproduces its parameters).
+    min_area_px=0, min_edge_fraction=0`` reproduces its parameters).
 
     Erosions treat pixels outside the frame as foreground and dilations treat
     them as background, so the frame edge neither eats nor creates objects.
@@ -511,6 +535,7 @@ def _segment(image: RealArray, options: LogStdOptions) -> SegmentationFrame:
         bins=options.bins,
         smooth=options.mode_smooth_bins,
         estimator=options.sigma_estimator,
+        peak_fraction=options.mode_peak_fraction,
     )
     if stats is None:
         # Constant frame, including an all-zero dropped frame (§2.6): no texture.
@@ -526,13 +551,15 @@ def _segment(image: RealArray, options: LogStdOptions) -> SegmentationFrame:
         fg = _fill_holes(fg, mirror_px)
     filled = fg
     fg, halo = _trim_halo(fg, strong, s1, image, mode, options)
-    del strong, numerator
+    del numerator
     fg = _open_close_refill(fg, options, trimmed=halo.trimmed, filled=filled)
     if halo.band_level is not None and s1 is not None:
         fg = _trim_outline_band(fg, s1, halo.band_level, options.halo_block_px)
     del s1
     fg = _shrink_and_split(fg, options)
     fg = _restore(fg, halo, image, options)
+    fg = _drop_edgeless(fg, strong, options.min_edge_fraction)
+    del strong
     return SegmentationFrame(
         mask=fg,
         lo=stats.lo,
@@ -723,6 +750,7 @@ def _choose_fov_window(
         read,
         bins=options.bins,
         mode_smooth_bins=options.mode_smooth_bins,
+        mode_peak_fraction=options.mode_peak_fraction,
         sigma_estimator=options.sigma_estimator,
     )
     return dataclasses.replace(options, window=window), [line]

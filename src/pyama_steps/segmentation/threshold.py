@@ -13,12 +13,17 @@ from typing import Final, Literal, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["SigmaEstimator"]
+__all__ = ["PEAK_DIP_Z", "SigmaEstimator"]
 
 SigmaEstimator: TypeAlias = Literal["lower_std", "lower_rms"]
 
 
 _SIGMA_ESTIMATORS: Final = ("lower_std", "lower_rms")
+
+
+#: How far, in counting-noise standard deviations, a lower peak of the smoothed
+#: histogram must rise above the valley between it and the fullest bin (§2.3).
+PEAK_DIP_Z: Final = 3.0
 
 
 def _histogram_mode(
@@ -27,14 +32,20 @@ def _histogram_mode(
     lo: float,
     hi: float,
     smooth: int = 1,
+    peak_fraction: float = 1.0,
 ) -> float | None:
-    """Return the centre of the fullest of `bins` equal bins over [lo, hi].
+    """Return the centre of the background's peak of `bins` equal bins over [lo, hi].
 
-    With ``smooth > 1`` (odd) the fullest bin is that of the counts summed over
-    `smooth` consecutive bins centred on each bin (bins beyond the ends count
-    0). ``None`` when the range is empty, or so narrow (a few ulps) that `bins`
-    distinct float64 edges do not exist; numpy would raise there, and the frame
-    is treated as single-valued.
+    With ``smooth > 1`` (odd) the counts are first summed over `smooth`
+    consecutive bins centred on each bin (bins beyond the ends count 0). The
+    mode is the fullest bin, unless a lower peak holds at least
+    `peak_fraction` of its count and a valley deeper than the counting noise
+    (:data:`PEAK_DIP_Z`) separates the two: then the lowest such peak (the
+    background is the least textured part of a frame; a peak above it is the
+    texture of cells, which can outnumber the background). ``peak_fraction =
+    1`` keeps the fullest bin. ``None`` when the range is empty, or so narrow
+    (a few ulps) that `bins` distinct float64 edges do not exist; numpy would
+    raise there, and the frame is treated as single-valued.
     """
     if not hi > lo:
         return None
@@ -49,7 +60,31 @@ def _histogram_mode(
         counts = counts[smooth // 2 : smooth // 2 + bins]
     # argmax returns the first maximum: ties go to the lowest bin (§2.3 item 3).
     i = int(np.argmax(counts))
+    if i > 0 and peak_fraction < 1.0:
+        i = _lowest_peak(counts, i, peak_fraction)
     return float((edges[i] + edges[i + 1]) / 2)
+
+
+def _lowest_peak(counts: npt.NDArray[np.int64], top: int, fraction: float) -> int:
+    """Return the lowest bin below `top` that is a separate peak, else `top`.
+
+    A separate peak is a local maximum (the first bin of a plateau) holding at
+    least `fraction` of ``counts[top]``, whose count exceeds the smallest count
+    between it and `top` (the valley) by more than :data:`PEAK_DIP_Z` times
+    the counting noise of the difference, ``sqrt(peak + valley)``.
+    """
+    c = counts[: top + 1].astype(np.float64)
+    left = np.concatenate(([-1.0], c[:-1]))
+    right = np.concatenate((c[1:], [-1.0]))
+    valley = np.minimum.accumulate(c[::-1])[::-1]
+    peak = (
+        (c > left)
+        & (c >= right)
+        & (c >= fraction * c[top])
+        & (c - valley > PEAK_DIP_Z * np.sqrt(c + valley))
+    )
+    peak[top] = True
+    return int(np.flatnonzero(peak)[0])
 
 
 def _lower_sigma(
@@ -87,6 +122,7 @@ def _sample_statistics(
     bins: int,
     smooth: int,
     estimator: SigmaEstimator,
+    peak_fraction: float = 1.0,
 ) -> _Statistics | None:
     """``lo``, ``hi``, mode and sigma of the log-STD sample (§2.3).
 
@@ -96,7 +132,7 @@ def _sample_statistics(
         return None
     lo = float(values.min())
     hi = float(values.max())
-    mode = _histogram_mode(values, bins, lo, hi, smooth)
+    mode = _histogram_mode(values, bins, lo, hi, smooth, peak_fraction)
     if mode is None:
         return _Statistics(lo=lo, hi=hi, mode=None, sigma=math.nan)
     return _Statistics(

@@ -66,6 +66,7 @@ def texture_separation(
     window: int = 3,
     bins: int = 200,
     mode_smooth_bins: int = 11,
+    mode_peak_fraction: float = 0.25,
     sigma_estimator: SigmaEstimator = "lower_std",
     quantile: float = SEPARATION_QUANTILE,
 ) -> float:
@@ -81,7 +82,7 @@ def texture_separation(
     ----------
     frame : (Y, X) ndarray
         One phase-contrast frame (real; float frames finite).
-    window, bins, mode_smooth_bins, sigma_estimator
+    window, bins, mode_smooth_bins, mode_peak_fraction, sigma_estimator
         As for :func:`segment_log_std`.
     quantile : float, optional
         In (0, 1).
@@ -101,7 +102,11 @@ def texture_separation(
     numerator, _ = _window_sums(image, window, keep_s1=False)
     values = _sample_log_std(numerator, window * window)
     stats = _sample_statistics(
-        values, bins=bins, smooth=mode_smooth_bins, estimator=sigma_estimator
+        values,
+        bins=bins,
+        smooth=mode_smooth_bins,
+        estimator=sigma_estimator,
+        peak_fraction=mode_peak_fraction,
     )
     if stats is None or stats.mode is None or not stats.sigma > 0.0:
         return math.nan
@@ -117,6 +122,7 @@ def choose_window(
     min_separation: float = MIN_SEPARATION,
     bins: int = 200,
     mode_smooth_bins: int = 11,
+    mode_peak_fraction: float = 0.25,
     sigma_estimator: SigmaEstimator = "lower_std",
 ) -> WindowChoice:
     """Pick the smallest window in which the cells stand out of the noise.
@@ -138,7 +144,7 @@ def choose_window(
         Odd window sides in [3, 37], tried in order.
     min_separation : float, optional
         Separation, in noise sigmas, that a window must reach; finite, > 0.
-    bins, mode_smooth_bins, sigma_estimator
+    bins, mode_smooth_bins, mode_peak_fraction, sigma_estimator
         As for :func:`segment_log_std`.
 
     Returns
@@ -159,6 +165,7 @@ def choose_window(
                 window=window,
                 bins=bins,
                 mode_smooth_bins=mode_smooth_bins,
+                mode_peak_fraction=mode_peak_fraction,
                 sigma_estimator=sigma_estimator,
             )
             for f in frames
@@ -177,6 +184,7 @@ def choose_fov_window(
     *,
     bins: int,
     mode_smooth_bins: int,
+    mode_peak_fraction: float,
     sigma_estimator: SigmaEstimator,
 ) -> tuple[int, str]:
     """Choose a FOV's window from its first, middle and last frame (§2.10).
@@ -187,7 +195,7 @@ def choose_fov_window(
         Frames of the FOV.
     read : callable
         ``read(t)`` returns frame ``t``.
-    bins, mode_smooth_bins, sigma_estimator
+    bins, mode_smooth_bins, mode_peak_fraction, sigma_estimator
         As for :func:`choose_window`.
 
     Returns
@@ -204,6 +212,7 @@ def choose_fov_window(
         [read(t) for t in picks if 0 <= t < n],
         bins=bins,
         mode_smooth_bins=mode_smooth_bins,
+        mode_peak_fraction=mode_peak_fraction,
         sigma_estimator=sigma_estimator,
     )
     measured = ", ".join(
