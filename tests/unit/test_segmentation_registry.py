@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,12 @@ from pyama_steps.segmentation import (
     FrameSegmentation,
     LogStdOptions,
     RodsOptions,
+    choose_window,
     get_method,
     method_names,
     segment_log_std,
     segment_rods,
+    texture_separation,
 )
 from pyama_steps.validation import synth
 
@@ -109,3 +112,38 @@ def test_rods_method_is_segment_rods() -> None:
     assert result.log_line.endswith(
         f"cells={reference.n_cells:d} fg=" + (f"{reference.foreground_fraction:.6f}")
     )
+
+
+def test_library_defaults_are_the_configuration_defaults() -> None:
+    # One decision, one value: every keyword default of segment_log_std is the
+    # schema's default for the same segmentation key (window: 3 in the
+    # library, where a caller gives one frame; 'auto' per FOV in the workflow),
+    # and the window choice takes the same histogram defaults.
+    schema = SCHEMA["properties"]["segmentation"]["properties"]
+    library = {
+        name: p.default
+        for name, p in inspect.signature(segment_log_std).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    assert set(library) <= set(schema), set(library) - set(schema)
+    differ = {
+        name: (value, schema[name]["default"])
+        for name, value in library.items()
+        if value != schema[name]["default"]
+    }
+    assert differ == {"window": (3, "auto")}
+    for function in (texture_separation, choose_window):
+        shared = {
+            name: p.default
+            for name, p in inspect.signature(function).parameters.items()
+            if name in library and name != "window"
+        }
+        assert shared == {
+            k: library[k]
+            for k in (
+                "bins",
+                "mode_smooth_bins",
+                "mode_peak_fraction",
+                "sigma_estimator",
+            )
+        }

@@ -70,6 +70,10 @@ from pyama_steps.segmentation.texture import (
 )
 from pyama_steps.segmentation.threshold import (
     _SIGMA_ESTIMATORS,
+    BINS,
+    MODE_PEAK_FRACTION,
+    MODE_SMOOTH_BINS,
+    SIGMA_ESTIMATOR,
     SigmaEstimator,
     _sample_statistics,
 )
@@ -297,10 +301,10 @@ def segment_log_std(
     frame: RealArray,
     *,
     window: int = 3,
-    bins: int = 200,
-    mode_smooth_bins: int = 11,
-    mode_peak_fraction: float = 0.25,
-    sigma_estimator: SigmaEstimator = "lower_std",
+    bins: int = BINS,
+    mode_smooth_bins: int = MODE_SMOOTH_BINS,
+    mode_peak_fraction: float = MODE_PEAK_FRACTION,
+    sigma_estimator: SigmaEstimator = SIGMA_ESTIMATOR,
     threshold_k: float = 1.25,
     threshold_low_k: float | None = None,
     fill_holes: bool = True,

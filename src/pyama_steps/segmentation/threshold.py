@@ -13,12 +13,31 @@ from typing import Final, Literal, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["PEAK_DIP_Z", "SigmaEstimator"]
+__all__ = [
+    "BINS",
+    "MODE_PEAK_FRACTION",
+    "MODE_SMOOTH_BINS",
+    "PEAK_DIP_Z",
+    "SIGMA_ESTIMATOR",
+    "SigmaEstimator",
+]
 
 SigmaEstimator: TypeAlias = Literal["lower_std", "lower_rms"]
 
 
 _SIGMA_ESTIMATORS: Final = ("lower_std", "lower_rms")
+
+# The histogram's defaults (algorithms.md §2.2), written once: segment_log_std
+# and the window choice (texture_separation, choose_window) take them, and the
+# schema's defaults equal them (tests/unit/test_segmentation.py checks).
+#: Histogram bins over [min, max] of the sampled log-STD.
+BINS: Final = 200
+#: The mode's count is summed over this many bins centred on each bin.
+MODE_SMOOTH_BINS: Final = 11
+#: Least share of the fullest bin's count that a lower peak needs (§2.3).
+MODE_PEAK_FRACTION: Final = 0.25
+#: Spread of the log-STD values at or below the mode.
+SIGMA_ESTIMATOR: Final[SigmaEstimator] = "lower_std"
 
 
 #: How far, in counting-noise standard deviations, a lower peak of the smoothed

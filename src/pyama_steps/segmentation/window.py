@@ -19,6 +19,10 @@ from pyama_steps.segmentation.texture import (
     _window_sums,
 )
 from pyama_steps.segmentation.threshold import (
+    BINS,
+    MODE_PEAK_FRACTION,
+    MODE_SMOOTH_BINS,
+    SIGMA_ESTIMATOR,
     SigmaEstimator,
     _sample_statistics,
 )
@@ -64,10 +68,10 @@ def texture_separation(
     frame: RealArray,
     *,
     window: int = 3,
-    bins: int = 200,
-    mode_smooth_bins: int = 11,
-    mode_peak_fraction: float = 0.25,
-    sigma_estimator: SigmaEstimator = "lower_std",
+    bins: int = BINS,
+    mode_smooth_bins: int = MODE_SMOOTH_BINS,
+    mode_peak_fraction: float = MODE_PEAK_FRACTION,
+    sigma_estimator: SigmaEstimator = SIGMA_ESTIMATOR,
     quantile: float = SEPARATION_QUANTILE,
 ) -> float:
     """How far a frame's strongest texture stands above its background noise.
@@ -120,10 +124,10 @@ def choose_window(
     *,
     candidates: Sequence[int] = WINDOW_CANDIDATES,
     min_separation: float = MIN_SEPARATION,
-    bins: int = 200,
-    mode_smooth_bins: int = 11,
-    mode_peak_fraction: float = 0.25,
-    sigma_estimator: SigmaEstimator = "lower_std",
+    bins: int = BINS,
+    mode_smooth_bins: int = MODE_SMOOTH_BINS,
+    mode_peak_fraction: float = MODE_PEAK_FRACTION,
+    sigma_estimator: SigmaEstimator = SIGMA_ESTIMATOR,
 ) -> WindowChoice:
     """Pick the smallest window in which the cells stand out of the noise.
 
