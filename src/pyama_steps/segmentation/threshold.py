@@ -29,7 +29,7 @@ _SIGMA_ESTIMATORS: Final = ("lower_std", "lower_rms")
 
 # The histogram's defaults (algorithms.md §2.2), written once: segment_log_std
 # and the window choice (texture_separation, choose_window) take them, and the
-# schema's defaults equal them (tests/unit/test_segmentation.py checks).
+# schema's defaults equal them (tests/unit/test_segmentation_registry.py checks).
 #: Histogram bins over [min, max] of the sampled log-STD.
 BINS: Final = 200
 #: The mode's count is summed over this many bins centred on each bin.
