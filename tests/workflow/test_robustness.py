@@ -205,11 +205,13 @@ def test_cells_whose_centre_the_trim_removed_stay_whole(holed: Any) -> None:
     # Where the opening cut the thin ring around a trimmed centre, the convex
     # cell of the opening with the trim's holes filled is added (algorithms.md
     # §2.4); otherwise the cell is a crescent or in pieces. Measured: complete
-    # tracks 0.889 vs 0.722, precision 0.952 vs 0.909, recall 0.973 vs 0.952.
+    # tracks 0.944 vs 0.903, precision 0.962 vs 0.939, recall 0.974 vs 0.968
+    # (0.889 vs 0.722 and 0.952 vs 0.909 before the trim's background level
+    # followed the illumination's trend where cells crowd).
     whole, opened = (e.overall for e in holed)
     assert whole["n_eligible_tracks"] >= 40
-    assert whole["complete_fraction"] >= opened["complete_fraction"] + 0.1
-    assert whole["precision"] >= opened["precision"] + 0.03
+    assert whole["complete_fraction"] >= opened["complete_fraction"] + 0.03
+    assert whole["precision"] >= opened["precision"] + 0.015
     assert whole["recall"] >= opened["recall"]
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final
 
 import numpy as np
@@ -36,6 +37,13 @@ _HALO_EXCLUDE_PX: Final = 3
 _HALO_MIN_DARK: Final = 0.25
 # A block is a usable background sample when at least this share of it is background.
 _HALO_MIN_BACKGROUND: Final = 0.1
+# Unusable blocks (§2.4): a quadratic trend needs at least this many usable blocks
+# (twice its six coefficients), and the usable blocks' deviations from it spread
+# with a Gaussian of this many blocks, shrunk towards 0 where the Gaussian's
+# summed weight is below this share of the usable blocks' mean count.
+_FILL_MIN_BLOCKS: Final = 12
+_FILL_SIGMA_BLOCKS: Final = 1.0
+_FILL_FULL_WEIGHT: Final = 0.5
 
 
 @dataclass(frozen=True)
@@ -328,9 +336,9 @@ def _background_grid(
     Background pixels are those of even rows and columns farther than
     `_HALO_EXCLUDE_PX` from every `strong` pixel (square metric). Blocks of
     `block` px start at (0, 0); a block with fewer than `_HALO_MIN_BACKGROUND`
-    of its sampled pixels in the background is unusable and takes the mean of
-    the nearest usable block (Euclidean distance between block indices;
-    scipy's choice on ties). ``None`` when no block is usable.
+    of its sampled pixels in the background is unusable and takes a value
+    interpolated from the usable ones (`_fill_blocks`). ``None`` when no block
+    is usable.
     """
     # The windows overlap, so the sums of the even rows and columns still see
     # every pixel; sampling them quarters the cost. Blocks start on even rows
@@ -359,11 +367,66 @@ def _background_grid(
     grid = np.zeros(usable.shape, dtype=np.float64)
     grid[usable] = sums[usable] / counts[usable]
     if not usable.all():
-        nearest = ndi.distance_transform_edt(
-            ~usable, return_distances=False, return_indices=True
-        )
-        grid = grid[tuple(nearest)]
+        grid = _fill_blocks(grid, np.where(usable, counts, 0))
     return grid
+
+
+def _fill_blocks(
+    grid: npt.NDArray[np.float64], counts: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]:
+    """Give the unusable blocks (``counts == 0``) a level from the usable ones (§2.4).
+
+    The illumination of a microscope falls off smoothly from the centre of the
+    field (vignetting) and the blocks without background are where cells
+    crowd, so an unusable block takes a trend plus the local deviation from
+    it, not a neighbour's level (which, on a slope, is off by the slope over
+    the distance). The trend is the quadratic surface in the block indices
+    fitted to the usable blocks by least squares with weights `counts` (their
+    count-weighted mean when fewer than `_FILL_MIN_BLOCKS` are usable); the
+    deviation is ``Σ counts·G·residual / max(Σ counts·G, f·c̄)``: the usable
+    blocks' residuals averaged with weights ``counts·G``, ``G`` a Gaussian of
+    `_FILL_SIGMA_BLOCKS` blocks, shrunk towards 0 where the usable blocks
+    within its reach weigh less than ``f = _FILL_FULL_WEIGHT`` times their
+    mean count ``c̄`` (it fades to the trend away from them). Usable blocks
+    keep their level.
+
+    Parameters
+    ----------
+    grid : (GY, GX) ndarray of float64
+        Block levels; read where ``counts > 0``.
+    counts : (GY, GX) ndarray of int64
+        Background pixels per usable block, 0 for the unusable ones (at least
+        one is positive).
+
+    Returns
+    -------
+    (GY, GX) ndarray of float64
+    """
+    usable = counts > 0
+    weight = counts.astype(np.float64)
+    rows, cols = grid.shape
+    scale = float(max(rows, cols))
+    y, x = np.mgrid[0:rows, 0:cols].astype(np.float64)
+    y = (y - 0.5 * (rows - 1)) / scale
+    x = (x - 0.5 * (cols - 1)) / scale
+    if np.count_nonzero(usable) >= _FILL_MIN_BLOCKS:
+        terms = np.stack((np.ones_like(y), y, x, y * y, y * x, x * x), axis=-1)
+        root = np.sqrt(weight[usable])
+        coef = np.linalg.lstsq(
+            terms[usable] * root[:, None], grid[usable] * root, rcond=None
+        )[0]
+        trend = terms @ coef
+    else:
+        trend = np.full(grid.shape, np.average(grid[usable], weights=weight[usable]))
+    residual = np.where(usable, grid - trend, 0.0) * weight
+    spread = partial(
+        ndi.gaussian_filter, sigma=_FILL_SIGMA_BLOCKS, mode="nearest", truncate=3.0
+    )
+    # Where the Gaussian sees few usable blocks the deviation shrinks towards
+    # the trend: its weight is at least half the usable blocks' mean count.
+    floor = _FILL_FULL_WEIGHT * float(weight[usable].mean())
+    local = spread(residual) / np.maximum(spread(weight), floor)
+    return np.where(usable, grid, trend + local)
 
 
 def _background_level(

@@ -554,8 +554,11 @@ def _segment(image: RealArray, options: LogStdOptions) -> SegmentationFrame:
         mirror_px = options.fill_mirror_px if options.fill_border == "mirror" else 0
         fg = _fill_holes(fg, mirror_px)
     filled = fg
-    fg, halo = _trim_halo(fg, strong, s1, image, mode, options)
-    del numerator
+    # Windows without texture (a saturated or clipped area) are not background
+    # for the trim's level: they carry no noise and not the illumination.
+    not_background = strong | (numerator == 0) if options.halo_trim else strong
+    fg, halo = _trim_halo(fg, not_background, s1, image, mode, options)
+    del numerator, not_background
     fg = _open_close_refill(fg, options, trimmed=halo.trimmed, filled=filled)
     if halo.band_level is not None and s1 is not None:
         fg = _trim_outline_band(fg, s1, halo.band_level, options.halo_block_px)
@@ -655,7 +658,11 @@ def _trim_halo(
     mode: float,
     options: LogStdOptions,
 ) -> tuple[BoolArray, _Halo]:
-    """Run the halo trim and set up the restores that follow it (§2.4)."""
+    """Run the halo trim and set up the restores that follow it (§2.4).
+
+    `strong` marks the pixels whose neighbourhood is not background: above the
+    threshold or without texture.
+    """
     if not (options.halo_trim and s1 is not None):
         return fg, _Halo()
     filled = fg
