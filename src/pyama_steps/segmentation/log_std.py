@@ -45,7 +45,7 @@ from pyama_steps.segmentation.halo import (
     _level_allowed,
     _trim_outline_band,
 )
-from pyama_steps.segmentation.masks import _fill_holes, _hysteresis
+from pyama_steps.segmentation.masks import _fill_holes
 from pyama_steps.segmentation.registry import (
     FrameSegmentation,
     FrameSource,
@@ -64,7 +64,6 @@ from pyama_steps.segmentation.texture import (
     _MAX_WINDOW,
     _MIN_WINDOW,
     _NumArray,
-    _numerator_threshold,
     _sample_log_std,
     _window_sums,
 )
@@ -76,6 +75,7 @@ from pyama_steps.segmentation.threshold import (
     SIGMA_ESTIMATOR,
     SigmaEstimator,
     _sample_statistics,
+    _threshold_mask,
 )
 from pyama_steps.segmentation.window import choose_fov_window
 
@@ -548,8 +548,10 @@ def _segment(image: RealArray, options: LogStdOptions) -> SegmentationFrame:
         # Single-valued histogram (§2.6): nothing stands out from the background.
         return _empty_result(image.shape, stats.lo, stats.hi)
     mode, sigma = stats.mode, stats.sigma
-    threshold, threshold_low = _thresholds(mode, sigma, options)
-    strong, fg = _threshold_mask(numerator, n, threshold, threshold_low, options)
+    threshold = mode + options.threshold_k * sigma
+    low_k = options.threshold_low_k
+    threshold_low = math.nan if low_k is None else mode + low_k * sigma
+    strong, fg = _threshold_mask(numerator, n, threshold, threshold_low)
     if options.fill_holes:
         mirror_px = options.fill_mirror_px if options.fill_border == "mirror" else 0
         fg = _fill_holes(fg, mirror_px)
@@ -606,32 +608,6 @@ def _empty_result(shape: tuple[int, ...], lo: float, hi: float) -> SegmentationF
 # --------------------------------------------------------------------------------------
 # Stages
 # --------------------------------------------------------------------------------------
-
-
-def _thresholds(
-    mode: float, sigma: float, options: LogStdOptions
-) -> tuple[float, float]:
-    """Return the threshold and the hysteresis' lower one (NaN when off), §2.3."""
-    threshold = mode + options.threshold_k * sigma
-    low_k = options.threshold_low_k
-    threshold_low = math.nan if low_k is None else mode + low_k * sigma
-    return threshold, threshold_low
-
-
-def _threshold_mask(
-    numerator: _NumArray,
-    n: int,
-    threshold: float,
-    threshold_low: float,
-    options: LogStdOptions,
-) -> tuple[BoolArray, BoolArray]:
-    """Return the pixels above the threshold and the foreground (hysteresis)."""
-    # log-STD > t  <=>  N > n²·exp(2t): no logarithm of the whole frame.
-    strong = numerator > _numerator_threshold(threshold, n)
-    if options.threshold_low_k is not None and threshold_low < threshold:
-        weak = numerator > _numerator_threshold(threshold_low, n)
-        return strong, _hysteresis(strong, weak)
-    return strong, strong
 
 
 @dataclass(frozen=True)

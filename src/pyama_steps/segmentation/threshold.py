@@ -13,6 +13,10 @@ from typing import Final, Literal, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
+from pyama_steps._typing import BoolArray
+from pyama_steps.segmentation.masks import _hysteresis
+from pyama_steps.segmentation.texture import _NumArray, _numerator_threshold
+
 __all__ = [
     "BINS",
     "MODE_PEAK_FRACTION",
@@ -157,3 +161,19 @@ def _sample_statistics(
     return _Statistics(
         lo=lo, hi=hi, mode=mode, sigma=_lower_sigma(values, mode, estimator)
     )
+
+
+def _threshold_mask(
+    numerator: _NumArray, n: int, threshold: float, threshold_low: float
+) -> tuple[BoolArray, BoolArray]:
+    """Return the pixels above the threshold and the foreground (hysteresis).
+
+    `threshold_low` is NaN without the hysteresis; a lower threshold not
+    below `threshold` leaves it off too.
+    """
+    # log-STD > t  <=>  N > n²·exp(2t): no logarithm of the whole frame.
+    strong = numerator > _numerator_threshold(threshold, n)
+    if threshold_low < threshold:
+        weak = numerator > _numerator_threshold(threshold_low, n)
+        return strong, _hysteresis(strong, weak)
+    return strong, strong
