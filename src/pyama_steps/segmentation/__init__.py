@@ -7,10 +7,12 @@ What lives here:
   keyed by ``segmentation.method`` (:func:`get_method`); every module that
   defines ``METHOD`` is a method.
 - One module per method: :mod:`~pyama_steps.segmentation.log_std` (``logstd``,
-  §2.1-§2.7) and :mod:`~pyama_steps.segmentation.rods` (``rods``, §2.9).
+  §2.1-§2.7; its options and their check in
+  :mod:`~pyama_steps.segmentation.options`) and
+  :mod:`~pyama_steps.segmentation.rods` (``rods``, §2.9).
 - One module per stage of log-STD: :mod:`~pyama_steps.segmentation.texture`
   (the log-STD map), :mod:`~pyama_steps.segmentation.threshold` (histogram
-  mode, the background's peak, and sigma),
+  mode, the background's peak, sigma, and the threshold masks),
   :mod:`~pyama_steps.segmentation.window` (the per-FOV window choice, §2.10),
   :mod:`~pyama_steps.segmentation.masks` (hole filling,
   hysteresis, labelling helpers), :mod:`~pyama_steps.segmentation.halo` (the

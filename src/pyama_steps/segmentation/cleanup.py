@@ -23,7 +23,7 @@ from pyama_steps.segmentation.masks import _fill_holes, _label_compact, _lookup
 from pyama_steps.segmentation.split import _split_and_filter, _watershed_split
 
 if TYPE_CHECKING:
-    from pyama_steps.segmentation.log_std import LogStdOptions
+    from pyama_steps.segmentation.options import LogStdOptions
 
 __all__: list[str] = []
 
