@@ -89,13 +89,23 @@ def test_log_std_prepare_chooses_the_window_once_per_fov() -> None:
     method = get_method("logstd")
     assert method.prepare is not None
     frames = _frames()
-    fixed = method.options(_section(window=5))
+    fixed = method.options(_section(window=5, mode_guard_k=None))
     assert method.prepare(fixed, len(frames), frames.__getitem__) == (fixed, [])
-    auto = method.options(_section())
+    auto = method.options(_section(mode_guard_k=None))
     assert auto.window == "auto"
     chosen, lines = method.prepare(auto, len(frames), frames.__getitem__)
     assert chosen == dataclasses.replace(auto, window=chosen.window)
     assert lines[0].startswith(f"window={chosen.window} (auto; separation of frames ")
+    # With the mode guard (the default), the FOV's background is measured at
+    # the window chosen (tests/unit/test_mode_guard.py).
+    # (5 frames: the demo preset drops frame 1, and 3 with texture are needed)
+    five = _frames(5)
+    guarded, lines = method.prepare(
+        method.options(_section()), len(five), five.__getitem__
+    )
+    assert guarded.window == 3
+    assert guarded.background is not None
+    assert lines[1].startswith("background log-STD ")
     with pytest.raises(ValueError, match="'auto'"):
         method.segment(frames[0], auto)
 
@@ -123,7 +133,8 @@ def test_library_defaults_are_the_configuration_defaults() -> None:
     library = {
         name: p.default
         for name, p in inspect.signature(segment_log_std).parameters.items()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY
+        # background: the FOV's measurement (prepare), not a config key
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and name != "background"
     }
     assert set(library) <= set(schema), set(library) - set(schema)
     differ = {

@@ -41,6 +41,7 @@ from pyama_steps.segmentation.halo import (
 )
 from pyama_steps.segmentation.masks import _fill_holes
 from pyama_steps.segmentation.options import (
+    _CONFIG_FIELDS,
     _FIELDS,
     FillBorder,
     HaloLevel,
@@ -68,11 +69,12 @@ from pyama_steps.segmentation.threshold import (
     MODE_PEAK_FRACTION,
     MODE_SMOOTH_BINS,
     SIGMA_ESTIMATOR,
+    BackgroundReference,
     SigmaEstimator,
     _sample_statistics,
     _threshold_mask,
 )
-from pyama_steps.segmentation.window import choose_fov_window
+from pyama_steps.segmentation.window import background_reference, choose_fov_window
 
 __all__ = [
     "METHOD",
@@ -113,6 +115,8 @@ class SegmentationFrame:
         The halo trim's edge level relative to the background minus 1
         (``halo_level='edge'``); NaN when the trim did not run or used the
         noise margin.
+    guarded : bool
+        The mode guard moved the mode to the FOV's background level (§2.3).
     """
 
     mask: BoolArray
@@ -124,6 +128,7 @@ class SegmentationFrame:
     threshold_low: float
     foreground_fraction: float
     edge_ratio: float = math.nan
+    guarded: bool = False
 
 
 def segment_log_std(
@@ -134,6 +139,8 @@ def segment_log_std(
     mode_smooth_bins: int = MODE_SMOOTH_BINS,
     mode_peak_fraction: float = MODE_PEAK_FRACTION,
     sigma_estimator: SigmaEstimator = SIGMA_ESTIMATOR,
+    mode_guard_k: float | None = 1.5,
+    background: BackgroundReference | None = None,
     threshold_k: float = 1.25,
     threshold_low_k: float | None = None,
     fill_holes: bool = True,
@@ -188,6 +195,15 @@ def segment_log_std(
         ``'lower_std'``: standard deviation (ddof 0) of the values at or below
         the mode, about their own mean. ``'lower_rms'``: root mean square of
         their distance to the mode.
+    mode_guard_k : float or None, optional
+        With `background`: a mode more than ``mode_guard_k`` of its sigmas
+        above the FOV's background level is the cells' texture, and the mode is
+        the fullest smoothed bin within one sigma of that level (§2.3); finite,
+        >= 1. ``None`` turns the guard off.
+    background : BackgroundReference or None, optional
+        The FOV's background log-STD level and sigma
+        (:func:`~pyama_steps.segmentation.window.background_reference`); the
+        workflow measures it once per FOV. ``None``: no guard.
     threshold_k : float, optional
         Foreground is ``log-STD > mode + threshold_k * sigma``; finite, >= 0.
     threshold_low_k : float or None, optional
@@ -369,6 +385,8 @@ def _segment(image: RealArray, options: LogStdOptions) -> SegmentationFrame:
         smooth=options.mode_smooth_bins,
         estimator=options.sigma_estimator,
         peak_fraction=options.mode_peak_fraction,
+        reference=options.background,
+        guard_k=options.mode_guard_k,
     )
     if stats is None:
         # Constant frame, including an all-zero dropped frame (§2.6): no texture.
@@ -408,6 +426,7 @@ def _segment(image: RealArray, options: LogStdOptions) -> SegmentationFrame:
         threshold_low=threshold_low,
         foreground_fraction=np.count_nonzero(fg) / fg.size,
         edge_ratio=halo.edge_ratio,
+        guarded=stats.guarded,
     )
 
 
@@ -551,7 +570,7 @@ def _restore(
 
 def _config_options(section: Mapping[str, Any]) -> LogStdOptions:
     """Build the options from the ``segmentation`` config section, checked."""
-    raw = {name: section[name] for name in _FIELDS}
+    raw = {name: section[name] for name in _CONFIG_FIELDS}
     return _checked_options(raw, lambda name: f"'segmentation.{name}'", auto=True)
 
 
@@ -572,6 +591,25 @@ def _choose_fov_window(
     return dataclasses.replace(options, window=window), [line]
 
 
+def _prepare_fov(
+    options: LogStdOptions, n_frames: int, read: FrameSource
+) -> tuple[LogStdOptions, list[str]]:
+    """Choose the FOV's window, then measure its background texture (§2.3, §2.10)."""
+    options, lines = _choose_fov_window(options, n_frames, read)
+    if options.mode_guard_k is None:
+        return options, lines
+    reference, line = background_reference(
+        n_frames,
+        read,
+        window=_window_of(options),
+        bins=options.bins,
+        mode_smooth_bins=options.mode_smooth_bins,
+        mode_peak_fraction=options.mode_peak_fraction,
+        sigma_estimator=options.sigma_estimator,
+    )
+    return dataclasses.replace(options, background=reference), [*lines, line]
+
+
 def _method_frame(frame: RealArray, options: LogStdOptions) -> FrameSegmentation:
     """One frame's mask, its figures for the checks and its log line."""
     r = _segment(check_frame(frame), options)
@@ -579,7 +617,7 @@ def _method_frame(frame: RealArray, options: LogStdOptions) -> FrameSegmentation
         f"lo={r.lo:.6g} hi={r.hi:.6g} mode={r.mode:.6g} sigma={r.sigma:.6g} "
         f"threshold={r.threshold:.6g} fg={r.foreground_fraction:.6f} "
         f"edge={r.edge_ratio:.6g}"
-    )
+    ) + (" mode_guarded=1" if r.guarded else "")
     return FrameSegmentation(
         mask=r.mask,
         threshold=r.threshold,
@@ -594,5 +632,5 @@ METHOD: Final = SegmentationMethod[LogStdOptions](
     name="logstd",
     options=_config_options,
     segment=_method_frame,
-    prepare=_choose_fov_window,
+    prepare=_prepare_fov,
 )

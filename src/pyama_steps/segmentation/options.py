@@ -23,7 +23,11 @@ from pyama_steps._validate import (
 )
 from pyama_steps.segmentation.split import _SPLIT_METHODS, SplitMethod
 from pyama_steps.segmentation.texture import _MAX_WINDOW, _MIN_WINDOW
-from pyama_steps.segmentation.threshold import _SIGMA_ESTIMATORS, SigmaEstimator
+from pyama_steps.segmentation.threshold import (
+    _SIGMA_ESTIMATORS,
+    BackgroundReference,
+    SigmaEstimator,
+)
 
 __all__ = ["FillBorder", "HaloLevel", "LogStdOptions"]
 
@@ -48,6 +52,7 @@ class LogStdOptions:
     mode_smooth_bins: int
     mode_peak_fraction: float
     sigma_estimator: SigmaEstimator
+    mode_guard_k: float | None
     threshold_k: float
     threshold_low_k: float | None
     fill_holes: bool
@@ -75,9 +80,12 @@ class LogStdOptions:
     min_area_px: int
     min_area_keep_edge: bool
     min_edge_fraction: float
+    # Not a config key: the FOV's background texture (``prepare``, §2.3).
+    background: BackgroundReference | None = None
 
 
 _FIELDS: Final = tuple(f.name for f in dataclasses.fields(LogStdOptions))
+_CONFIG_FIELDS: Final = tuple(name for name in _FIELDS if name != "background")
 
 
 def _checked_options(
@@ -112,6 +120,14 @@ def _threshold_options(
             f"{key('mode_smooth_bins')} must be an odd integer >= 1; got {smooth!r}"
         )
     threshold_k = check_real(key("threshold_k"), raw["threshold_k"], minimum=0.0)
+    guard_k = raw["mode_guard_k"]
+    if guard_k is not None:
+        guard_k = check_real(key("mode_guard_k"), guard_k, minimum=1.0)
+    background = raw.get("background")
+    if not (background is None or isinstance(background, BackgroundReference)):
+        raise TypeError(
+            f"background must be a BackgroundReference or None, got {background!r}"
+        )
     low_k = raw["threshold_low_k"]
     if low_k is not None:
         low_k = check_real(key("threshold_low_k"), low_k, minimum=0.0)
@@ -131,6 +147,8 @@ def _threshold_options(
         "sigma_estimator": check_choice(
             key("sigma_estimator"), raw["sigma_estimator"], _SIGMA_ESTIMATORS
         ),
+        "mode_guard_k": guard_k,
+        "background": background,
         "threshold_k": threshold_k,
         "threshold_low_k": low_k,
     }

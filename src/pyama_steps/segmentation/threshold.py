@@ -19,10 +19,12 @@ from pyama_steps.segmentation.texture import _NumArray, _numerator_threshold
 
 __all__ = [
     "BINS",
+    "GUARD_SIGMA_RATIO",
     "MODE_PEAK_FRACTION",
     "MODE_SMOOTH_BINS",
     "PEAK_DIP_Z",
     "SIGMA_ESTIMATOR",
+    "BackgroundReference",
     "SigmaEstimator",
 ]
 
@@ -49,6 +51,23 @@ SIGMA_ESTIMATOR: Final[SigmaEstimator] = "lower_std"
 PEAK_DIP_Z: Final = 3.0
 
 
+@dataclass(frozen=True)
+class BackgroundReference:
+    """A FOV's background texture, for the mode guard (algorithms.md §2.3).
+
+    Attributes
+    ----------
+    level : float
+        The background's log-STD: the median histogram mode of a few frames
+        of the FOV (``prepare``, §2.10).
+    sigma : float
+        Their median lower sigma, > 0.
+    """
+
+    level: float
+    sigma: float
+
+
 def _histogram_mode(
     values: npt.NDArray[np.float64],
     bins: int,
@@ -70,6 +89,17 @@ def _histogram_mode(
     (a few ulps) that `bins` distinct float64 edges do not exist; numpy would
     raise there, and the frame is treated as single-valued.
     """
+    histogram = _smoothed_histogram(values, bins, lo, hi, smooth)
+    if histogram is None:
+        return None
+    counts, centres = histogram
+    return float(centres[_mode_bin(counts, peak_fraction)])
+
+
+def _smoothed_histogram(
+    values: npt.NDArray[np.float64], bins: int, lo: float, hi: float, smooth: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] | None:
+    """Return the counts (summed over `smooth` bins) and the bin centres."""
     if not hi > lo:
         return None
     edges = np.linspace(lo, hi, bins + 1)
@@ -81,11 +111,50 @@ def _histogram_mode(
         # with the noise of its counts; the summed counts do not.
         counts = np.convolve(counts, np.ones(smooth, dtype=counts.dtype))
         counts = counts[smooth // 2 : smooth // 2 + bins]
+    return counts, (edges[:-1] + edges[1:]) / 2
+
+
+def _mode_bin(counts: npt.NDArray[np.int64], peak_fraction: float) -> int:
+    """Return the bin of the background's peak (see :func:`_histogram_mode`)."""
     # argmax returns the first maximum: ties go to the lowest bin (§2.3 item 3).
     i = int(np.argmax(counts))
     if i > 0 and peak_fraction < 1.0:
         i = _lowest_peak(counts, i, peak_fraction)
-    return float((edges[i] + edges[i + 1]) / 2)
+    return i
+
+
+#: The mode guard acts on a frame whose lower sigma exceeds the FOV's by this
+#: factor: the log-STD of pure noise has a spread set by the window alone, so
+#: a wider spread below the mode means the mode sits on the cells' texture,
+#: with the background below it (§2.3).
+GUARD_SIGMA_RATIO: Final = 1.25
+
+
+def _guard_bin(
+    counts: npt.NDArray[np.int64],
+    centres: npt.NDArray[np.float64],
+    mode: float,
+    sigma: float,
+    reference: BackgroundReference,
+    guard_k: float,
+) -> int | None:
+    """Return the bin the mode guard takes instead of the mode, or None (§2.3).
+
+    The guard acts when the mode lies more than ``guard_k`` reference sigmas
+    above the FOV's background level and the frame's lower sigma exceeds the
+    reference sigma by :data:`GUARD_SIGMA_RATIO`: the mode is then the
+    fullest smoothed bin within one reference sigma of the level, if any.
+    """
+    if not (
+        mode > reference.level + guard_k * reference.sigma
+        and sigma > GUARD_SIGMA_RATIO * reference.sigma
+    ):
+        return None
+    near = np.flatnonzero(np.abs(centres - reference.level) <= reference.sigma)
+    if near.size == 0:
+        return None
+    # argmax: the lowest of equal counts, as for the mode
+    return int(near[np.argmax(counts[near])])
 
 
 def _lowest_peak(counts: npt.NDArray[np.int64], top: int, fraction: float) -> int:
@@ -137,6 +206,7 @@ class _Statistics:
     hi: float
     mode: float | None  # None: a single-valued histogram (§2.6)
     sigma: float  # NaN without a mode
+    guarded: bool = False  # the mode guard moved the mode (BackgroundReference)
 
 
 def _sample_statistics(
@@ -146,20 +216,36 @@ def _sample_statistics(
     smooth: int,
     estimator: SigmaEstimator,
     peak_fraction: float = 1.0,
+    reference: BackgroundReference | None = None,
+    guard_k: float | None = None,
 ) -> _Statistics | None:
     """``lo``, ``hi``, mode and sigma of the log-STD sample (§2.3).
 
-    ``None`` when the sample is empty (a constant frame, §2.6).
+    ``None`` when the sample is empty (a constant frame, §2.6). `reference`
+    and `guard_k`: the mode guard (:func:`_guard_bin`).
     """
     if values.size == 0:
         return None
     lo = float(values.min())
     hi = float(values.max())
-    mode = _histogram_mode(values, bins, lo, hi, smooth, peak_fraction)
-    if mode is None:
+    histogram = _smoothed_histogram(values, bins, lo, hi, smooth)
+    if histogram is None:
         return _Statistics(lo=lo, hi=hi, mode=None, sigma=math.nan)
+    counts, centres = histogram
+    mode = float(centres[_mode_bin(counts, peak_fraction)])
+    sigma = _lower_sigma(values, mode, estimator)
+    if reference is None or guard_k is None:
+        return _Statistics(lo=lo, hi=hi, mode=mode, sigma=sigma)
+    near = _guard_bin(counts, centres, mode, sigma, reference, guard_k)
+    if near is None:
+        return _Statistics(lo=lo, hi=hi, mode=mode, sigma=sigma)
+    mode = float(centres[near])
     return _Statistics(
-        lo=lo, hi=hi, mode=mode, sigma=_lower_sigma(values, mode, estimator)
+        lo=lo,
+        hi=hi,
+        mode=mode,
+        sigma=_lower_sigma(values, mode, estimator),
+        guarded=True,
     )
 
 

@@ -1,4 +1,8 @@
-"""The per-FOV window choice of ``segmentation.window: auto`` (algorithms.md §2.10)."""
+"""What a FOV's frames share, measured once per FOV before its first frame.
+
+The window choice of ``segmentation.window: auto`` (algorithms.md §2.10) and
+the background texture of the mode guard (§2.3).
+"""
 
 from __future__ import annotations
 
@@ -23,15 +27,18 @@ from pyama_steps.segmentation.threshold import (
     MODE_PEAK_FRACTION,
     MODE_SMOOTH_BINS,
     SIGMA_ESTIMATOR,
+    BackgroundReference,
     SigmaEstimator,
     _sample_statistics,
 )
 
 __all__ = [
     "MIN_SEPARATION",
+    "REFERENCE_FRAMES",
     "SEPARATION_QUANTILE",
     "WINDOW_CANDIDATES",
     "WindowChoice",
+    "background_reference",
     "choose_fov_window",
     "choose_window",
     "texture_separation",
@@ -45,6 +52,21 @@ MIN_SEPARATION: Final = 5.0
 SEPARATION_QUANTILE: Final = 0.99
 #: Frames of a FOV that ``window: auto`` measures (first, middle, last).
 _WINDOW_SAMPLE_FRAMES: Final = 3
+#: Frames of a FOV, evenly spaced from the first to the last, whose median
+#: mode and sigma are its background texture (the mode guard, §2.3): up to two
+#: crowded frames among them do not move it.
+REFERENCE_FRAMES: Final = 5
+#: Least number of those frames with texture (the median of 2 is their mean,
+#: which neither frame holds; a dropped frame has no texture): fewer, and the
+#: FOV is not guarded.
+_REFERENCE_MIN_FRAMES: Final = 3
+
+
+def _spread_frames(n_frames: int, count: int) -> list[int]:
+    """`count` frame indices evenly spaced over ``0 .. n_frames - 1``, distinct."""
+    if n_frames < 1:
+        return []
+    return sorted({round(i * (n_frames - 1) / (count - 1)) for i in range(count)})
 
 
 @dataclass(frozen=True)
@@ -210,10 +232,9 @@ def choose_fov_window(
         The window, the frames measured and each window's separation, for
         the segment job's log.
     """
-    n = n_frames
-    picks = sorted({round(i * (n - 1) / 2) for i in range(_WINDOW_SAMPLE_FRAMES)})
+    picks = _spread_frames(n_frames, _WINDOW_SAMPLE_FRAMES)
     choice = choose_window(
-        [read(t) for t in picks if 0 <= t < n],
+        [read(t) for t in picks],
         bins=bins,
         mode_smooth_bins=mode_smooth_bins,
         mode_peak_fraction=mode_peak_fraction,
@@ -229,3 +250,71 @@ def choose_fov_window(
         f"sigma: {measured})"
     )
     return choice.window, line
+
+
+def background_reference(
+    n_frames: int,
+    read: Callable[[int], RealArray],
+    *,
+    window: int,
+    bins: int,
+    mode_smooth_bins: int,
+    mode_peak_fraction: float,
+    sigma_estimator: SigmaEstimator,
+) -> tuple[BackgroundReference | None, str]:
+    """Measure a FOV's background texture for the mode guard (§2.3).
+
+    The background's log-STD is set by the optics and the camera noise, not
+    by how many cells cover the field, so it stays put over a time-lapse
+    while the cells' share of the histogram grows. The reference is the
+    median histogram mode and the median lower sigma of
+    :data:`REFERENCE_FRAMES` frames spread over the FOV, each measured as
+    :func:`~pyama_steps.segmentation.log_std.segment_log_std` measures a
+    frame without the guard.
+
+    Parameters
+    ----------
+    n_frames : int
+        Frames of the FOV.
+    read : callable
+        ``read(t)`` returns frame ``t``.
+    window, bins, mode_smooth_bins, mode_peak_fraction, sigma_estimator
+        As for :func:`~pyama_steps.segmentation.log_std.segment_log_std`.
+
+    Returns
+    -------
+    reference : BackgroundReference or None
+        None when fewer than 3 of the measured frames have texture (a median
+        that one crowded frame could move), or the median sigma is 0.
+    line : str
+        The reference and the frames measured, for the segment job's log.
+    """
+    picks = _spread_frames(n_frames, REFERENCE_FRAMES)
+    modes: list[float] = []
+    sigmas: list[float] = []
+    for t in picks:
+        numerator, _ = _window_sums(check_frame(read(t)), window, keep_s1=False)
+        stats = _sample_statistics(
+            _sample_log_std(numerator, window * window),
+            bins=bins,
+            smooth=mode_smooth_bins,
+            estimator=sigma_estimator,
+            peak_fraction=mode_peak_fraction,
+        )
+        if stats is not None and stats.mode is not None:
+            modes.append(stats.mode)
+            sigmas.append(stats.sigma)
+    frames = ",".join(map(str, picks))
+    if len(modes) < _REFERENCE_MIN_FRAMES or not float(np.median(sigmas)) > 0.0:
+        return None, (
+            f"background: {len(modes)} of frames {frames} with texture, "
+            f"{_REFERENCE_MIN_FRAMES} needed; mode guard off"
+        )
+    reference = BackgroundReference(
+        level=float(np.median(modes)), sigma=float(np.median(sigmas))
+    )
+    line = (
+        f"background log-STD {reference.level:.6g} (sigma {reference.sigma:.6g}; "
+        f"median of frames {frames})"
+    )
+    return reference, line
