@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 
 from pyama_steps._arrays import check_frame
 from pyama_steps._typing import RealArray
@@ -30,6 +31,7 @@ from pyama_steps.segmentation.threshold import (
     BackgroundReference,
     SigmaEstimator,
     _sample_statistics,
+    _Statistics,
 )
 
 __all__ = [
@@ -67,6 +69,27 @@ def _spread_frames(n_frames: int, count: int) -> list[int]:
     if n_frames < 1:
         return []
     return sorted({round(i * (n_frames - 1) / (count - 1)) for i in range(count)})
+
+
+def _frame_statistics(
+    image: RealArray,
+    window: int,
+    bins: int,
+    smooth: int,
+    peak_fraction: float,
+    estimator: SigmaEstimator,
+) -> tuple[npt.NDArray[np.float64], _Statistics | None]:
+    """Return a checked frame's log-STD sample and its §2.3 statistics (unguarded)."""
+    numerator, _ = _window_sums(image, window, keep_s1=False)
+    values = _sample_log_std(numerator, window * window)
+    stats = _sample_statistics(
+        values,
+        bins=bins,
+        smooth=smooth,
+        estimator=estimator,
+        peak_fraction=peak_fraction,
+    )
+    return values, stats
 
 
 @dataclass(frozen=True)
@@ -125,14 +148,8 @@ def texture_separation(
         raise ValueError(f"window must be odd, got {window}")
     if not 0.0 < quantile < 1.0:
         raise ValueError(f"quantile must be in (0, 1), got {quantile!r}")
-    numerator, _ = _window_sums(image, window, keep_s1=False)
-    values = _sample_log_std(numerator, window * window)
-    stats = _sample_statistics(
-        values,
-        bins=bins,
-        smooth=mode_smooth_bins,
-        estimator=sigma_estimator,
-        peak_fraction=mode_peak_fraction,
+    values, stats = _frame_statistics(
+        image, window, bins, mode_smooth_bins, mode_peak_fraction, sigma_estimator
     )
     if stats is None or stats.mode is None or not stats.sigma > 0.0:
         return math.nan
@@ -293,13 +310,13 @@ def background_reference(
     modes: list[float] = []
     sigmas: list[float] = []
     for t in picks:
-        numerator, _ = _window_sums(check_frame(read(t)), window, keep_s1=False)
-        stats = _sample_statistics(
-            _sample_log_std(numerator, window * window),
-            bins=bins,
-            smooth=mode_smooth_bins,
-            estimator=sigma_estimator,
-            peak_fraction=mode_peak_fraction,
+        _, stats = _frame_statistics(
+            check_frame(read(t)),
+            window,
+            bins,
+            mode_smooth_bins,
+            mode_peak_fraction,
+            sigma_estimator,
         )
         if stats is not None and stats.mode is not None:
             modes.append(stats.mode)
